@@ -1,0 +1,31 @@
+# Two commands on a fresh machine with Python 3.11+: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test bench services lint clean
+
+$(STAMP): requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $(STAMP)
+
+run: $(STAMP)  ## everything: embedded Postgres+pgvector and Redis, migrations, demo data, ASGI, Celery worker and beat
+	$(PY) -m config.stack run
+
+test: $(STAMP)  ## the whole suite against embedded Postgres+pgvector and Redis
+	$(PY) -m config.stack test $(ARGS)
+
+bench: $(STAMP)  ## the benchmarks in bench/, each prints its table
+	$(PY) -m config.stack exec -- $(PY) bench/serving.py $(ARGS)
+
+services: $(STAMP)  ## only the embedded Postgres and Redis, for a shell of your own
+	$(PY) -m config.stack services
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf var staticfiles

@@ -1,0 +1,127 @@
+"""REST API for visitors: thin views over the pipeline, services and selectors."""
+
+from asgiref.sync import async_to_sync
+from django.conf import settings
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.exceptions import APIException, NotFound
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from . import pipeline, services
+from .guard import GuardError
+from .llm.gateway import llm_enabled
+from .models import Conversation, Message
+from .selectors import conversation_get_for_visitor
+from .serializers import (
+    ConversationSerializer,
+    FeedbackSerializer,
+    MessageCreateSerializer,
+    MessageSerializer,
+    TurnSerializer,
+    VisitorSerializer,
+    WidgetConfigSerializer,
+)
+from .streams import NullSink
+from .visitors import visitor_token_issue
+
+
+class ApiError(APIException):
+    def __init__(self, code: str, message: str, status_code: int) -> None:
+        super().__init__(detail=message, code=code)
+        self.status_code = status_code
+
+
+def _own_conversation(request, conversation_id) -> Conversation:
+    conversation = conversation_get_for_visitor(visitor_id=request.user.id, conversation_id=conversation_id)
+    if conversation is None:
+        raise NotFound("No such conversation.", code="conversation_not_found")
+    return conversation
+
+
+class VisitorCreateView(APIView):
+    """A new anonymous visitor and its signed token."""
+
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+
+    @extend_schema(request=None, responses={201: VisitorSerializer})
+    def post(self, request):
+        visitor_id, token = visitor_token_issue()
+        return Response({"visitor_id": visitor_id, "token": token}, status=status.HTTP_201_CREATED)
+
+
+class WidgetConfigView(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+
+    @extend_schema(responses=WidgetConfigSerializer)
+    def get(self, request):
+        return Response({"offline": not llm_enabled(), "max_message_chars": settings.CHAT_MAX_MESSAGE_CHARS})
+
+
+class ConversationCreateView(APIView):
+    @extend_schema(request=None, responses={201: ConversationSerializer})
+    def post(self, request):
+        conversation = services.conversation_for_visitor(
+            visitor_id=request.user.id, conversation_id=None, channel=Conversation.Channel.API
+        )
+        return Response(ConversationSerializer(conversation).data, status=status.HTTP_201_CREATED)
+
+
+class ConversationDetailView(APIView):
+    @extend_schema(responses=ConversationSerializer)
+    def get(self, request, conversation_id):
+        return Response(ConversationSerializer(_own_conversation(request, conversation_id)).data)
+
+
+class MessageListView(APIView):
+    @extend_schema(responses=MessageSerializer(many=True))
+    def get(self, request, conversation_id):
+        conversation = _own_conversation(request, conversation_id)
+        return Response(MessageSerializer(conversation.messages.order_by("sequence"), many=True).data)
+
+    @extend_schema(request=MessageCreateSerializer, responses={201: TurnSerializer})
+    def post(self, request, conversation_id):
+        """Ask a question and wait for the whole answer (use the websocket to stream it)."""
+        conversation = _own_conversation(request, conversation_id)
+        body = MessageCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            turn, frame = async_to_sync(pipeline.answer)(
+                visitor_id=request.user.id, conversation_id=conversation.pk, text=body.validated_data["text"],
+                client_msg_id=body.validated_data["client_msg_id"], channel=Conversation.Channel.API, sink=NullSink(),
+            )
+        except GuardError as exc:
+            raise ApiError(exc.code, str(exc), status.HTTP_400_BAD_REQUEST) from exc
+        question = Message.objects.get(pk=turn.question_id)
+        answer = Message.objects.get(pk=turn.answer_id)
+        data = {"question": MessageSerializer(question).data, "answer": MessageSerializer(answer).data}
+        if frame.get("type") == "error":
+            # The question is stored; the answer failed. 502: the upstream model let us down.
+            return Response({"code": frame["code"], "message": frame["message"], **data}, status=502)
+        return Response(data, status=status.HTTP_201_CREATED)
+
+
+class FeedbackView(APIView):
+    @extend_schema(request=FeedbackSerializer, responses={200: FeedbackSerializer})
+    def post(self, request, message_id):
+        body = FeedbackSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            feedback = services.feedback_set(visitor_id=request.user.id, message_id=message_id, **body.validated_data)
+        except services.NotFound as exc:
+            raise NotFound(str(exc), code=exc.code) from exc
+        return Response(FeedbackSerializer(feedback).data)
+
+
+class HandoffView(APIView):
+    @extend_schema(request=None, responses=ConversationSerializer)
+    def post(self, request, conversation_id):
+        conversation = _own_conversation(request, conversation_id)
+        services.conversation_handoff(conversation=conversation)
+        conversation.refresh_from_db()
+        return Response(ConversationSerializer(conversation).data)
+
+

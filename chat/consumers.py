@@ -1,0 +1,178 @@
+"""`/ws/chat/`: parses frames, calls the pipeline, forwards the conversation's frames.
+
+Frames are in DESIGN.md. A bad frame gets an `error` frame with a stable code and the socket
+stays open. Answers run as background tasks and reach the socket through the conversation's
+channel-layer group, so a reconnecting client (or a second tab) can `resume` them.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from . import pipeline, services
+from .guard import GuardError
+from .models import Conversation, Feedback, Message
+from .selectors import conversation_get_for_visitor, message_get_in_conversation
+from .streams import ConversationBroadcast, conversation_group, stream_log_after
+from .visitors import visitor_id_from_token
+
+
+class FrameError(ValueError):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _optional_str(content: dict[str, Any], key: str, max_length: int = 200) -> str:
+    value = content.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str) or len(value) > max_length:
+        raise FrameError("invalid_frame", f"'{key}' must be a string of at most {max_length} characters.")
+    return value
+
+
+class ChatConsumer(AsyncJsonWebsocketConsumer):
+    async def connect(self) -> None:
+        token = parse_qs(self.scope.get("query_string", b"").decode()).get("token", [""])[0]
+        # Without a (valid) token the socket gets a visitor of its own, which cannot resume elsewhere.
+        self.visitor_id = visitor_id_from_token(token) if token else None
+        self.visitor_id = self.visitor_id or uuid.uuid4().hex
+        self.groups_joined: set[str] = set()
+        self.sent_seq: dict[str, int] = {}
+        self.ended: set[str] = set()
+        self.conversation_id: str | None = None
+        await self.accept()
+
+    async def disconnect(self, code: int) -> None:
+        for group in self.groups_joined:
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
+        try:
+            content = json.loads(text_data) if text_data is not None else None
+        except ValueError:
+            await self.send_error("invalid_json", "Frames must be JSON text.")
+            return
+        if not isinstance(content, dict):
+            await self.send_error("invalid_frame", "A frame is a JSON object with a 'type'.")
+            return
+        await self.receive_json(content)
+
+    async def receive_json(self, content: dict[str, Any], **kwargs: Any) -> None:
+        handler = self.handlers.get(content.get("type"))  # type: ignore[arg-type]
+        if handler is None:
+            await self.send_error("unknown_type", "Unknown frame type; use message, feedback, handoff or resume.")
+            return
+        try:
+            await handler(self, content)
+        except (FrameError, GuardError, services.NotFound) as exc:
+            await self.send_error(exc.code, str(exc))
+
+    async def send_error(self, code: str, message: str, **extra: Any) -> None:
+        await self.send_json({"type": "error", "code": code, "message": message, **extra})
+
+    # --- client frames ---------------------------------------------------------------------------
+
+    async def on_message(self, content: dict[str, Any]) -> None:
+        turn = await pipeline.start_turn(
+            visitor_id=self.visitor_id, conversation_id=content.get("conversation_id"), text=content.get("text"),
+            client_msg_id=_optional_str(content, "client_msg_id", 100), channel=Conversation.Channel.WIDGET,
+        )
+        await self._watch(str(turn.conversation_id))
+        await self.send_json(
+            {"type": "start", "conversation_id": str(turn.conversation_id), "message_id": str(turn.answer_id)}
+        )
+        if turn.repeated:  # the client re-sent a question we have: give it that answer again
+            await self._replay(turn.answer_id, after_seq=0)
+        else:
+            pipeline.launch_turn(turn, ConversationBroadcast(turn.conversation_id, turn.answer_id))
+
+    async def on_feedback(self, content: dict[str, Any]) -> None:
+        value = content.get("value")
+        if value not in Feedback.Value.values:
+            raise FrameError("invalid_feedback", "'value' must be 'up' or 'down'.")
+        await database_sync_to_async(services.feedback_set)(
+            visitor_id=self.visitor_id, message_id=content.get("message_id"), value=value,
+            reason=_optional_str(content, "reason"), comment=_optional_str(content, "comment", 2000),
+        )
+
+    async def on_handoff(self, content: dict[str, Any]) -> None:
+        conversation_id = content.get("conversation_id") or self.conversation_id
+        if conversation_id is None:
+            raise FrameError("no_conversation", "Ask a question first; then a human can take over.")
+        conversation = await self._conversation(conversation_id)
+        await database_sync_to_async(services.conversation_handoff)(conversation=conversation)
+
+    async def on_resume(self, content: dict[str, Any]) -> None:
+        after_seq = content.get("after_seq", 0)
+        if not isinstance(after_seq, int) or isinstance(after_seq, bool) or after_seq < 0:
+            raise FrameError("invalid_frame", "'after_seq' must be a whole number of at least 0.")
+        conversation = await self._conversation(content.get("conversation_id"))
+        message = await database_sync_to_async(message_get_in_conversation)(
+            conversation=conversation, message_id=content.get("message_id")
+        )
+        if message is None or message.role != Message.Role.ASSISTANT:
+            raise FrameError("message_not_found", "No such answer in this conversation.")
+        await self._watch(str(conversation.pk))
+        await self._replay(message.pk, after_seq)
+
+    handlers = {"message": on_message, "feedback": on_feedback, "handoff": on_handoff, "resume": on_resume}
+
+    # --- helpers ---------------------------------------------------------------------------------
+
+    async def _conversation(self, conversation_id: object) -> Conversation:
+        conversation = await database_sync_to_async(conversation_get_for_visitor)(
+            visitor_id=self.visitor_id, conversation_id=conversation_id
+        )
+        if conversation is None:
+            raise FrameError("conversation_not_found", "No such conversation.")
+        return conversation
+
+    async def _watch(self, conversation_id: str) -> None:
+        self.conversation_id = conversation_id
+        group = conversation_group(conversation_id)
+        if group not in self.groups_joined:
+            await self.channel_layer.group_add(group, self.channel_name)
+            self.groups_joined.add(group)
+
+    async def _replay(self, message_id: uuid.UUID, after_seq: int) -> None:
+        """Send what the client missed. Joined the group first, so nothing falls in between;
+        whatever arrives twice is dropped by seq in chat_frame."""
+        mid = str(message_id)
+        self.sent_seq[mid] = max(self.sent_seq.get(mid, 0), after_seq)
+        tokens = await stream_log_after(message_id, after_seq)
+        message = await Message.objects.aget(pk=message_id)
+        if not tokens and after_seq == 0 and message.text and message.status != Message.Status.STREAMING:
+            tokens = [(1, message.text)]  # the token log expired; the whole text is one token
+        for seq, text in tokens:
+            await self.chat_frame({"frame": {"type": "token", "message_id": mid, "seq": seq, "text": text}})
+        if message.status == Message.Status.COMPLETE:
+            await self.chat_frame({"frame": {
+                "type": "end", "message_id": mid, "sources": message.sources, "confidence": message.confidence,
+                "reuse": message.reuse, "latency_ms": message.latency_ms,
+            }})
+        elif message.status == Message.Status.FAILED:
+            await self.chat_frame({"frame": {
+                "type": "error", "code": "generation_failed", "message": "This answer failed.", "message_id": mid,
+            }})
+
+    async def chat_frame(self, event: dict[str, Any]) -> None:
+        """A frame for this conversation, from the channel layer or a replay; each is sent once."""
+        frame = event["frame"]
+        mid = frame.get("message_id", "")
+        if frame["type"] == "token":
+            if frame["seq"] <= self.sent_seq.get(mid, 0):
+                return
+            self.sent_seq[mid] = frame["seq"]
+        elif frame["type"] in ("end", "error") and mid:
+            if mid in self.ended:
+                return
+            self.ended.add(mid)
+        await self.send_json(frame)

@@ -1,0 +1,1 @@
+"""LLM access: the OpenAI-compatible gateway and the offline extractive provider."""

@@ -1,0 +1,152 @@
+"""The gateway to any OpenAI-compatible server (OpenAI, vLLM, Ollama, llama.cpp).
+
+Streaming with the official async client; retries with exponential backoff on 429, 5xx,
+connection errors, timeouts and cut streams, but only before the first token (after it the
+visitor has seen text, and a retry would repeat it); then the fallback model; a circuit breaker
+that fails fast while the endpoint is down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import AsyncIterator, Sequence
+
+import httpx
+import openai
+from django.conf import settings
+
+from .breaker import BreakerState, CircuitBreaker
+from .types import ChatMessage, Delta, LLMError, LLMUnavailable, StreamInterrupted
+
+
+class _StreamCut(Exception):
+    """The stream ended without a finish reason: the server or a proxy dropped it."""
+
+
+_RETRYABLE = (
+    openai.RateLimitError,
+    openai.InternalServerError,
+    openai.APIConnectionError,  # includes APITimeoutError
+    httpx.TransportError,  # raised while iterating a stream: cut connection, read timeout
+    _StreamCut,
+)
+
+
+class _GaveUp(Exception):
+    """Internal: this model failed before its first token; the next model may be tried."""
+
+
+class LLMGateway:
+    def __init__(
+        self, *, base_url: str, api_key: str, model: str, fallback_model: str, timeout: float,
+        max_retries: int, backoff: float, breaker: CircuitBreaker, max_tokens: int, temperature: float,
+    ) -> None:
+        self.base_url, self.api_key, self.timeout = base_url, api_key, timeout
+        self.model, self.fallback_model = model, fallback_model
+        self.max_retries, self.backoff, self.breaker = max_retries, backoff, breaker
+        self.max_tokens, self.temperature = max_tokens, temperature
+        # httpx pools belong to one event loop; the ASGI server has one, tests and sync callers many.
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, openai.AsyncOpenAI] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def _client(self) -> openai.AsyncOpenAI:
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            client = self._clients[loop] = openai.AsyncOpenAI(
+                api_key=self.api_key or "not-needed", base_url=self.base_url or None,
+                timeout=self.timeout, max_retries=0,  # retries are ours: only before the first token
+            )
+        return client
+
+    async def stream(self, messages: Sequence[ChatMessage], *, model: str = "") -> AsyncIterator[Delta]:
+        models = list(dict.fromkeys(m for m in (model or self.model, self.fallback_model) if m))
+        last_error: BaseException | None = None
+        for candidate in models:
+            try:
+                async for delta in self._stream_with_retries(messages, candidate):
+                    yield delta
+                return
+            except _GaveUp as exc:
+                last_error = exc.__cause__
+        raise LLMUnavailable(f"all models failed before answering: {last_error}") from last_error
+
+    async def _stream_with_retries(self, messages: Sequence[ChatMessage], model: str) -> AsyncIterator[Delta]:
+        for attempt in range(self.max_retries + 1):
+            if not self.breaker.allow():
+                raise LLMUnavailable("the LLM circuit breaker is open")
+            started = False
+            try:
+                async for delta in self._call(messages, model):
+                    started = started or bool(delta.text)
+                    yield delta
+            except _RETRYABLE as exc:
+                self.breaker.record_failure()
+                if started:
+                    raise StreamInterrupted(f"the answer stream broke off: {exc!r}") from exc
+                if attempt == self.max_retries:
+                    raise _GaveUp from exc
+                await asyncio.sleep(self.backoff * 2**attempt)
+                continue
+            except openai.APIStatusError as exc:  # 4xx other than 429: retrying will not help
+                if started:
+                    raise LLMError(str(exc)) from exc
+                raise _GaveUp from exc
+            self.breaker.record_success()
+            return
+
+    async def _call(self, messages: Sequence[ChatMessage], model: str) -> AsyncIterator[Delta]:
+        stream = await self._client().chat.completions.create(
+            model=model,
+            messages=[{"role": m.role, "content": m.content} for m in messages],
+            stream=True,
+            stream_options={"include_usage": True},
+            max_tokens=self.max_tokens,
+            temperature=self.temperature,
+        )
+        finished = False
+        async for chunk in stream:
+            if chunk.usage is not None:
+                yield Delta(model=chunk.model, tokens_in=chunk.usage.prompt_tokens,
+                            tokens_out=chunk.usage.completion_tokens)
+            for choice in chunk.choices:
+                if choice.delta.content:
+                    yield Delta(text=choice.delta.content, model=chunk.model)
+                finished = finished or choice.finish_reason is not None
+        if not finished:
+            raise _StreamCut("stream ended without a finish reason")
+
+
+_breaker = CircuitBreaker(failure_threshold=5, reset_seconds=30.0)
+_gateway: tuple[tuple, LLMGateway] | None = None
+
+
+def get_gateway() -> LLMGateway:
+    """The process's gateway, rebuilt when its settings change (the breaker is kept)."""
+    global _gateway
+    key = (settings.OPENAI_BASE_URL, settings.OPENAI_API_KEY, settings.LLM_MODEL, settings.LLM_FALLBACK_MODEL,
+           settings.LLM_TIMEOUT_SECONDS, settings.LLM_MAX_RETRIES, settings.LLM_RETRY_BACKOFF_SECONDS,
+           settings.LLM_MAX_TOKENS, settings.LLM_TEMPERATURE)
+    if _gateway is None or _gateway[0] != key:
+        _breaker.failure_threshold = settings.LLM_BREAKER_FAILURES
+        _breaker.reset_seconds = settings.LLM_BREAKER_RESET_SECONDS
+        _gateway = (key, LLMGateway(
+            base_url=settings.OPENAI_BASE_URL, api_key=settings.OPENAI_API_KEY, model=settings.LLM_MODEL,
+            fallback_model=settings.LLM_FALLBACK_MODEL, timeout=settings.LLM_TIMEOUT_SECONDS,
+            max_retries=settings.LLM_MAX_RETRIES, backoff=settings.LLM_RETRY_BACKOFF_SECONDS, breaker=_breaker,
+            max_tokens=settings.LLM_MAX_TOKENS, temperature=settings.LLM_TEMPERATURE,
+        ))
+    return _gateway[1]
+
+
+def llm_enabled() -> bool:
+    return bool(settings.OPENAI_API_KEY or settings.OPENAI_BASE_URL)
+
+
+def breaker_health_check() -> tuple[bool, str]:
+    if not llm_enabled():
+        return True, "offline mode (no LLM configured)"
+    state = _breaker.state
+    return state is not BreakerState.OPEN, f"breaker {state}"

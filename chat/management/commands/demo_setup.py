@@ -1,0 +1,58 @@
+import json
+import os
+
+from django.conf import settings
+from django.contrib.auth.models import Group, Permission, User
+from django.core.management.base import BaseCommand
+from tqdm import tqdm
+
+from experiments.models import PromptVersion
+from experiments.services import prompt_version_create
+from knowledge.services import json_file_ingest
+
+DEMO_DIR = settings.BASE_DIR / "demo"
+PROMPT_NAME = "coach"
+
+# group -> app labels whose models it may manage (view for chat: trainers read conversations)
+GROUP_PERMISSIONS = {
+    "Trainers": {"view": ["chat"], "all": ["review"]},
+    "Operators": {"view": ["chat", "review", "monitoring"], "all": ["knowledge", "experiments", "django_celery_beat"]},
+}
+DEMO_USERS = [("admin", None, True), ("trainer", "Trainers", False), ("operator", "Operators", False)]
+
+
+class Command(BaseCommand):
+    help = "Load the demo knowledge base, prompt, groups and logins (idempotent)."
+
+    def handle(self, *args, **options):
+        self._groups()
+        password = os.environ.get("DEMO_PASSWORD", "spotter-demo")
+        for username, group, superuser in DEMO_USERS:
+            self._user(username, password, group, superuser)
+        if not PromptVersion.objects.filter(name=PROMPT_NAME).exists():
+            prompt_version_create(name=PROMPT_NAME, system_prompt=(DEMO_DIR / "prompt.md").read_text().strip())
+        mapping = json.loads((DEMO_DIR / "exercises.mapping.json").read_text())
+        with tqdm(desc="knowledge base", unit="doc") as bar:
+            report = json_file_ingest(
+                path=DEMO_DIR / "free-exercise-db" / "exercises.json", mapping=mapping,
+                source_name="free-exercise-db", progress=bar.update,
+            )
+        self.stdout.write(f"knowledge base: {report.created} new, {report.updated} changed, {report.unchanged} unchanged")
+        self.stdout.write("demo logins (password '%s'): %s" % (password, ", ".join(u for u, _, _ in DEMO_USERS)))
+
+    def _groups(self) -> None:
+        for name, rules in GROUP_PERMISSIONS.items():
+            group, _ = Group.objects.get_or_create(name=name)
+            perms = Permission.objects.filter(content_type__app_label__in=rules["all"])
+            perms |= Permission.objects.filter(content_type__app_label__in=rules["view"], codename__startswith="view_")
+            group.permissions.set(perms)
+
+    def _user(self, username: str, password: str, group: str | None, superuser: bool) -> None:
+        user, created = User.objects.get_or_create(
+            username=username, defaults={"is_staff": True, "is_superuser": superuser, "email": f"{username}@example.com"}
+        )
+        if created:
+            user.set_password(password)
+            user.save()
+        if group:
+            user.groups.add(Group.objects.get(name=group))

@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+import uuid
+
+from .models import Conversation, Message
+
+
+def conversation_get_for_visitor(*, visitor_id: str, conversation_id: object) -> Conversation | None:
+    try:
+        pk = uuid.UUID(str(conversation_id))
+    except ValueError:
+        return None
+    return Conversation.objects.filter(pk=pk, visitor_id=visitor_id).first()
+
+
+def message_get_in_conversation(*, conversation: Conversation, message_id: object) -> Message | None:
+    try:
+        pk = uuid.UUID(str(message_id))
+    except ValueError:
+        return None
+    return Message.objects.filter(pk=pk, conversation=conversation).first()
+
+
+def recent_turns(*, conversation_id: uuid.UUID, before_sequence: int, limit: int) -> list[Message]:
+    """The last complete exchanges before a question, oldest first, for the LLM context."""
+    messages = Message.objects.filter(
+        conversation_id=conversation_id, sequence__lt=before_sequence, status=Message.Status.COMPLETE,
+        role__in=[Message.Role.USER, Message.Role.ASSISTANT],
+    ).order_by("-sequence")[:limit]
+    return list(reversed(messages))

@@ -1,0 +1,123 @@
+"""Writes for conversations, messages and feedback. Sync, called from the pipeline through
+database_sync_to_async; status changes are guarded updates."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from .models import Conversation, Feedback, Message
+
+
+class NotFound(LookupError):
+    """Unknown, or belonging to another visitor: the caller cannot tell which, on purpose."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class TurnRecords:
+    conversation: Conversation
+    question: Message
+    answer: Message
+    repeated: bool  # the client re-sent a client_msg_id we already have
+
+
+def _parse_uuid(value: object, code: str, what: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError as exc:
+        raise NotFound(code, f"No such {what}.") from exc
+
+
+def conversation_for_visitor(*, visitor_id: str, conversation_id: object | None, channel: str) -> Conversation:
+    if conversation_id in (None, ""):
+        return Conversation.objects.create(visitor_id=visitor_id, channel=channel)
+    pk = _parse_uuid(conversation_id, "conversation_not_found", "conversation")
+    conversation = Conversation.objects.filter(pk=pk, visitor_id=visitor_id).first()
+    if conversation is None:
+        raise NotFound("conversation_not_found", "No such conversation.")
+    return conversation
+
+
+def turn_start(*, conversation: Conversation, text: str, client_msg_id: str, pii_redacted: bool) -> TurnRecords:
+    """Store the question and an empty answer in `streaming` state, before anything can fail."""
+    try:
+        return _turn_create(conversation, text, client_msg_id, pii_redacted)
+    except IntegrityError:
+        # A concurrent or repeated send of the same client_msg_id: hand back what exists.
+        question = Message.objects.get(conversation=conversation, client_msg_id=client_msg_id)
+        answer = Message.objects.get(reply_to=question)
+        return TurnRecords(conversation, question, answer, repeated=True)
+
+
+@transaction.atomic
+def _turn_create(conversation: Conversation, text: str, client_msg_id: str, pii_redacted: bool) -> TurnRecords:
+    Conversation.objects.select_for_update().filter(pk=conversation.pk).update(updated_at=timezone.now())
+    if client_msg_id:
+        existing = Message.objects.filter(conversation=conversation, client_msg_id=client_msg_id).first()
+        if existing is not None:
+            return TurnRecords(conversation, existing, Message.objects.get(reply_to=existing), repeated=True)
+    last = Message.objects.filter(conversation=conversation).aggregate(m=Max("sequence"))["m"] or 0
+    question = Message.objects.create(
+        conversation=conversation, sequence=last + 1, role=Message.Role.USER, text=text,
+        client_msg_id=client_msg_id, pii_redacted=pii_redacted,
+    )
+    answer = Message.objects.create(
+        conversation=conversation, sequence=last + 2, role=Message.Role.ASSISTANT,
+        status=Message.Status.STREAMING, reply_to=question,
+    )
+    return TurnRecords(conversation, question, answer, repeated=False)
+
+
+def answer_complete(*, message_id: uuid.UUID, text: str, facts: dict[str, Any]) -> bool:
+    updated = Message.objects.filter(pk=message_id, status=Message.Status.STREAMING).update(
+        text=text, status=Message.Status.COMPLETE, completed_at=timezone.now(), **facts
+    )
+    return updated == 1
+
+
+def answer_fail(*, message_id: uuid.UUID, partial_text: str, error: str, timings: dict[str, Any]) -> bool:
+    updated = Message.objects.filter(pk=message_id, status=Message.Status.STREAMING).update(
+        text=partial_text, status=Message.Status.FAILED, error=error[:2000], completed_at=timezone.now(),
+        timings=timings,
+    )
+    return updated == 1
+
+
+def stale_streaming_fail(*, older_than: timedelta) -> int:
+    """Answers left `streaming` by a process that died are failed, never left hanging."""
+    return Message.objects.filter(
+        status=Message.Status.STREAMING, created_at__lt=timezone.now() - older_than
+    ).update(status=Message.Status.FAILED, error="the answering process stopped", completed_at=timezone.now())
+
+
+def feedback_set(*, visitor_id: str, message_id: object, value: str, reason: str = "", comment: str = "") -> Feedback:
+    pk = _parse_uuid(message_id, "message_not_found", "message")
+    message = Message.objects.filter(
+        pk=pk, role=Message.Role.ASSISTANT, conversation__visitor_id=visitor_id
+    ).first()
+    if message is None:
+        raise NotFound("message_not_found", "No such answer.")
+    feedback, _ = Feedback.objects.update_or_create(
+        message=message, defaults={"value": value, "reason": reason[:200], "comment": comment}
+    )
+    return feedback
+
+
+def conversation_handoff(*, conversation: Conversation) -> bool:
+    """Ask for a human; only an open conversation can be handed off."""
+    return Conversation.objects.filter(pk=conversation.pk, status=Conversation.Status.OPEN).update(
+        status=Conversation.Status.HANDOFF
+    ) == 1
+
+

@@ -1,0 +1,321 @@
+/* Spotter chat widget: one <script> tag, no build step.
+ *
+ *   <script src="https://spotter.example/widget.js" data-server="https://spotter.example"
+ *           data-theme="light|dark" data-title="Ask us" data-open="false" async></script>
+ *
+ * Rendered in a shadow root so the host page's CSS cannot break it (nor it the page's).
+ * All text from the server is set with textContent: an answer containing <script> is text.
+ */
+(function () {
+  "use strict";
+  var script = document.currentScript;
+  if (!script || window.__spotterWidget) return;
+  window.__spotterWidget = true;
+
+  var data = script.dataset;
+  var server = (data.server || new URL(script.src, location.href).origin).replace(/\/$/, "") || location.origin;
+  var serverUrl = new URL(server || location.origin, location.href);
+  var theme = data.theme === "dark" ? "dark" : "light";
+  var storeKey = "spotter:" + serverUrl.host + ":";
+
+  var CSS = [
+    ":host{all:initial}",
+    "*{box-sizing:border-box;font-family:system-ui,-apple-system,'Segoe UI',sans-serif}",
+    ".root{--bg:#fff;--fg:#1f2933;--muted:#616e7c;--line:#e4e7eb;--accent:#2563eb;--me:#2563eb;--me-fg:#fff;--bot:#f1f5f9}",
+    ".root.dark{--bg:#1f2933;--fg:#f5f7fa;--muted:#9aa5b1;--line:#3e4c59;--accent:#60a5fa;--me:#3b82f6;--bot:#323f4b}",
+    ".launcher{position:fixed;right:20px;bottom:20px;z-index:2147483000;border:0;border-radius:999px;padding:14px 20px;",
+    "background:var(--accent);color:#fff;font-size:15px;font-weight:600;cursor:pointer;box-shadow:0 6px 20px rgba(0,0,0,.2)}",
+    ".panel{position:fixed;right:20px;bottom:20px;z-index:2147483001;width:380px;height:600px;max-height:calc(100vh - 40px);",
+    "display:flex;flex-direction:column;background:var(--bg);color:var(--fg);border:1px solid var(--line);border-radius:14px;",
+    "box-shadow:0 12px 40px rgba(0,0,0,.25);overflow:hidden}",
+    ".panel[hidden],.launcher[hidden]{display:none}",
+    "header{display:flex;align-items:center;gap:8px;padding:12px 14px;border-bottom:1px solid var(--line)}",
+    "header h2{flex:1;margin:0;font-size:16px}",
+    ".mode{font-size:11px;padding:2px 8px;border-radius:999px;background:#fff3c4;color:#8d2b0b}",
+    ".status{font-size:11px;color:var(--muted)}",
+    "button{font:inherit;cursor:pointer}",
+    "button:focus-visible,textarea:focus-visible,a:focus-visible{outline:3px solid var(--accent);outline-offset:2px}",
+    ".close{border:0;background:transparent;color:var(--fg);font-size:22px;line-height:1;padding:2px 8px}",
+    ".log{flex:1;overflow-y:auto;padding:14px;display:flex;flex-direction:column;gap:10px}",
+    ".msg{max-width:88%;padding:9px 12px;border-radius:12px;white-space:pre-wrap;word-wrap:break-word;font-size:14px;line-height:1.45}",
+    ".user{align-self:flex-end;background:var(--me);color:var(--me-fg)}",
+    ".assistant,.human{align-self:flex-start;background:var(--bot)}",
+    ".notice{align-self:center;font-size:12px;color:var(--muted)}",
+    ".error .text{color:#b42318}",
+    ".meta{display:flex;flex-wrap:wrap;align-items:center;gap:6px;margin-top:8px;white-space:normal}",
+    ".badge{font-size:11px;padding:2px 8px;border-radius:999px;font-weight:600}",
+    ".high{background:#dcfce7;color:#166534}.medium{background:#fef9c3;color:#854d0e}.low{background:#fee2e2;color:#991b1b}",
+    ".verified{background:#dbeafe;color:#1e40af}",
+    ".sources{margin:6px 0 0;padding-left:18px;font-size:12px;white-space:normal}",
+    ".sources a{color:var(--accent)}",
+    ".vote{border:1px solid var(--line);background:transparent;color:var(--fg);border-radius:8px;padding:2px 8px;font-size:13px}",
+    ".vote[aria-pressed=true]{background:var(--accent);color:#fff;border-color:var(--accent)}",
+    "form{display:flex;gap:8px;padding:10px;border-top:1px solid var(--line)}",
+    "textarea{flex:1;resize:none;border:1px solid var(--line);border-radius:10px;padding:9px;font-size:14px;",
+    "background:var(--bg);color:var(--fg);min-height:40px;max-height:120px}",
+    ".send{border:0;border-radius:10px;padding:0 16px;background:var(--accent);color:#fff;font-weight:600}",
+    ".send:disabled{opacity:.5;cursor:default}",
+    ".handoff{border:0;background:transparent;color:var(--muted);font-size:12px;text-decoration:underline;padding:0 14px 8px;text-align:left}",
+    "@media (max-width:480px){.panel{right:0;bottom:0;width:100vw;height:100dvh;max-height:100dvh;border-radius:0}}"
+  ].join("");
+
+  // ---- DOM -------------------------------------------------------------------------------------
+  function el(tag, attrs, text) {
+    var node = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (k) { node.setAttribute(k, attrs[k]); });
+    if (text != null) node.textContent = text;
+    return node;
+  }
+
+  var host = el("div", { id: "spotter-widget" });
+  var shadow = host.attachShadow({ mode: "open" });
+  var style = el("style"); style.textContent = CSS;
+  var root = el("div", { "class": "root " + theme });
+  var launcher = el("button", { "class": "launcher", type: "button", "aria-haspopup": "dialog", "aria-expanded": "false" },
+    data.launcherText || "Chat with us");
+  var panel = el("section", { "class": "panel", role: "dialog", "aria-label": data.title || "Chat" });
+  panel.hidden = true;
+  var header = el("header");
+  var title = el("h2", {}, data.title || "Assistant");
+  var mode = el("span", { "class": "mode", title: "No LLM is configured: answers are extracted from the knowledge base" }, "offline mode");
+  mode.hidden = true;
+  var status = el("span", { "class": "status", "aria-live": "polite" }, "");
+  var close = el("button", { "class": "close", type: "button", "aria-label": "Close chat" }, "\u00d7");
+  header.append(title, mode, status, close);
+  var log = el("div", { "class": "log", role: "log", "aria-live": "polite", "aria-label": "Conversation" });
+  var handoff = el("button", { "class": "handoff", type: "button" }, "Talk to a human");
+  var form = el("form");
+  var input = el("textarea", { rows: "1", "aria-label": "Your message", placeholder: "Ask a question\u2026", maxlength: "4000" });
+  var send = el("button", { "class": "send", type: "submit" }, "Send");
+  form.append(input, send);
+  panel.append(header, log, handoff, form);
+  root.append(launcher, panel);
+  shadow.append(style, root);
+
+  // ---- state -----------------------------------------------------------------------------------
+  var token = localStorage.getItem(storeKey + "token");
+  var conversationId = localStorage.getItem(storeKey + "conversation");
+  var answers = {};        // message_id -> {node, textNode, seq, done}
+  var pending = [];        // frames to send once connected
+  var waiting = [];        // user bubbles waiting for their "start"
+  var socket = null, retries = 0, historyLoaded = false;
+
+  function api(path, options) {
+    options = options || {};
+    options.headers = Object.assign({ "Content-Type": "application/json" }, options.headers || {},
+      token ? { "X-Visitor-Token": token } : {});
+    return fetch(server + path, options).then(function (r) {
+      return r.json().catch(function () { return {}; }).then(function (body) { return { ok: r.ok, status: r.status, body: body }; });
+    });
+  }
+
+  function ensureVisitor() {
+    if (token) return Promise.resolve(token);
+    return api("/api/v1/visitors/", { method: "POST" }).then(function (r) {
+      if (!r.ok) throw new Error("cannot start a session");
+      token = r.body.token;
+      localStorage.setItem(storeKey + "token", token);
+      return token;
+    });
+  }
+
+  function scrollDown() { log.scrollTop = log.scrollHeight; }
+
+  function notice(text) { log.append(el("div", { "class": "notice" }, text)); scrollDown(); }
+
+  function bubble(role, text) {
+    var node = el("div", { "class": "msg " + role });
+    var textNode = el("div", { "class": "text" }, text || "");
+    node.append(textNode);
+    log.append(node);
+    scrollDown();
+    return { node: node, textNode: textNode };
+  }
+
+  function safeUrl(url) {
+    try {
+      var u = new URL(url, server || location.href);
+      return (u.protocol === "http:" || u.protocol === "https:") ? u.href : null;
+    } catch (e) { return null; }
+  }
+
+  function confidenceBadge(confidence) {
+    var level = confidence >= 0.7 ? "high" : confidence >= 0.4 ? "medium" : "low";
+    var label = { high: "High", medium: "Medium", low: "Low" }[level] + " confidence";
+    return el("span", { "class": "badge confidence " + level, title: Math.round(confidence * 100) + "%" }, label);
+  }
+
+  function voteButton(messageId, value, label, meta) {
+    var b = el("button", { "class": "vote", type: "button", "aria-pressed": "false", "aria-label": label, "data-value": value },
+      value === "up" ? "\ud83d\udc4d" : "\ud83d\udc4e");
+    b.addEventListener("click", function () {
+      transmit({ type: "feedback", message_id: messageId, value: value });
+      meta.querySelectorAll(".vote").forEach(function (v) { v.setAttribute("aria-pressed", String(v === b)); });
+    });
+    return b;
+  }
+
+  function renderEnd(answer, frame) {
+    answer.done = true;
+    var meta = el("div", { "class": "meta" });
+    if (frame.reuse === "approved") meta.append(el("span", { "class": "badge verified" }, "Verified answer"));
+    if (typeof frame.confidence === "number") meta.append(confidenceBadge(frame.confidence));
+    meta.append(voteButton(frame.message_id, "up", "Helpful", meta), voteButton(frame.message_id, "down", "Not helpful", meta));
+    answer.node.append(meta);
+    if (frame.sources && frame.sources.length) {
+      var list = el("ol", { "class": "sources", "aria-label": "Sources" });
+      frame.sources.forEach(function (s) {
+        var li = el("li"), href = safeUrl(s.url);
+        if (href) li.append(el("a", { href: href, target: "_blank", rel: "noopener noreferrer" }, s.title));
+        else li.textContent = s.title;
+        list.append(li);
+      });
+      answer.node.append(list);
+    }
+    scrollDown();
+  }
+
+  function answerFor(messageId) {
+    if (!answers[messageId]) {
+      var b = bubble("assistant", "");
+      answers[messageId] = { node: b.node, textNode: b.textNode, seq: 0, done: false };
+    }
+    return answers[messageId];
+  }
+
+  // ---- websocket ---------------------------------------------------------------------------------
+  function transmit(frame) {
+    if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(frame));
+    else pending.push(frame);
+  }
+
+  function onFrame(frame) {
+    if (frame.type === "start") {
+      conversationId = frame.conversation_id;
+      localStorage.setItem(storeKey + "conversation", conversationId);
+      var waiter = waiting.shift();
+      if (waiter) waiter.messageId = frame.message_id;
+      answerFor(frame.message_id);
+    } else if (frame.type === "token") {
+      var a = answerFor(frame.message_id);
+      if (frame.seq <= a.seq) return;           // already shown (replay after reconnect)
+      if (frame.seq > a.seq + 1) { resume(frame.message_id, a.seq); return; }
+      a.seq = frame.seq;
+      a.textNode.textContent += frame.text;
+      scrollDown();
+    } else if (frame.type === "end") {
+      var ans = answerFor(frame.message_id);
+      if (!ans.done) renderEnd(ans, frame);
+      send.disabled = false;
+    } else if (frame.type === "error") {
+      send.disabled = false;
+      if (frame.message_id && answers[frame.message_id]) {
+        var failed = answers[frame.message_id];
+        failed.done = true;
+        failed.node.classList.add("error");
+        failed.node.append(el("div", { "class": "text" }, frame.message));
+      } else {
+        var w = waiting.shift();
+        notice(frame.message || "Something went wrong.");
+        if (w) w.node.classList.add("error");
+      }
+    } else if (frame.type === "human") {
+      bubble("human", frame.text);
+    }
+  }
+
+  function resume(messageId, afterSeq) {
+    if (conversationId) transmit({ type: "resume", conversation_id: conversationId, message_id: messageId, after_seq: afterSeq });
+  }
+
+  function connect() {
+    var wsUrl = new URL("/ws/chat/", serverUrl);
+    wsUrl.protocol = serverUrl.protocol === "https:" ? "wss:" : "ws:";
+    wsUrl.searchParams.set("token", token);
+    socket = new WebSocket(wsUrl.href);
+    socket.onopen = function () {
+      retries = 0;
+      status.textContent = "";
+      Object.keys(answers).forEach(function (id) { if (!answers[id].done) resume(id, answers[id].seq); });
+      var queued = pending; pending = [];
+      queued.forEach(transmit);
+    };
+    socket.onmessage = function (event) { try { onFrame(JSON.parse(event.data)); } catch (e) { /* ignore bad frame */ } };
+    socket.onclose = function () {
+      status.textContent = "reconnecting\u2026";
+      var delay = Math.min(10000, 500 * Math.pow(2, retries++)) * (0.75 + Math.random() * 0.5);
+      setTimeout(connect, delay);
+    };
+  }
+
+  function loadHistory() {
+    if (historyLoaded || !conversationId) return Promise.resolve();
+    historyLoaded = true;
+    return api("/api/v1/conversations/" + conversationId + "/messages/").then(function (r) {
+      if (r.status === 404) { conversationId = null; localStorage.removeItem(storeKey + "conversation"); return; }
+      var rows = (r.body && r.body.results) || r.body || [];
+      rows.forEach(function (m) {
+        if (m.role === "user") { bubble("user", m.text); return; }
+        var a = answerFor(m.id);
+        a.textNode.textContent = m.text;
+        if (m.status === "complete") {
+          renderEnd(a, { message_id: m.id, sources: m.sources, confidence: m.confidence, reuse: m.reuse });
+        } else if (m.status === "streaming") {
+          a.textNode.textContent = ""; // resume replays it token by token on connect
+        }
+      });
+    });
+  }
+
+  var started = false;
+  function start() {
+    if (started) return;
+    started = true;
+    api("/api/v1/widget/config/").then(function (r) { if (r.ok && r.body.offline) mode.hidden = false; });
+    ensureVisitor().then(loadHistory).then(connect).catch(function () { notice("The chat is unavailable right now."); started = false; });
+  }
+
+  // ---- interaction -------------------------------------------------------------------------------
+  function openPanel() {
+    panel.hidden = false; launcher.hidden = true;
+    launcher.setAttribute("aria-expanded", "true");
+    start();
+    input.focus();
+  }
+  function closePanel() {
+    panel.hidden = true; launcher.hidden = false;
+    launcher.setAttribute("aria-expanded", "false");
+    launcher.focus();
+  }
+
+  function submit() {
+    var text = input.value.trim();
+    if (!text) return;
+    var b = bubble("user", text);
+    waiting.push(b);
+    var frame = { type: "message", text: text, client_msg_id: Date.now().toString(36) + Math.random().toString(36).slice(2) };
+    if (conversationId) frame.conversation_id = conversationId;
+    transmit(frame);
+    input.value = "";
+    send.disabled = true;
+  }
+
+  launcher.addEventListener("click", openPanel);
+  close.addEventListener("click", closePanel);
+  panel.addEventListener("keydown", function (e) { if (e.key === "Escape") closePanel(); });
+  form.addEventListener("submit", function (e) { e.preventDefault(); submit(); });
+  input.addEventListener("keydown", function (e) {
+    if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); if (!send.disabled) submit(); }
+  });
+  handoff.addEventListener("click", function () {
+    if (!conversationId) { notice("Ask a question first; then a person can take over."); return; }
+    transmit({ type: "handoff", conversation_id: conversationId });
+    notice("A person has been asked to join this conversation.");
+  });
+
+  function mount() {
+    document.body.appendChild(host);
+    if (data.open === "true") openPanel();
+  }
+  if (document.body) mount(); else document.addEventListener("DOMContentLoaded", mount);
+})();

@@ -1,0 +1,23 @@
+"""ASGI entry point: HTTP through Django, websockets through the Channels router."""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+django_asgi_app = get_asgi_application()  # set up Django before importing consumers
+
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import OriginValidator  # noqa: E402
+from django.conf import settings  # noqa: E402
+
+from chat.routing import websocket_urlpatterns  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        # The widget runs on other sites, so the socket checks origins against the widget's
+        # allow-list rather than ALLOWED_HOSTS; visitors authenticate with a signed token.
+        "websocket": OriginValidator(URLRouter(websocket_urlpatterns), settings.WIDGET_ALLOWED_ORIGINS),
+    }
+)

@@ -1,0 +1,35 @@
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from .models import AnswerFact
+
+
+def answer_fact_record(
+    *,
+    message_id: UUID,
+    conversation_id: UUID,
+    status: str,
+    error_code: str = "",
+    model: str = "",
+    prompt_version_id: int | None = None,
+    reuse: str = "none",
+    confidence: float | None = None,
+    latency_ms: int | None = None,
+    ttft_ms: int | None = None,
+    tokens_in: int = 0,
+    tokens_out: int = 0,
+    cost: Decimal = Decimal(0),
+    offline: bool = False,
+    timings: dict[str, Any] | None = None,
+) -> AnswerFact:
+    fact, _ = AnswerFact.objects.update_or_create(
+        message_id=message_id,
+        defaults={
+            "conversation_id": conversation_id, "status": status, "error_code": error_code, "model": model,
+            "prompt_version_id": prompt_version_id, "reuse": reuse, "confidence": confidence,
+            "latency_ms": latency_ms, "ttft_ms": ttft_ms, "tokens_in": tokens_in, "tokens_out": tokens_out,
+            "cost": cost, "offline": offline, "timings": timings or {},
+        },
+    )
+    return fact
