@@ -18,7 +18,7 @@ OFFLINE_MODEL = "offline"
 NOT_FOUND = "I could not find an answer to that in the knowledge base."
 # Below this cosine similarity the best chunk is about something else.
 MIN_SCORE = 0.30
-SENTENCES_FROM_BEST = 8
+SENTENCES_FROM_BEST = 12
 SENTENCES_FROM_OTHERS = 2
 
 _WORD = re.compile(r"[a-z0-9]+")
@@ -38,15 +38,19 @@ def _terms(text: str) -> set[str]:
     return {w for w in _WORD.findall(text.lower()) if w not in _STOPWORDS}
 
 
-def _units(hit: SearchHit) -> list[str]:
-    """Lines and sentences of a chunk, without its title line."""
-    units = [s for line in hit.text.splitlines() for s in split_sentences(line)]
-    return [u for u in units if u.strip() and u.strip() != hit.title]
+def _units(hits: Sequence[SearchHit]) -> list[str]:
+    """Lines and sentences of one document's chunks in reading order, without its title line
+    and without the sentences that consecutive chunks share (their overlap)."""
+    units: list[str] = []
+    for hit in sorted(hits, key=lambda h: h.chunk_id):
+        for line in hit.text.splitlines():
+            units.extend(s for s in split_sentences(line) if s != hit.title and s not in units)
+    return units
 
 
-def best_sentences(question: str, hit: SearchHit, limit: int) -> list[str]:
-    wanted = _terms(question) | _terms(hit.title)
-    units = _units(hit)
+def best_sentences(question: str, hits: Sequence[SearchHit], limit: int) -> list[str]:
+    wanted = _terms(question) | _terms(hits[0].title)
+    units = _units(hits)
     ranked = sorted(
         range(len(units)),
         key=lambda i: (-len(wanted & _terms(units[i])) / (1 + len(_terms(units[i]))) ** 0.5, i),
@@ -54,18 +58,29 @@ def best_sentences(question: str, hit: SearchHit, limit: int) -> list[str]:
     return [units[i] for i in sorted(ranked[:limit])]  # back in reading order
 
 
+def _by_document(hits: Sequence[SearchHit]) -> list[list[tuple[int, SearchHit]]]:
+    """Hits grouped per document (with their 1-based numbers), best document first."""
+    groups: dict[int, list[tuple[int, SearchHit]]] = {}
+    for number, hit in enumerate(hits, start=1):
+        groups.setdefault(hit.document_id, []).append((number, hit))
+    return list(groups.values())
+
+
 def compose_answer(question: str, hits: Sequence[SearchHit]) -> ExtractiveAnswer:
     if not hits or hits[0].score < MIN_SCORE:
         return ExtractiveAnswer(NOT_FOUND, ())
-    parts, cited = [], []
-    for number, hit in enumerate(hits[:3], start=1):
-        if number > 1 and hit.score < hits[0].score - 0.08:
+    parts: list[str] = []
+    cited: list[int] = []
+    for rank, group in enumerate(_by_document(hits)[:3]):
+        numbers, doc_hits = [n for n, _ in group], [h for _, h in group]
+        if rank > 0 and doc_hits[0].score < hits[0].score - 0.08:
             break
-        limit = SENTENCES_FROM_BEST if number == 1 else SENTENCES_FROM_OTHERS
-        sentences = best_sentences(question, hit, limit)
+        limit = SENTENCES_FROM_BEST if rank == 0 else SENTENCES_FROM_OTHERS
+        sentences = best_sentences(question, doc_hits, limit)
         if sentences:
-            parts.append(f"{hit.title} [{number}]\n" + "\n".join(sentences))
-            cited.append(number)
+            marks = "".join(f"[{n}]" for n in numbers)
+            parts.append(f"{doc_hits[0].title} {marks}\n" + "\n".join(sentences))
+            cited.extend(numbers)
     return ExtractiveAnswer("\n\n".join(parts) or NOT_FOUND, tuple(cited))
 
 

@@ -163,8 +163,10 @@
     meta.append(voteButton(frame.message_id, "up", "Helpful", meta), voteButton(frame.message_id, "down", "Not helpful", meta));
     answer.node.append(meta);
     if (frame.sources && frame.sources.length) {
-      var list = el("ol", { "class": "sources", "aria-label": "Sources" });
+      var list = el("ol", { "class": "sources", "aria-label": "Sources" }), seen = {};
       frame.sources.forEach(function (s) {
+        if (seen[s.url || s.title]) return;   // several chunks of one document: list it once
+        seen[s.url || s.title] = true;
         var li = el("li"), href = safeUrl(s.url);
         if (href) li.append(el("a", { href: href, target: "_blank", rel: "noopener noreferrer" }, s.title));
         else li.textContent = s.title;

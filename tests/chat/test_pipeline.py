@@ -1,0 +1,117 @@
+import pytest
+
+from chat import pipeline
+from chat.models import Conversation, Message
+from chat.streams import NullSink
+from monitoring.models import AnswerFact
+from review.models import ReviewItem
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class RecordingSink(NullSink):
+    def __init__(self):
+        self.tokens: list[tuple[int, str]] = []
+
+    async def token(self, seq, text):
+        self.tokens.append((seq, text))
+
+
+async def ask(text, sink=None, conversation_id=None, visitor="v1"):
+    return await pipeline.answer(
+        visitor_id=visitor, conversation_id=conversation_id, text=text, client_msg_id="",
+        channel=Conversation.Channel.API, sink=sink or NullSink(),
+    )
+
+
+async def test_it_answers_offline_from_the_knowledge_base_with_citations(kb):
+    sink = RecordingSink()
+    turn, end = await ask("How do I do a barbell squat?", sink)
+
+    answer = await Message.objects.aget(pk=turn.answer_id)
+    assert answer.status == Message.Status.COMPLETE
+    assert "squat" in answer.text.lower()
+    assert [s for s, _ in sink.tokens] == list(range(1, len(sink.tokens) + 1))
+    assert "".join(t for _, t in sink.tokens) == answer.text
+    assert end["type"] == "end" and end["reuse"] == "none"
+    assert any("Squat" in s["title"] for s in end["sources"])
+    assert all(s["url"] and s["chunk_id"] for s in end["sources"])
+    assert 0.5 < end["confidence"] <= 1
+    assert answer.model == "offline" and answer.tokens_out > 0
+
+
+async def test_it_records_a_timing_for_every_step(kb):
+    turn, _ = await ask("How do I do a plank?")
+    answer = await Message.objects.aget(pk=turn.answer_id)
+    assert {"guard", "persist_question", "retrieve", "build_context", "generate"} <= set(answer.timings)
+    assert answer.latency_ms is not None and answer.ttft_ms is not None
+    fact = await AnswerFact.objects.aget(message_id=turn.answer_id)
+    assert fact.status == "complete" and fact.offline
+
+
+async def test_it_stores_the_question_scrubbed_of_pii(kb):
+    turn, _ = await ask("Email me at jane.doe@example.com or call +1 415 555 0134 about squats")
+    question = await Message.objects.aget(pk=turn.question_id)
+    assert "jane.doe" not in question.text and "555" not in question.text
+    assert "[EMAIL]" in question.text and "[PHONE]" in question.text
+    assert question.pii_redacted
+
+
+async def test_it_says_so_and_queues_for_review_when_the_knowledge_base_has_nothing(db):
+    turn, end = await ask("What is the capital of France?")
+    answer = await Message.objects.aget(pk=turn.answer_id)
+    assert "could not find" in answer.text
+    assert end["sources"] == [] and end["confidence"] < 0.5
+    assert await ReviewItem.objects.filter(message_id=turn.answer_id).aexists()
+
+
+async def test_it_keeps_the_question_and_marks_the_answer_failed_when_the_llm_fails(kb, online):
+    online.script.model_faults["fake-model"] = "500"
+    turn, frame = await ask("How do I do a barbell squat?")
+    assert frame["type"] == "error" and frame["code"] == "llm_unavailable"
+    question = await Message.objects.aget(pk=turn.question_id)
+    answer = await Message.objects.aget(pk=turn.answer_id)
+    assert question.text == "How do I do a barbell squat?"
+    assert answer.status == Message.Status.FAILED and "llm_unavailable" in answer.error
+    assert (await AnswerFact.objects.aget(message_id=turn.answer_id)).status == "failed"
+
+
+async def test_a_cut_stream_keeps_the_partial_text_on_the_failed_answer(kb, online):
+    online.script.answers.append("one two three four five six seven eight")
+    online.script.faults.append("cut")
+    sink = RecordingSink()
+    turn, frame = await ask("How do I do a barbell squat?", sink)
+    answer = await Message.objects.aget(pk=turn.answer_id)
+    assert frame["code"] == "stream_interrupted"
+    assert answer.status == Message.Status.FAILED
+    assert answer.text == "".join(t for _, t in sink.tokens) and answer.text.startswith("one")
+
+
+async def test_it_sends_the_prompt_excerpts_and_history_to_the_llm(kb, online):
+    online.script.answers.extend(["Squat deep [1].", "Do three sets [1]."])
+    first, _ = await ask("How do I do a barbell squat?")
+    _, end = await ask("How many sets?", conversation_id=first.conversation_id)
+
+    messages = online.script.requests[-1]["messages"]
+    assert messages[0]["role"] == "system" and "[1]" in messages[0]["content"]
+    assert [m["content"] for m in messages[1:]] == ["How do I do a barbell squat?", "Squat deep [1].", "How many sets?"]
+    assert len(end["sources"]) == 1  # only what the answer cited
+
+
+async def test_llm_answers_carry_usage_and_cost_from_the_pricing_table(kb, online, settings):
+    from decimal import Decimal
+
+    settings.LLM_PRICING = {"fake-model": (Decimal("1.00"), Decimal("2.00"))}
+    online.script.answers.append("Brace and squat [1].")
+    turn, _ = await ask("How do I do a barbell squat?")
+    answer = await Message.objects.aget(pk=turn.answer_id)
+    assert answer.model == "fake-model" and answer.tokens_out == 4
+    assert answer.cost == (Decimal(answer.tokens_in) * 1 + Decimal(4) * 2) / 1_000_000
+
+
+async def test_another_visitors_conversation_cannot_be_continued(kb):
+    first, _ = await ask("How do I do a plank?", visitor="alice")
+    from chat.services import NotFound
+
+    with pytest.raises(NotFound):
+        await ask("and then?", conversation_id=first.conversation_id, visitor="mallory")

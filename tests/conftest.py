@@ -1,0 +1,98 @@
+"""Shared fixtures. Everything runs against the real embedded PostgreSQL+pgvector and Redis
+that `make test` starts (config.stack); only the LLM is a local fake server, spoken to over HTTP."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+from django.conf import settings as django_settings
+
+from chat.llm import gateway
+from knowledge.services import DocumentDraft, documents_upsert, records_to_drafts, source_get_or_create
+from tests.llm_server import LLMServer
+
+DEMO = Path(django_settings.BASE_DIR) / "demo"
+# A slice of the real exercise database: enough neighbours for retrieval to be meaningful.
+KB_EXERCISE_IDS = [
+    "Barbell_Full_Squat", "Barbell_Squat", "Front_Barbell_Squat", "Goblet_Squat", "Barbell_Deadlift",
+    "Romanian_Deadlift", "Pushups", "Barbell_Bench_Press_-_Medium_Grip", "Pullups", "Plank",
+    "Dumbbell_Bicep_Curl", "Seated_Calf_Raise", "Lying_Leg_Curls", "Bodyweight_Squat", "Crunches",
+]
+
+
+@pytest.fixture(scope="session")
+def exercise_drafts() -> list[DocumentDraft]:
+    records = {r["id"]: r for r in json.loads((DEMO / "free-exercise-db" / "exercises.json").read_text())}
+    mapping = json.loads((DEMO / "exercises.mapping.json").read_text())
+    return records_to_drafts([records[i] for i in KB_EXERCISE_IDS if i in records], mapping)
+
+
+@pytest.fixture
+def kb(db, exercise_drafts):
+    """A small real knowledge base, embedded with the local model."""
+    source = source_get_or_create(name="exercises")
+    documents_upsert(source=source, drafts=exercise_drafts)
+    return source
+
+
+@pytest.fixture
+def llm_server() -> Iterator[LLMServer]:
+    with LLMServer() as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def _fresh_breaker():
+    gateway._breaker.record_success()
+    yield
+    gateway._breaker.record_success()
+
+
+@pytest.fixture
+def online(settings, llm_server):
+    """Point the gateway at the fake OpenAI-compatible server (fast retries for tests)."""
+    settings.OPENAI_BASE_URL = llm_server.base_url
+    settings.OPENAI_API_KEY = "test-key"
+    settings.LLM_MODEL = "fake-model"
+    settings.LLM_RETRY_BACKOFF_SECONDS = 0.01
+    settings.LLM_TIMEOUT_SECONDS = 2.0
+    return llm_server
+
+
+class _LiveASGI:
+    def __init__(self) -> None:
+        from config.asgi import application
+
+        self._socket = socket.socket()
+        self._socket.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._socket.getsockname()[1]}"
+        config = uvicorn.Config(application, log_level="warning", lifespan="off", ws="websockets")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+        deadline = time.monotonic() + 15
+        while not self._server.started:
+            assert time.monotonic() < deadline, "ASGI server did not start"
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(5)
+
+
+@pytest.fixture
+def live_asgi(transactional_db) -> Iterator[_LiveASGI]:
+    """The real ASGI application (HTTP + websockets) served by uvicorn on a free port."""
+    server = _LiveASGI()
+    server.start()
+    yield server
+    server.stop()
