@@ -146,7 +146,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         """Send what the client missed. Joined the group first, so nothing falls in between;
         whatever arrives twice is dropped by seq in chat_frame."""
         mid = str(message_id)
-        self.sent_seq[mid] = max(self.sent_seq.get(mid, 0), after_seq)
+        self.sent_seq[mid] = after_seq  # the client asks again for everything after after_seq
+        self.ended.discard(mid)
         tokens = await stream_log_after(message_id, after_seq)
         message = await Message.objects.aget(pk=message_id)
         if not tokens and after_seq == 0 and message.text and message.status != Message.Status.STREAMING:
