@@ -149,7 +149,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         self.sent_seq[mid] = after_seq  # the client asks again for everything after after_seq
         self.ended.discard(mid)
         tokens = await stream_log_after(message_id, after_seq)
-        message = await Message.objects.aget(pk=message_id)
+        message = await database_sync_to_async(Message.objects.get)(pk=message_id)
         if not tokens and after_seq == 0 and message.text and message.status != Message.Status.STREAMING:
             tokens = [(1, message.text)]  # the token log expired; the whole text is one token
         for seq, text in tokens:

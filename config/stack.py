@@ -45,9 +45,11 @@ def _port_is_free(port: int) -> bool:
 @contextmanager
 def embedded_postgres(data_dir: Path, database: str) -> Iterator[str]:
     """pgserver's PostgreSQL 16 (pgvector included), on a unix socket inside data_dir."""
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(VAR_DIR / "run"))  # pgserver keeps its lock files there
+    Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(parents=True, exist_ok=True)
     import pgserver
 
-    data_dir.parent.mkdir(parents=True, exist_ok=True)
     server = pgserver.get_server(data_dir, cleanup_mode="stop")
     exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")
     if "(1 row)" not in exists:
@@ -147,7 +149,7 @@ def cmd_run(host: str, port: int) -> int:
         procs = {
             "asgi": _start(env, "ASGI server (uvicorn + Channels)", [
                 PY, "-m", "uvicorn", "config.asgi:application", "--host", host, "--port", str(port),
-                "--ws", "websockets", "--no-access-log"]),
+                "--ws", "websockets-sansio", "--no-access-log"]),
             "worker": _start(env, "Celery worker", [
                 PY, "-m", "celery", "-A", "config", "worker", "--loglevel", "INFO", "--concurrency", "2"]),
             "beat": _start(env, "Celery beat", [

@@ -147,7 +147,7 @@ def _record_to_draft(index: int, record: dict[str, Any], mapping: dict[str, Any]
         for name, label in mapping.get("facts", {}).items()
         if _text(record.get(name))
     ]
-    body = [_text(record.get(name)) for name in mapping.get("body", [])]
+    body = [_text(record.get(name), separator=" ") for name in mapping.get("body", [])]
     content = "\n\n".join(part for part in [title, "\n".join(facts), *body] if part)
     return DocumentDraft(
         external_id=_text(record.get(mapping.get("id", ""))) or str(index),
@@ -158,13 +158,12 @@ def _record_to_draft(index: int, record: dict[str, Any], mapping: dict[str, Any]
     )
 
 
-def _text(value: Any) -> str:
+def _text(value: Any, separator: str = ", ") -> str:
+    """A field as text: lists are joined (facts with commas, body steps with spaces)."""
     if value is None:
         return ""
     if isinstance(value, list):
-        return ", ".join(str(v) for v in value) if all(len(str(v)) < 40 for v in value) else " ".join(
-            str(v) for v in value
-        )
+        return separator.join(str(v).strip() for v in value if v is not None)
     return str(value).strip()
 
 

@@ -73,7 +73,7 @@ class _LiveASGI:
         self._socket = socket.socket()
         self._socket.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self._socket.getsockname()[1]}"
-        config = uvicorn.Config(application, log_level="warning", lifespan="off", ws="websockets")
+        config = uvicorn.Config(application, log_level="warning", lifespan="off", ws="websockets-sansio")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True)
 
@@ -96,3 +96,15 @@ def live_asgi(transactional_db) -> Iterator[_LiveASGI]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _end_stray_db_sessions(django_db_setup, django_db_blocker):
+    """Async tests leave a DB session in asgiref's worker thread; end it after the last test
+    so the test database can be dropped."""
+    yield
+    from django.db import connection
+
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
