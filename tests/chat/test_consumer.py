@@ -84,6 +84,16 @@ async def test_a_bad_frame_gets_an_error_frame_and_the_socket_stays_open(db, raw
     await ws.disconnect()
 
 
+async def test_an_idle_socket_stays_usable(kb):
+    """Regression: with redis-py 8's default 5 s socket timeout the channel layer dropped idle sockets."""
+    ws = await connect()
+    await asyncio.sleep(6)
+    await ws.send_json_to({"type": "message", "text": "How do I do a plank?"})
+    assert (await ws.receive_json_from(timeout=TIMEOUT))["type"] == "start"
+    assert (await receive_until_end(ws))[-1]["type"] == "end"
+    await ws.disconnect()
+
+
 async def test_a_bad_frame_stores_nothing(db):
     ws = await connect()
     await ws.send_json_to({"type": "message", "text": "x" * 4001})

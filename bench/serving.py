@@ -1,0 +1,198 @@
+"""Serving overhead: the full websocket path (pipeline included) against a direct openai call.
+
+Both talk to the same local OpenAI-compatible server with a fixed time to first token and
+token rate, so the difference in time-to-first-token is what Spotter adds: guard, storing the
+question, embedding the query, retrieval, context, the channel layer and the websocket.
+
+    make bench                       # runs this under the embedded Postgres and Redis
+    python bench/serving.py --rounds 3 --ttft-ms 200 --tokens-per-s 50
+
+Prints one table and ends with `RESULT overhead_p50_ms=… overhead_p99_ms=… tokens_per_s=…`
+(overheads at the highest concurrency).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import openai
+import websockets
+
+ROOT = Path(__file__).resolve().parent.parent
+QUESTIONS = [
+    "How do I do a barbell squat?", "What muscles does the deadlift work?", "How do I do a push-up?",
+    "Which exercises train the hamstrings?", "How should I do a plank?", "What is a goblet squat?",
+    "How do I bench press safely?", "How do I do pull-ups?", "What stretches help tight hips?",
+    "How do I train my calves?", "How do I do a Romanian deadlift?", "What is a kettlebell swing?",
+]
+ANSWER = " ".join(["Keep", "your", "chest", "up", "and", "brace", "your", "core", "before", "each", "rep"] * 3) + " [1]."
+
+
+@dataclass
+class Sample:
+    ttft_ms: float
+    total_ms: float
+    tokens: int
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_http(url: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"{url} did not come up")
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def direct_once(client: openai.AsyncOpenAI, question: str) -> Sample:
+    began = time.perf_counter()
+    ttft, tokens = None, 0
+    stream = await client.chat.completions.create(
+        model="fake-model", messages=[{"role": "user", "content": question}], stream=True
+    )
+    async for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content:
+            tokens += 1
+            ttft = ttft or time.perf_counter()
+    end = time.perf_counter()
+    return Sample((ttft - began) * 1000, (end - began) * 1000, tokens)
+
+
+async def websocket_once(ws_url: str, token: str, question: str) -> Sample:
+    async with websockets.connect(f"{ws_url}?token={token}") as ws:
+        began = time.perf_counter()
+        await ws.send(json.dumps({"type": "message", "text": question}))
+        ttft, tokens = None, 0
+        while True:
+            frame = json.loads(await ws.recv())
+            if frame["type"] == "token":
+                tokens += 1
+                ttft = ttft or time.perf_counter()
+            elif frame["type"] == "end":
+                break
+            elif frame["type"] == "error":
+                raise RuntimeError(frame)
+        end = time.perf_counter()
+    return Sample((ttft - began) * 1000, (end - began) * 1000, tokens)
+
+
+async def run_level(make_call, concurrency: int, rounds: int) -> tuple[list[Sample], float]:
+    samples: list[Sample] = []
+    began = time.perf_counter()
+    for r in range(rounds):
+        calls = [make_call(QUESTIONS[(r * concurrency + i) % len(QUESTIONS)]) for i in range(concurrency)]
+        samples.extend(await asyncio.gather(*calls))
+    return samples, time.perf_counter() - began
+
+
+async def measure(args: argparse.Namespace, llm_url: str, http_url: str) -> list[dict]:
+    client = openai.AsyncOpenAI(base_url=llm_url, api_key="bench", max_retries=0)
+    ws_url = http_url.replace("http", "ws", 1) + "/ws/chat/"
+    async with httpx.AsyncClient() as http:
+        tokens = [(await http.post(f"{http_url}/api/v1/visitors/")).json()["token"] for _ in range(max(args.concurrency))]
+    rows = []
+    # Warm both paths (connection pools, model, first queries) outside the measurement.
+    await run_level(lambda q: direct_once(client, q), 4, 1)
+    await run_level(lambda q: websocket_once(ws_url, tokens[0], q), 4, 1)
+    for concurrency in args.concurrency:
+        rounds = args.rounds if concurrency > 1 else args.rounds * 10
+        for path, call in (
+            ("direct openai", lambda q: direct_once(client, q)),
+            ("websocket + pipeline", None),
+        ):
+            if call is None:
+                counter = iter(range(10**9))
+                call = lambda q: websocket_once(ws_url, tokens[next(counter) % concurrency], q)  # noqa: E731
+            samples, wall = await run_level(call, concurrency, rounds)
+            rows.append({
+                "path": path, "concurrency": concurrency, "n": len(samples),
+                "ttft_p50": pct([s.ttft_ms for s in samples], 0.5), "ttft_p99": pct([s.ttft_ms for s in samples], 0.99),
+                "total_p50": pct([s.total_ms for s in samples], 0.5),
+                "tokens_per_s": sum(s.tokens for s in samples) / wall, "ttfts": [s.ttft_ms for s in samples],
+            })
+    return rows
+
+
+def print_table(rows: list[dict], args: argparse.Namespace) -> dict[str, float]:
+    print(f"\nServing: fake LLM ttft={args.ttft_ms:.0f} ms, {args.tokens_per_s:.0f} tokens/s, "
+          f"{len(ANSWER.split())}-token answers; {os.cpu_count()} cores\n")
+    print("| path | concurrent chats | answers | TTFT p50 ms | TTFT p99 ms | total p50 ms | tokens/s delivered |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['path']} | {r['concurrency']} | {r['n']} | {r['ttft_p50']:.1f} | {r['ttft_p99']:.1f} | "
+              f"{r['total_p50']:.1f} | {r['tokens_per_s']:.0f} |")
+    print("\n| concurrent chats | added TTFT p50 ms | added TTFT p99 ms |")
+    print("|---:|---:|---:|")
+    result = {}
+    for concurrency in args.concurrency:
+        direct, full = (r for r in rows if r["concurrency"] == concurrency)
+        p50 = full["ttft_p50"] - direct["ttft_p50"]
+        p99 = full["ttft_p99"] - direct["ttft_p99"]
+        print(f"| {concurrency} | {p50:.1f} | {p99:.1f} |")
+        result = {"overhead_p50_ms": p50, "overhead_p99_ms": p99, "tokens_per_s": full["tokens_per_s"]}
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="Spotter serving overhead benchmark")
+    parser.add_argument("--ttft-ms", type=float, default=200)
+    parser.add_argument("--tokens-per-s", type=float, default=50)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 50])
+    parser.add_argument("--rounds", type=int, default=4, help="rounds at each concurrency (x10 at 1)")
+    args = parser.parse_args()
+
+    llm_port, http_port = _free_port(), _free_port()
+    llm_url, http_url = f"http://127.0.0.1:{llm_port}/v1", f"http://127.0.0.1:{http_port}"
+    env = dict(os.environ, OPENAI_BASE_URL=llm_url, OPENAI_API_KEY="bench", LLM_MODEL="fake-model",
+               LOG_LEVEL="WARNING", PYTHONPATH=str(ROOT))
+    subprocess.run([sys.executable, "manage.py", "ingest", "demo/free-exercise-db/exercises.json",
+                    "--mapping", "demo/exercises.mapping.json", "--source", "free-exercise-db", "-v", "0"],
+                   cwd=ROOT, env=env, check=True)
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "tests.llm_server", "--port", str(llm_port), "--ttft-ms",
+                          str(args.ttft_ms), "--tokens-per-s", str(args.tokens_per_s), "--answer", ANSWER],
+                         cwd=ROOT, env=env),
+        subprocess.Popen([sys.executable, "-m", "uvicorn", "config.asgi:application", "--port", str(http_port),
+                          "--ws", "websockets-sansio", "--no-access-log", "--log-level", "warning"], cwd=ROOT, env=env),
+    ]
+    try:
+        _wait_http(f"{llm_url}/models")
+        _wait_http(f"{http_url}/healthz")
+        rows = asyncio.run(measure(args, llm_url, http_url))
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(10)
+    result = print_table(rows, args)
+    print(f"\nRESULT overhead_p50_ms={result['overhead_p50_ms']:.1f} overhead_p99_ms={result['overhead_p99_ms']:.1f} "
+          f"tokens_per_s={result['tokens_per_s']:.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
