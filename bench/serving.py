@@ -18,7 +18,6 @@ import asyncio
 import json
 import os
 import socket
-import statistics
 import subprocess
 import sys
 import time
@@ -30,11 +29,13 @@ import openai
 import websockets
 
 ROOT = Path(__file__).resolve().parent.parent
+# One distinct question per exercise: every query is embedded and searched for real.
 QUESTIONS = [
-    "How do I do a barbell squat?", "What muscles does the deadlift work?", "How do I do a push-up?",
-    "Which exercises train the hamstrings?", "How should I do a plank?", "What is a goblet squat?",
-    "How do I bench press safely?", "How do I do pull-ups?", "What stretches help tight hips?",
-    "How do I train my calves?", "How do I do a Romanian deadlift?", "What is a kettlebell swing?",
+    template.format(e["name"])
+    for e, template in zip(
+        json.loads((ROOT / "demo" / "free-exercise-db" / "exercises.json").read_text()),
+        ["How do I do the {}?", "What muscles does the {} work?", "Any tips for the {}?"] * 400,
+    )
 ]
 ANSWER = " ".join(["Keep", "your", "chest", "up", "and", "brace", "your", "core", "before", "each", "rep"] * 3) + " [1]."
 
@@ -87,9 +88,13 @@ async def websocket_once(ws_url: str, token: str, question: str) -> Sample:
     async with websockets.connect(f"{ws_url}?token={token}") as ws:
         began = time.perf_counter()
         await ws.send(json.dumps({"type": "message", "text": question}))
-        ttft, tokens = None, 0
+        ttft, tokens, frames = None, 0, []
         while True:
-            frame = json.loads(await ws.recv())
+            try:
+                frame = json.loads(await asyncio.wait_for(ws.recv(), 30))
+            except TimeoutError:
+                raise RuntimeError(f"no frame for 30 s after {frames[-3:]}") from None
+            frames.append(frame)
             if frame["type"] == "token":
                 tokens += 1
                 ttft = ttft or time.perf_counter()

@@ -70,6 +70,7 @@ class Turn:
     repeated: bool
     injection_suspected: bool
     timer: StepTimer
+    embedding: asyncio.Future[list[float]]  # started before the question is stored, in parallel
     partial: list[str] = field(default_factory=list)
 
 
@@ -102,15 +103,22 @@ async def start_turn(
     timer = StepTimer()
     with timer.step("guard"):
         guarded = guard(text)
-    with timer.step("persist_question"):
-        records = await database_sync_to_async(_start_turn_records)(
-            visitor_id, conversation_id, guarded.text, client_msg_id, channel, bool(guarded.pii_found)
-        )
+    embedding = asyncio.ensure_future(embed_query_async(guarded.text))
+    try:
+        with timer.step("persist_question"):
+            records = await database_sync_to_async(_start_turn_records)(
+                visitor_id, conversation_id, guarded.text, client_msg_id, channel, bool(guarded.pii_found)
+            )
+    except BaseException:
+        embedding.cancel()
+        raise
+    if records.repeated:
+        embedding.cancel()
     return Turn(
         conversation_id=records.conversation.pk, question_id=records.question.pk,
         question_sequence=records.question.sequence, answer_id=records.answer.pk,
         question=records.question.text, repeated=records.repeated,
-        injection_suspected=guarded.injection_suspected, timer=timer,
+        injection_suspected=guarded.injection_suspected, timer=timer, embedding=embedding,
     )
 
 
@@ -128,7 +136,7 @@ async def run_turn(turn: Turn, sink: AnswerSink) -> dict[str, Any]:
     """Answer a started turn; returns the `end` or `error` frame it sent to the sink."""
     try:
         with turn.timer.step("retrieve"):
-            hits = await retrieve(turn.question)
+            hits = await retrieve(await turn.embedding)
         with turn.timer.step("build_context"):
             context = await database_sync_to_async(build_context)(turn, hits)
         with turn.timer.step("generate"):
@@ -159,8 +167,7 @@ def launch_turn(turn: Turn, sink: AnswerSink) -> asyncio.Task[dict[str, Any]]:
     return task
 
 
-async def retrieve(question: str) -> list[SearchHit]:
-    embedding = await embed_query_async(question)
+async def retrieve(embedding: list[float]) -> list[SearchHit]:
     return await database_sync_to_async(chunk_search_dense)(embedding=embedding, k=settings.KNOWLEDGE_TOP_K)
 
 

@@ -90,7 +90,14 @@ DATABASES = {
 }
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured("DATABASE_URL must point at PostgreSQL with pgvector (postgresql://...)")
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
+# Under ASGI, Django wants the driver's pool rather than persistent connections: a question
+# touches the database from several threads, and opening a connection each time costs ms.
+DATABASES["default"]["CONN_MAX_AGE"] = 0
+DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+    "min_size": env.int("DATABASE_POOL_MIN_SIZE", default=2),
+    "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=20),
+    "timeout": 10,
+}
 DATABASES["default"].setdefault("TEST", {})["NAME"] = env.str("TEST_DATABASE_NAME", default="test_spotter")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

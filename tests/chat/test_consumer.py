@@ -5,6 +5,7 @@ import json
 import uuid
 
 import pytest
+from channels.db import database_sync_to_async as in_db
 from channels.testing import WebsocketCommunicator
 
 from chat.models import Conversation, Feedback, Message
@@ -48,7 +49,7 @@ async def test_a_question_streams_start_tokens_and_end(kb):
     assert end["type"] == "end" and end["message_id"] == start["message_id"]
     assert set(end) == {"type", "message_id", "sources", "confidence", "reuse", "latency_ms"}
     assert end["sources"] and set(end["sources"][0]) == {"title", "url", "chunk_id", "score"}
-    answer = await Message.objects.aget(pk=start["message_id"])
+    answer = await in_db(Message.objects.get)(pk=start["message_id"])
     assert answer.text == token_text(frames) and answer.status == Message.Status.COMPLETE
     await ws.disconnect()
 
@@ -98,7 +99,7 @@ async def test_a_bad_frame_stores_nothing(db):
     ws = await connect()
     await ws.send_json_to({"type": "message", "text": "x" * 4001})
     await ws.receive_json_from(timeout=TIMEOUT)
-    assert await Message.objects.acount() == 0
+    assert await in_db(Message.objects.count)() == 0
     await ws.disconnect()
 
 
@@ -127,9 +128,9 @@ async def test_feedback_and_handoff_are_stored(kb):
     await ws.send_json_to({"type": "feedback", "message_id": start["message_id"], "value": "down", "reason": "too short"})
     await ws.send_json_to({"type": "handoff"})
     assert await ws.receive_nothing(timeout=0.5)  # success sends no frame
-    feedback = await Feedback.objects.aget(message_id=start["message_id"])
+    feedback = await in_db(Feedback.objects.get)(message_id=start["message_id"])
     assert (feedback.value, feedback.reason) == ("down", "too short")
-    conversation = await Conversation.objects.aget(pk=start["conversation_id"])
+    conversation = await in_db(Conversation.objects.get)(pk=start["conversation_id"])
     assert conversation.status == Conversation.Status.HANDOFF
     await ws.disconnect()
 
@@ -146,7 +147,7 @@ async def test_a_resent_client_msg_id_replays_the_same_answer(kb):
     assert again["message_id"] == start["message_id"]
     replay = await receive_until_end(ws)
     assert token_text(replay) == token_text(first)
-    assert await Message.objects.filter(role="user").acount() == 1
+    assert await in_db(Message.objects.filter(role="user").count)() == 1
     await ws.disconnect()
 
 
@@ -212,15 +213,15 @@ async def test_a_failed_generation_sends_an_error_frame(kb, online):
     frame = await ws.receive_json_from(timeout=TIMEOUT)
     assert frame == {"type": "error", "code": "llm_unavailable", "message": frame["message"],
                      "message_id": start["message_id"]}
-    assert (await Message.objects.aget(pk=start["message_id"])).status == Message.Status.FAILED
-    assert await Message.objects.filter(role="user", text="How do I do a barbell squat?").aexists()
+    assert (await in_db(Message.objects.get)(pk=start["message_id"])).status == Message.Status.FAILED
+    assert await in_db(Message.objects.filter(role="user", text="How do I do a barbell squat?").exists)()
     await ws.disconnect()
 
 
 async def _wait_for_status(message_id, status, seconds=10.0):
     deadline = asyncio.get_running_loop().time() + seconds
     while True:
-        message = await Message.objects.aget(pk=message_id)
+        message = await in_db(Message.objects.get)(pk=message_id)
         if message.status == status:
             return message
         assert asyncio.get_running_loop().time() < deadline, f"answer still {message.status}"

@@ -1,4 +1,5 @@
 import pytest
+from channels.db import database_sync_to_async as in_db
 
 from chat import pipeline
 from chat.models import Conversation, Message
@@ -28,7 +29,7 @@ async def test_it_answers_offline_from_the_knowledge_base_with_citations(kb):
     sink = RecordingSink()
     turn, end = await ask("How do I do a barbell squat?", sink)
 
-    answer = await Message.objects.aget(pk=turn.answer_id)
+    answer = await in_db(Message.objects.get)(pk=turn.answer_id)
     assert answer.status == Message.Status.COMPLETE
     assert "squat" in answer.text.lower()
     assert [s for s, _ in sink.tokens] == list(range(1, len(sink.tokens) + 1))
@@ -42,16 +43,16 @@ async def test_it_answers_offline_from_the_knowledge_base_with_citations(kb):
 
 async def test_it_records_a_timing_for_every_step(kb):
     turn, _ = await ask("How do I do a plank?")
-    answer = await Message.objects.aget(pk=turn.answer_id)
+    answer = await in_db(Message.objects.get)(pk=turn.answer_id)
     assert {"guard", "persist_question", "retrieve", "build_context", "generate"} <= set(answer.timings)
     assert answer.latency_ms is not None and answer.ttft_ms is not None
-    fact = await AnswerFact.objects.aget(message_id=turn.answer_id)
+    fact = await in_db(AnswerFact.objects.get)(message_id=turn.answer_id)
     assert fact.status == "complete" and fact.offline
 
 
 async def test_it_stores_the_question_scrubbed_of_pii(kb):
     turn, _ = await ask("Email me at jane.doe@example.com or call +1 415 555 0134 about squats")
-    question = await Message.objects.aget(pk=turn.question_id)
+    question = await in_db(Message.objects.get)(pk=turn.question_id)
     assert "jane.doe" not in question.text and "555" not in question.text
     assert "[EMAIL]" in question.text and "[PHONE]" in question.text
     assert question.pii_redacted
@@ -59,21 +60,21 @@ async def test_it_stores_the_question_scrubbed_of_pii(kb):
 
 async def test_it_says_so_and_queues_for_review_when_the_knowledge_base_has_nothing(db):
     turn, end = await ask("What is the capital of France?")
-    answer = await Message.objects.aget(pk=turn.answer_id)
+    answer = await in_db(Message.objects.get)(pk=turn.answer_id)
     assert "could not find" in answer.text
     assert end["sources"] == [] and end["confidence"] < 0.5
-    assert await ReviewItem.objects.filter(message_id=turn.answer_id).aexists()
+    assert await in_db(ReviewItem.objects.filter(message_id=turn.answer_id).exists)()
 
 
 async def test_it_keeps_the_question_and_marks_the_answer_failed_when_the_llm_fails(kb, online):
     online.script.model_faults["fake-model"] = "500"
     turn, frame = await ask("How do I do a barbell squat?")
     assert frame["type"] == "error" and frame["code"] == "llm_unavailable"
-    question = await Message.objects.aget(pk=turn.question_id)
-    answer = await Message.objects.aget(pk=turn.answer_id)
+    question = await in_db(Message.objects.get)(pk=turn.question_id)
+    answer = await in_db(Message.objects.get)(pk=turn.answer_id)
     assert question.text == "How do I do a barbell squat?"
     assert answer.status == Message.Status.FAILED and "llm_unavailable" in answer.error
-    assert (await AnswerFact.objects.aget(message_id=turn.answer_id)).status == "failed"
+    assert (await in_db(AnswerFact.objects.get)(message_id=turn.answer_id)).status == "failed"
 
 
 async def test_a_cut_stream_keeps_the_partial_text_on_the_failed_answer(kb, online):
@@ -81,7 +82,7 @@ async def test_a_cut_stream_keeps_the_partial_text_on_the_failed_answer(kb, onli
     online.script.faults.append("cut")
     sink = RecordingSink()
     turn, frame = await ask("How do I do a barbell squat?", sink)
-    answer = await Message.objects.aget(pk=turn.answer_id)
+    answer = await in_db(Message.objects.get)(pk=turn.answer_id)
     assert frame["code"] == "stream_interrupted"
     assert answer.status == Message.Status.FAILED
     assert answer.text == "".join(t for _, t in sink.tokens) and answer.text.startswith("one")
@@ -104,7 +105,7 @@ async def test_llm_answers_carry_usage_and_cost_from_the_pricing_table(kb, onlin
     settings.LLM_PRICING = {"fake-model": (Decimal("1.00"), Decimal("2.00"))}
     online.script.answers.append("Brace and squat [1].")
     turn, _ = await ask("How do I do a barbell squat?")
-    answer = await Message.objects.aget(pk=turn.answer_id)
+    answer = await in_db(Message.objects.get)(pk=turn.answer_id)
     assert answer.model == "fake-model" and answer.tokens_out == 4
     assert answer.cost == (Decimal(answer.tokens_in) * 1 + Decimal(4) * 2) / 1_000_000
 
