@@ -12,10 +12,10 @@ import uuid
 from typing import Any
 from urllib.parse import parse_qs
 
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from . import pipeline, services
+from .db import db_call
 from .guard import GuardError
 from .models import Conversation, Feedback, Message
 from .selectors import conversation_get_for_visitor, message_get_in_conversation
@@ -98,7 +98,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         value = content.get("value")
         if value not in Feedback.Value.values:
             raise FrameError("invalid_feedback", "'value' must be 'up' or 'down'.")
-        await database_sync_to_async(services.feedback_set)(
+        await db_call(services.feedback_set)(
             visitor_id=self.visitor_id, message_id=content.get("message_id"), value=value,
             reason=_optional_str(content, "reason"), comment=_optional_str(content, "comment", 2000),
         )
@@ -108,14 +108,14 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         if conversation_id is None:
             raise FrameError("no_conversation", "Ask a question first; then a human can take over.")
         conversation = await self._conversation(conversation_id)
-        await database_sync_to_async(services.conversation_handoff)(conversation=conversation)
+        await db_call(services.conversation_handoff)(conversation=conversation)
 
     async def on_resume(self, content: dict[str, Any]) -> None:
         after_seq = content.get("after_seq", 0)
         if not isinstance(after_seq, int) or isinstance(after_seq, bool) or after_seq < 0:
             raise FrameError("invalid_frame", "'after_seq' must be a whole number of at least 0.")
         conversation = await self._conversation(content.get("conversation_id"))
-        message = await database_sync_to_async(message_get_in_conversation)(
+        message = await db_call(message_get_in_conversation)(
             conversation=conversation, message_id=content.get("message_id")
         )
         if message is None or message.role != Message.Role.ASSISTANT:
@@ -128,7 +128,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     # --- helpers ---------------------------------------------------------------------------------
 
     async def _conversation(self, conversation_id: object) -> Conversation:
-        conversation = await database_sync_to_async(conversation_get_for_visitor)(
+        conversation = await db_call(conversation_get_for_visitor)(
             visitor_id=self.visitor_id, conversation_id=conversation_id
         )
         if conversation is None:
@@ -149,7 +149,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         self.sent_seq[mid] = after_seq  # the client asks again for everything after after_seq
         self.ended.discard(mid)
         tokens = await stream_log_after(message_id, after_seq)
-        message = await database_sync_to_async(Message.objects.get)(pk=message_id)
+        message = await db_call(Message.objects.get)(pk=message_id)
         if not tokens and after_seq == 0 and message.text and message.status != Message.Status.STREAMING:
             tokens = [(1, message.text)]  # the token log expired; the whole text is one token
         for seq, text in tokens:

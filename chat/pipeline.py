@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from channels.db import database_sync_to_async
+from asgiref.sync import ThreadSensitiveContext
 from django.conf import settings
 
 from experiments.selectors import PromptChoice, prompt_for_new_answer
@@ -30,6 +30,7 @@ from monitoring.services import answer_fact_record
 from review.services import review_item_enqueue
 
 from . import services
+from .db import db_call
 from .guard import guard
 from .llm import offline
 from .llm.gateway import get_gateway, llm_enabled
@@ -106,9 +107,10 @@ async def start_turn(
     embedding = asyncio.ensure_future(embed_query_async(guarded.text))
     try:
         with timer.step("persist_question"):
-            records = await database_sync_to_async(_start_turn_records)(
-                visitor_id, conversation_id, guarded.text, client_msg_id, channel, bool(guarded.pii_found)
-            )
+            async with ThreadSensitiveContext():  # a DB thread of its own, not the shared one
+                records = await db_call(_start_turn_records)(
+                    visitor_id, conversation_id, guarded.text, client_msg_id, channel, bool(guarded.pii_found)
+                )
     except BaseException:
         embedding.cancel()
         raise
@@ -134,15 +136,22 @@ def _start_turn_records(visitor_id, conversation_id, text, client_msg_id, channe
 
 async def run_turn(turn: Turn, sink: AnswerSink) -> dict[str, Any]:
     """Answer a started turn; returns the `end` or `error` frame it sent to the sink."""
+    # Like Django's ASGI handler does per request: this turn's ORM calls get a thread of their
+    # own instead of queueing behind every other chat on the one shared thread.
+    async with ThreadSensitiveContext():
+        return await _run_turn(turn, sink)
+
+
+async def _run_turn(turn: Turn, sink: AnswerSink) -> dict[str, Any]:
     try:
         with turn.timer.step("retrieve"):
             hits = await retrieve(await turn.embedding)
         with turn.timer.step("build_context"):
-            context = await database_sync_to_async(build_context)(turn, hits)
+            context = await db_call(build_context)(turn, hits)
         with turn.timer.step("generate"):
             generation = await generate(turn, context, sink)
         with turn.timer.step("finish"):
-            frame = await database_sync_to_async(finish)(turn, context, generation)
+            frame = await db_call(finish)(turn, context, generation)
     except LLMError as exc:
         frame = await _fail(turn, exc.code, "The assistant could not answer right now. Please try again.", exc)
         await sink.error(frame)
@@ -168,7 +177,7 @@ def launch_turn(turn: Turn, sink: AnswerSink) -> asyncio.Task[dict[str, Any]]:
 
 
 async def retrieve(embedding: list[float]) -> list[SearchHit]:
-    return await database_sync_to_async(chunk_search_dense)(embedding=embedding, k=settings.KNOWLEDGE_TOP_K)
+    return await db_call(chunk_search_dense)(embedding=embedding, k=settings.KNOWLEDGE_TOP_K)
 
 
 def build_context(turn: Turn, hits: list[SearchHit]) -> Context:
@@ -268,7 +277,7 @@ def finish(turn: Turn, context: Context, generation: Generation) -> dict[str, An
 
 async def _fail(turn: Turn, code: str, message: str, exc: BaseException) -> dict[str, Any]:
     timings = dict(turn.timer.steps)
-    await database_sync_to_async(_fail_records)(turn, f"{code}: {exc}", timings)
+    await db_call(_fail_records)(turn, f"{code}: {exc}", timings)
     return {"type": "error", "code": code, "message": message, "message_id": str(turn.answer_id)}
 
 

@@ -93,6 +93,8 @@ if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
 # Under ASGI, Django wants the driver's pool rather than persistent connections: a question
 # touches the database from several threads, and opening a connection each time costs ms.
 DATABASES["default"]["CONN_MAX_AGE"] = 0
+# Search breadth of pgvector's HNSW index, set per session (an extension setting may be given
+# before the extension loads); KNOWLEDGE_HNSW_EF_SEARCH is defined below with the other knowledge settings.
 DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
     "min_size": env.int("DATABASE_POOL_MIN_SIZE", default=2),
     "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=20),
@@ -220,3 +222,4 @@ KNOWLEDGE_CHUNK_TOKENS = env.int("KNOWLEDGE_CHUNK_TOKENS", default=220)
 KNOWLEDGE_CHUNK_OVERLAP_TOKENS = env.int("KNOWLEDGE_CHUNK_OVERLAP_TOKENS", default=40)
 KNOWLEDGE_TOP_K = env.int("KNOWLEDGE_TOP_K", default=5)
 KNOWLEDGE_HNSW_EF_SEARCH = env.int("KNOWLEDGE_HNSW_EF_SEARCH", default=64)
+DATABASES["default"]["OPTIONS"]["options"] = f"-c hnsw.ef_search={KNOWLEDGE_HNSW_EF_SEARCH}"

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import connection, transaction
 from django.urls import reverse
 from pgvector.django import CosineDistance
 
@@ -30,14 +29,13 @@ def document_url(document: Document) -> str:
 def chunk_search_dense(*, embedding: Sequence[float], k: int | None = None) -> list[SearchHit]:
     """Nearest chunks by cosine distance through the HNSW index."""
     k = k or settings.KNOWLEDGE_TOP_K
-    with transaction.atomic(), connection.cursor() as cursor:
-        # SET LOCAL lasts for this transaction only; ef_search must be at least k.
-        cursor.execute("SET LOCAL hnsw.ef_search = %s", [max(settings.KNOWLEDGE_HNSW_EF_SEARCH, k)])
-        chunks = list(
-            Chunk.objects.select_related("document")
-            .annotate(distance=CosineDistance("embedding", list(embedding)))
-            .order_by("distance")[:k]
-        )
+    # hnsw.ef_search is set on every connection (settings.DATABASES options); k must not exceed it.
+    k = min(k, settings.KNOWLEDGE_HNSW_EF_SEARCH)
+    chunks = list(
+        Chunk.objects.select_related("document")
+        .annotate(distance=CosineDistance("embedding", list(embedding)))
+        .order_by("distance")[:k]
+    )
     return [
         SearchHit(
             chunk_id=c.pk,
