@@ -226,3 +226,20 @@ async def _wait_for_status(message_id, status, seconds=10.0):
             return message
         assert asyncio.get_running_loop().time() < deadline, f"answer still {message.status}"
         await asyncio.sleep(0.05)
+
+
+async def test_answers_hand_their_database_connections_back_to_the_pool(kb):
+    """Regression: connections opened in a turn's thread stayed checked out; ~20 answers
+    exhausted the pool and every later question hung for the pool timeout."""
+    from django.db import connections
+
+    pool = connections["default"].pool
+    for _ in range(4):
+        ws = await connect()
+        await ws.send_json_to({"type": "message", "text": "How do I do a plank?"})
+        await receive_until_end(ws)
+        await ws.disconnect()
+    await asyncio.sleep(0.2)
+    stats = pool.get_stats()
+    # The test's own thread may hold one connection; the four answers must hold none.
+    assert stats["pool_size"] - stats.get("pool_available", 0) <= 2
