@@ -48,9 +48,12 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         self.sent_seq: dict[str, int] = {}
         self.ended: set[str] = set()
         self.conversation_id: str | None = None
+        self.answering: set[ConversationBroadcast] = set()
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
+        for broadcast in self.answering:
+            broadcast.detach()
         for group in self.groups_joined:
             await self.channel_layer.group_discard(group, self.channel_name)
 
@@ -92,7 +95,11 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         if turn.repeated:  # the client re-sent a question we have: give it that answer again
             await self._replay(turn.answer_id, after_seq=0)
         else:
-            pipeline.launch_turn(turn, ConversationBroadcast(turn.conversation_id, turn.answer_id))
+            broadcast = ConversationBroadcast(
+                turn.conversation_id, turn.answer_id, direct=self._deliver, origin=self.channel_name
+            )
+            self.answering.add(broadcast)
+            pipeline.launch_turn(turn, broadcast).add_done_callback(lambda _: self.answering.discard(broadcast))
 
     async def on_feedback(self, content: dict[str, Any]) -> None:
         value = content.get("value")
@@ -144,7 +151,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
 
     async def _replay(self, message_id: uuid.UUID, after_seq: int) -> None:
         """Send what the client missed. Joined the group first, so nothing falls in between;
-        whatever arrives twice is dropped by seq in chat_frame."""
+        whatever arrives twice is dropped by seq in _deliver."""
         mid = str(message_id)
         self.sent_seq[mid] = after_seq  # the client asks again for everything after after_seq
         self.ended.discard(mid)
@@ -153,20 +160,30 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         if not tokens and after_seq == 0 and message.text and message.status != Message.Status.STREAMING:
             tokens = [(1, message.text)]  # the token log expired; the whole text is one token
         for seq, text in tokens:
-            await self.chat_frame({"frame": {"type": "token", "message_id": mid, "seq": seq, "text": text}})
+            await self._deliver({"type": "token", "message_id": mid, "seq": seq, "text": text})
         if message.status == Message.Status.COMPLETE:
-            await self.chat_frame({"frame": {
+            await self._deliver({
                 "type": "end", "message_id": mid, "sources": message.sources, "confidence": message.confidence,
                 "reuse": message.reuse, "latency_ms": message.latency_ms,
-            }})
+            })
         elif message.status == Message.Status.FAILED:
-            await self.chat_frame({"frame": {
+            await self._deliver({
                 "type": "error", "code": "generation_failed", "message": "This answer failed.", "message_id": mid,
-            }})
+            })
+
+    async def chat_frames(self, event: dict[str, Any]) -> None:
+        """Frames of this conversation from the channel layer (answers asked on other sockets)."""
+        if event.get("origin") == self.channel_name:
+            return  # this socket asked: it got them directly
+        for frame in event["frames"]:
+            await self._deliver(frame)
 
     async def chat_frame(self, event: dict[str, Any]) -> None:
-        """A frame for this conversation, from the channel layer or a replay; each is sent once."""
-        frame = event["frame"]
+        """One frame pushed to the conversation (e.g. a trainer's reply)."""
+        await self._deliver(event["frame"])
+
+    async def _deliver(self, frame: dict[str, Any]) -> None:
+        """Send a frame once: replays and live frames may overlap, seq and end decide."""
         mid = frame.get("message_id", "")
         if frame["type"] == "token":
             if frame["seq"] <= self.sent_seq.get(mid, 0):

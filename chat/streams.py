@@ -2,14 +2,16 @@
 
 Every token is appended to a per-message Redis list (so `resume` can replay what a client
 missed, also after the answer finished) and sent to the conversation's channel-layer group
-(so every socket watching that conversation, on any ASGI process, gets it live).
+(so every other socket watching that conversation, on any ASGI process, gets it live).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 import weakref
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import redis.asyncio as aioredis
@@ -55,26 +57,64 @@ class AnswerSink(Protocol):
     async def error(self, frame: dict[str, Any]) -> None: ...
 
 
-class ConversationBroadcast:
-    """The websocket sink: Redis log plus a group send to the conversation's sockets."""
+Send = Callable[[dict[str, Any]], Awaitable[None]]
 
-    def __init__(self, conversation_id: uuid.UUID, message_id: uuid.UUID) -> None:
+
+class ConversationBroadcast:
+    """The websocket sink.
+
+    The socket that asked gets every frame directly, in process. Every token also goes to the
+    Redis log (for `resume`), and to the conversation's group for any other socket watching,
+    coalesced into one channel-layer message per `GROUP_BATCH_SECONDS`: a channel layer that
+    carried every token of 50 concurrent answers overflows its capacity and drops frames.
+    """
+
+    GROUP_BATCH_SECONDS = 0.05
+
+    def __init__(self, conversation_id: uuid.UUID, message_id: uuid.UUID, *, direct: Send | None = None,
+                 origin: str = "") -> None:
         self.group = conversation_group(conversation_id)
         self.message_id = message_id
         self.layer = get_channel_layer()
+        self.direct, self.origin = direct, origin
+        self._pending: list[dict[str, Any]] = []
+        self._last_flush = 0.0
+        self._lock = asyncio.Lock()  # batches reach the group in order, the end frame last
 
-    async def _send(self, frame: dict[str, Any]) -> None:
-        await self.layer.group_send(self.group, {"type": "chat.frame", "frame": frame})
+    def detach(self) -> None:
+        """The asking socket went away; the answer goes on for the log and the group."""
+        self.direct = None
+
+    async def _send_direct(self, frame: dict[str, Any]) -> None:
+        if self.direct is None:
+            return
+        try:
+            await self.direct(frame)
+        except Exception:  # the socket closed under us: keep answering for the others
+            self.direct = None
+
+    async def _flush(self) -> None:
+        async with self._lock:
+            frames, self._pending = self._pending, []
+            self._last_flush = time.monotonic()
+            if frames:
+                await self.layer.group_send(self.group, {"type": "chat.frames", "frames": frames, "origin": self.origin})
 
     async def token(self, seq: int, text: str) -> None:
+        frame = {"type": "token", "message_id": str(self.message_id), "seq": seq, "text": text}
         await stream_log_append(self.message_id, text)
-        await self._send({"type": "token", "message_id": str(self.message_id), "seq": seq, "text": text})
+        await self._send_direct(frame)
+        self._pending.append(frame)
+        if time.monotonic() - self._last_flush >= self.GROUP_BATCH_SECONDS:
+            await self._flush()
 
     async def end(self, frame: dict[str, Any]) -> None:
-        await self._send(frame)
+        await self._send_direct(frame)
+        self._pending.append(frame)
+        await self._flush()
 
     async def error(self, frame: dict[str, Any]) -> None:
-        await self._send(frame)
+        await self.end(frame)
 
 
 class NullSink:
