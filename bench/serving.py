@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
+import itertools
 import json
 import os
 import socket
@@ -35,9 +37,10 @@ QUESTIONS = [
     for e, template in zip(
         json.loads((ROOT / "demo" / "free-exercise-db" / "exercises.json").read_text()),
         ["How do I do the {}?", "What muscles does the {} work?", "Any tips for the {}?"] * 400,
+        strict=False,
     )
 ]
-ANSWER = " ".join(["Keep", "your", "chest", "up", "and", "brace", "your", "core", "before", "each", "rep"] * 3) + " [1]."
+ANSWER = " ".join("Keep your chest up and brace your core before each rep".split() * 3) + " [1]."
 
 
 @dataclass
@@ -119,20 +122,20 @@ async def measure(args: argparse.Namespace, llm_url: str, http_url: str) -> list
     client = openai.AsyncOpenAI(base_url=llm_url, api_key="bench", max_retries=0)
     ws_url = http_url.replace("http", "ws", 1) + "/ws/chat/"
     async with httpx.AsyncClient() as http:
-        tokens = [(await http.post(f"{http_url}/api/v1/visitors/")).json()["token"] for _ in range(max(args.concurrency))]
+        tokens = [
+            (await http.post(f"{http_url}/api/v1/visitors/")).json()["token"] for _ in range(max(args.concurrency))
+        ]
     rows = []
     # Warm both paths (connection pools, model, first queries) outside the measurement.
     await run_level(lambda q: direct_once(client, q), 4, 1)
     await run_level(lambda q: websocket_once(ws_url, tokens[0], q), 4, 1)
     for concurrency in args.concurrency:
         rounds = args.rounds if concurrency > 1 else args.rounds * 10
+        visitor_tokens = itertools.cycle(tokens[:concurrency])
         for path, call in (
-            ("direct openai", lambda q: direct_once(client, q)),
-            ("websocket + pipeline", None),
+            ("direct openai", functools.partial(direct_once, client)),
+            ("websocket + pipeline", lambda q, turn=visitor_tokens: websocket_once(ws_url, next(turn), q)),
         ):
-            if call is None:
-                counter = iter(range(10**9))
-                call = lambda q: websocket_once(ws_url, tokens[next(counter) % concurrency], q)  # noqa: E731
             samples, wall = await run_level(call, concurrency, rounds)
             rows.append({
                 "path": path, "concurrency": concurrency, "n": len(samples),
@@ -145,7 +148,7 @@ async def measure(args: argparse.Namespace, llm_url: str, http_url: str) -> list
 
 def print_table(rows: list[dict], args: argparse.Namespace) -> dict[str, float]:
     print(f"\nServing: fake LLM ttft={args.ttft_ms:.0f} ms, {args.tokens_per_s:.0f} tokens/s, "
-          f"{len(ANSWER.split())}-token answers; {os.cpu_count()} cores\n")
+          f"{len(ANSWER.split())}-token answers; {args.workers} ASGI worker(s); {os.cpu_count()} cores\n")
     print("| path | concurrent chats | answers | TTFT p50 ms | TTFT p99 ms | total p50 ms | tokens/s delivered |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for r in rows:
@@ -169,12 +172,14 @@ def main() -> int:
     parser.add_argument("--tokens-per-s", type=float, default=50)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 50])
     parser.add_argument("--rounds", type=int, default=4, help="rounds at each concurrency (x10 at 1)")
+    parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", os.cpu_count() or 1)),
+                        help="ASGI processes, as `make run` starts them")
     args = parser.parse_args()
 
     llm_port, http_port = _free_port(), _free_port()
     llm_url, http_url = f"http://127.0.0.1:{llm_port}/v1", f"http://127.0.0.1:{http_port}"
     env = dict(os.environ, OPENAI_BASE_URL=llm_url, OPENAI_API_KEY="bench", LLM_MODEL="fake-model",
-               LOG_LEVEL="WARNING", PYTHONPATH=str(ROOT))
+               LLM_PRICING='{"fake-model": [0.15, 0.60]}', LOG_LEVEL="WARNING", PYTHONPATH=str(ROOT))
     subprocess.run([sys.executable, "manage.py", "ingest", "demo/free-exercise-db/exercises.json",
                     "--mapping", "demo/exercises.mapping.json", "--source", "free-exercise-db", "-v", "0"],
                    cwd=ROOT, env=env, check=True)
@@ -183,7 +188,8 @@ def main() -> int:
                           str(args.ttft_ms), "--tokens-per-s", str(args.tokens_per_s), "--answer", ANSWER],
                          cwd=ROOT, env=env),
         subprocess.Popen([sys.executable, "-m", "uvicorn", "config.asgi:application", "--port", str(http_port),
-                          "--ws", "websockets-sansio", "--no-access-log", "--log-level", "warning"], cwd=ROOT, env=env),
+                          "--ws", "websockets-sansio", "--no-access-log", "--log-level", "warning",
+                          "--workers", str(args.workers)], cwd=ROOT, env=env),
     ]
     try:
         _wait_http(f"{llm_url}/models")

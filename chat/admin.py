@@ -7,7 +7,9 @@ from .models import Conversation, Feedback, Message
 class MessageInline(admin.TabularInline):
     model = Message
     fk_name = "conversation"
-    fields = ["sequence", "role", "text", "status", "model", "confidence", "latency_ms", "ttft_ms", "cost", "sources_links"]
+    fields = [
+        "sequence", "role", "text", "status", "model", "confidence", "latency_ms", "ttft_ms", "cost", "sources_links",
+    ]
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -30,6 +32,9 @@ class ConversationAdmin(admin.ModelAdmin):
     search_fields = ["id", "visitor_id", "messages__text"]
     readonly_fields = ["id", "visitor_id", "channel", "language", "created_at", "updated_at"]
     inlines = [MessageInline]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # conversations start from a visitor, never from admin
 
 
 @admin.register(Message)

@@ -16,17 +16,15 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from . import pipeline, services
 from .db import db_call
-from .guard import GuardError
+from .errors import CodedError
 from .models import Conversation, Feedback, Message
 from .selectors import conversation_get_for_visitor, message_get_in_conversation
 from .streams import ConversationBroadcast, conversation_group, stream_log_after
 from .visitors import visitor_id_from_token
 
 
-class FrameError(ValueError):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+class FrameError(CodedError):
+    """A frame that does not fit the protocol."""
 
 
 def _optional_str(content: dict[str, Any], key: str, max_length: int = 200) -> str:
@@ -75,7 +73,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             return
         try:
             await handler(self, content)
-        except (FrameError, GuardError, services.NotFound) as exc:
+        except CodedError as exc:
             await self.send_error(exc.code, str(exc))
 
     async def send_error(self, code: str, message: str, **extra: Any) -> None:

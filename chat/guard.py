@@ -11,11 +11,11 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
+from .errors import CodedError
 
-class GuardError(ValueError):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+
+class GuardError(CodedError):
+    """The message cannot be taken as it is (empty, too long)."""
 
 
 @dataclass(frozen=True)

@@ -5,20 +5,22 @@ import uuid
 from .models import Conversation, Message
 
 
-def conversation_get_for_visitor(*, visitor_id: str, conversation_id: object) -> Conversation | None:
+def as_uuid(value: object) -> uuid.UUID | None:
+    """A client-supplied id as a UUID, or None when it is not one."""
     try:
-        pk = uuid.UUID(str(conversation_id))
+        return uuid.UUID(str(value))
     except ValueError:
         return None
-    return Conversation.objects.filter(pk=pk, visitor_id=visitor_id).first()
+
+
+def conversation_get_for_visitor(*, visitor_id: str, conversation_id: object) -> Conversation | None:
+    pk = as_uuid(conversation_id)
+    return Conversation.objects.filter(pk=pk, visitor_id=visitor_id).first() if pk else None
 
 
 def message_get_in_conversation(*, conversation: Conversation, message_id: object) -> Message | None:
-    try:
-        pk = uuid.UUID(str(message_id))
-    except ValueError:
-        return None
-    return Message.objects.filter(pk=pk, conversation=conversation).first()
+    pk = as_uuid(message_id)
+    return Message.objects.filter(pk=pk, conversation=conversation).first() if pk else None
 
 
 def recent_turns(*, conversation_id: uuid.UUID, before_sequence: int, limit: int) -> list[Message]:

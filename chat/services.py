@@ -6,22 +6,19 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from decimal import Decimal
 from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from .errors import CodedError
 from .models import Conversation, Feedback, Message
+from .selectors import as_uuid
 
 
-class NotFound(LookupError):
+class NotFound(CodedError):
     """Unknown, or belonging to another visitor: the caller cannot tell which, on purpose."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 @dataclass(frozen=True)
@@ -33,10 +30,10 @@ class TurnRecords:
 
 
 def _parse_uuid(value: object, code: str, what: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(str(value))
-    except ValueError as exc:
-        raise NotFound(code, f"No such {what}.") from exc
+    pk = as_uuid(value)
+    if pk is None:
+        raise NotFound(code, f"No such {what}.")
+    return pk
 
 
 def conversation_for_visitor(*, visitor_id: str, conversation_id: object | None, channel: str) -> Conversation:

@@ -37,10 +37,10 @@ def _log_key(message_id: uuid.UUID | str) -> str:
     return f"spotter:stream:{uuid.UUID(str(message_id)).hex}"
 
 
-async def stream_log_append(message_id: uuid.UUID, text: str) -> None:
+async def stream_log_append(message_id: uuid.UUID, texts: list[str]) -> None:
     key = _log_key(message_id)
     async with _redis().pipeline(transaction=False) as pipe:
-        pipe.rpush(key, text)
+        pipe.rpush(key, *texts)
         pipe.expire(key, settings.CHAT_STREAM_LOG_TTL_SECONDS)
         await pipe.execute()
 
@@ -63,10 +63,12 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 class ConversationBroadcast:
     """The websocket sink.
 
-    The socket that asked gets every frame directly, in process. Every token also goes to the
-    Redis log (for `resume`), and to the conversation's group for any other socket watching,
-    coalesced into one channel-layer message per `GROUP_BATCH_SECONDS`: a channel layer that
-    carried every token of 50 concurrent answers overflows its capacity and drops frames.
+    The socket that asked gets every frame directly, in process. The tokens also go to the Redis
+    log (for `resume`) and to the conversation's group (for any other socket watching), both in
+    batches of `GROUP_BATCH_SECONDS`: a channel layer that carried every token of 50 concurrent
+    answers overflowed its capacity and dropped frames, and one Redis round trip per token is
+    CPU the first token of the next chat waits for. A socket resuming mid-batch joined the group
+    first, so the tokens not yet in the log reach it with the next batch.
     """
 
     GROUP_BATCH_SECONDS = 0.05
@@ -97,12 +99,15 @@ class ConversationBroadcast:
         async with self._lock:
             frames, self._pending = self._pending, []
             self._last_flush = time.monotonic()
-            if frames:
-                await self.layer.group_send(self.group, {"type": "chat.frames", "frames": frames, "origin": self.origin})
+            if not frames:
+                return
+            texts = [f["text"] for f in frames if f["type"] == "token"]
+            if texts:
+                await stream_log_append(self.message_id, texts)
+            await self.layer.group_send(self.group, {"type": "chat.frames", "frames": frames, "origin": self.origin})
 
     async def token(self, seq: int, text: str) -> None:
         frame = {"type": "token", "message_id": str(self.message_id), "seq": seq, "text": text}
-        await stream_log_append(self.message_id, text)
         await self._send_direct(frame)
         self._pending.append(frame)
         if time.monotonic() - self._last_flush >= self.GROUP_BATCH_SECONDS:

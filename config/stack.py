@@ -140,6 +140,12 @@ def _supervise(procs: dict[str, subprocess.Popen]) -> int:
     return code
 
 
+def web_workers() -> str:
+    """ASGI processes: one per core by default (WEB_CONCURRENCY overrides). Each is one Python
+    interpreter; they share the Redis channel layer, so any of them can serve any socket."""
+    return os.environ.get("WEB_CONCURRENCY", str(os.cpu_count() or 1))
+
+
 def cmd_run(host: str, port: int) -> int:
     with services("run") as env:
         env.setdefault("PUBLIC_URL", f"http://{host}:{port}")
@@ -149,7 +155,7 @@ def cmd_run(host: str, port: int) -> int:
         procs = {
             "asgi": _start(env, "ASGI server (uvicorn + Channels)", [
                 PY, "-m", "uvicorn", "config.asgi:application", "--host", host, "--port", str(port),
-                "--ws", "websockets-sansio", "--no-access-log"]),
+                "--ws", "websockets-sansio", "--no-access-log", "--workers", web_workers()]),
             "worker": _start(env, "Celery worker", [
                 PY, "-m", "celery", "-A", "config", "worker", "--loglevel", "INFO", "--concurrency", "2"]),
             "beat": _start(env, "Celery beat", [

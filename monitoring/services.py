@@ -23,13 +23,10 @@ def answer_fact_record(
     offline: bool = False,
     timings: dict[str, Any] | None = None,
 ) -> AnswerFact:
-    fact, _ = AnswerFact.objects.update_or_create(
-        message_id=message_id,
-        defaults={
-            "conversation_id": conversation_id, "status": status, "error_code": error_code, "model": model,
-            "prompt_version_id": prompt_version_id, "reuse": reuse, "confidence": confidence,
-            "latency_ms": latency_ms, "ttft_ms": ttft_ms, "tokens_in": tokens_in, "tokens_out": tokens_out,
-            "cost": cost, "offline": offline, "timings": timings or {},
-        },
+    """One fact per answer, written once when the answer ends (complete or failed)."""
+    return AnswerFact.objects.create(
+        message_id=message_id, conversation_id=conversation_id, status=status, error_code=error_code, model=model,
+        prompt_version_id=prompt_version_id, reuse=reuse, confidence=confidence, latency_ms=latency_ms,
+        ttft_ms=ttft_ms, tokens_in=tokens_in, tokens_out=tokens_out, cost=cost, offline=offline,
+        timings=timings or {},
     )
-    return fact

@@ -141,10 +141,12 @@ class _App:
 
         async def event(delta: dict[str, Any], finish: str | None = None, usage: dict | None = None) -> None:
             chunk = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": int(time.time()),
-                     "model": model, "choices": [] if usage else [{"index": 0, "delta": delta, "finish_reason": finish}]}
+                     "model": model,
+                     "choices": [] if usage else [{"index": 0, "delta": delta, "finish_reason": finish}]}
             if usage:
                 chunk["usage"] = usage
-            await send({"type": "http.response.body", "body": f"data: {json.dumps(chunk)}\n\n".encode(), "more_body": True})
+            body = f"data: {json.dumps(chunk)}\n\n".encode()
+            await send({"type": "http.response.body", "body": body, "more_body": True})
 
         await asyncio.sleep(self.script.ttft)
         await event({"role": "assistant", "content": ""})

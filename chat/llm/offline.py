@@ -23,8 +23,8 @@ SENTENCES_FROM_OTHERS = 2
 
 _WORD = re.compile(r"[a-z0-9]+")
 _STOPWORDS = frozenset(
-    "a an and are as at be by can do does for from how i in is it me my of on or should the to what when "
-    "where which who why with you your".split()
+    "a an and are as at be by can do does for from how i in is it me my of on or should the to what when where "
+    "which who why with you your".split()
 )
 
 

@@ -71,7 +71,8 @@ async def test_a_question_streams_start_tokens_and_end(kb):
         (json.dumps({"type": "feedback", "message_id": str(uuid.uuid4()), "value": "up"}), "message_not_found"),
         (json.dumps({"type": "feedback", "message_id": "x", "value": "meh"}), "invalid_feedback"),
         (json.dumps({"type": "handoff"}), "no_conversation"),
-        (json.dumps({"type": "resume", "conversation_id": str(uuid.uuid4()), "message_id": "x"}), "conversation_not_found"),
+        (json.dumps({"type": "resume", "conversation_id": str(uuid.uuid4()), "message_id": "x"}),
+         "conversation_not_found"),
         (json.dumps({"type": "resume", "after_seq": -1}), "invalid_frame"),
     ],
 )
@@ -125,7 +126,9 @@ async def test_feedback_and_handoff_are_stored(kb):
     await ws.send_json_to({"type": "message", "text": "How do I do a plank?"})
     start = await ws.receive_json_from(timeout=TIMEOUT)
     await receive_until_end(ws)
-    await ws.send_json_to({"type": "feedback", "message_id": start["message_id"], "value": "down", "reason": "too short"})
+    await ws.send_json_to(
+        {"type": "feedback", "message_id": start["message_id"], "value": "down", "reason": "too short"}
+    )
     await ws.send_json_to({"type": "handoff"})
     assert await ws.receive_nothing(timeout=0.5)  # success sends no frame
     feedback = await in_db(Feedback.objects.get)(message_id=start["message_id"])

@@ -81,7 +81,9 @@ def test_a_visitor_asks_sees_the_answer_stream_with_sources_and_badge_and_votes_
 
 
 def test_an_answer_containing_script_is_shown_as_text(page, kb, online):
-    online.script.answers.append('Try this: <script>window.__pwned = 1</script><img src=x onerror="window.__pwned=2"> [1]')
+    online.script.answers.append(
+        'Try this: <script>window.__pwned = 1</script><img src=x onerror="window.__pwned=2"> [1]'
+    )
     page.reload()
     ask(page, "How do I do a barbell squat?")
     wait_for_frame(page, "end")

@@ -22,7 +22,8 @@ def test_ingest_command_loads_json_records_and_skips_unchanged_ones(tmp_path, se
     call_command("ingest", str(data), "--mapping", str(mapping), "--source", "mine", verbosity=0)
     source = Source.objects.get(name="mine")
     assert (source.status, source.document_count, source.chunk_count) == ("ready", 2, 2)
-    assert Document.objects.get(external_id="a").content == "Goblet Squat\n\nLevel: beginner\n\nHold a kettlebell. Squat down."
+    expected = "Goblet Squat\n\nLevel: beginner\n\nHold a kettlebell. Squat down."
+    assert Document.objects.get(external_id="a").content == expected
 
     before = list(Chunk.objects.values_list("pk", flat=True))
     call_command("ingest", str(data), "--mapping", str(mapping), "--source", "mine", verbosity=0)

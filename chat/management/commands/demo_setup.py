@@ -37,8 +37,10 @@ class Command(BaseCommand):
                 path=DEMO_DIR / "free-exercise-db" / "exercises.json", mapping=mapping,
                 source_name="free-exercise-db", progress=bar.update,
             )
-        self.stdout.write(f"knowledge base: {report.created} new, {report.updated} changed, {report.unchanged} unchanged")
-        self.stdout.write("demo logins (password '%s'): %s" % (password, ", ".join(u for u, _, _ in DEMO_USERS)))
+        self.stdout.write(
+            f"knowledge base: {report.created} new, {report.updated} changed, {report.unchanged} unchanged"
+        )
+        self.stdout.write(f"demo logins (password '{password}'): {', '.join(u for u, _, _ in DEMO_USERS)}")
 
     def _groups(self) -> None:
         for name, rules in GROUP_PERMISSIONS.items():
@@ -49,7 +51,8 @@ class Command(BaseCommand):
 
     def _user(self, username: str, password: str, group: str | None, superuser: bool) -> None:
         user, created = User.objects.get_or_create(
-            username=username, defaults={"is_staff": True, "is_superuser": superuser, "email": f"{username}@example.com"}
+            username=username,
+            defaults={"is_staff": True, "is_superuser": superuser, "email": f"{username}@example.com"},
         )
         if created:
             user.set_password(password)

@@ -48,7 +48,7 @@
     ".verified{background:#dbeafe;color:#1e40af}",
     ".sources{margin:6px 0 0;padding-left:18px;font-size:12px;white-space:normal}",
     ".sources a{color:var(--accent)}",
-    ".vote{border:1px solid var(--line);background:transparent;color:var(--fg);border-radius:8px;padding:2px 8px;font-size:13px}",
+    ".vote{border:1px solid var(--line);background:transparent;color:var(--fg);border-radius:8px;padding:3px 8px;line-height:0}",
     ".vote[aria-pressed=true]{background:var(--accent);color:#fff;border-color:var(--accent)}",
     "form{display:flex;gap:8px;padding:10px;border-top:1px solid var(--line)}",
     "textarea{flex:1;resize:none;border:1px solid var(--line);border-radius:10px;padding:9px;font-size:14px;",
@@ -145,9 +145,21 @@
     return el("span", { "class": "badge confidence " + level, title: Math.round(confidence * 100) + "%" }, label);
   }
 
+  // Drawn, not emoji: a page or OS without an emoji font would show empty boxes.
+  var THUMB = "M2 10h4v11H2zM8 21h9.2a2 2 0 0 0 2-1.6l1.6-7A2 2 0 0 0 18.8 10H14l.8-4.2A2 2 0 0 0 12.9 3L8 9.5z";
+  function thumbIcon(down) {
+    var ns = "http://www.w3.org/2000/svg", svg = document.createElementNS(ns, "svg"), path = document.createElementNS(ns, "path");
+    svg.setAttribute("viewBox", "0 0 24 24"); svg.setAttribute("width", "14"); svg.setAttribute("height", "14");
+    svg.setAttribute("aria-hidden", "true");
+    if (down) svg.setAttribute("transform", "rotate(180)");
+    path.setAttribute("d", THUMB); path.setAttribute("fill", "currentColor");
+    svg.append(path);
+    return svg;
+  }
+
   function voteButton(messageId, value, label, meta) {
-    var b = el("button", { "class": "vote", type: "button", "aria-pressed": "false", "aria-label": label, "data-value": value },
-      value === "up" ? "\ud83d\udc4d" : "\ud83d\udc4e");
+    var b = el("button", { "class": "vote", type: "button", "aria-pressed": "false", "aria-label": label, "data-value": value });
+    b.append(thumbIcon(value === "down"));
     b.addEventListener("click", function () {
       transmit({ type: "feedback", message_id: messageId, value: value });
       meta.querySelectorAll(".vote").forEach(function (v) { v.setAttribute("aria-pressed", String(v === b)); });
