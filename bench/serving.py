@@ -172,7 +172,7 @@ def main() -> int:
     parser.add_argument("--tokens-per-s", type=float, default=50)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 50])
     parser.add_argument("--rounds", type=int, default=4, help="rounds at each concurrency (x10 at 1)")
-    parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", os.cpu_count() or 1)),
+    parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "1")),
                         help="ASGI processes, as `make run` starts them")
     args = parser.parse_args()
 

@@ -71,7 +71,7 @@ class ConversationBroadcast:
     first, so the tokens not yet in the log reach it with the next batch.
     """
 
-    GROUP_BATCH_SECONDS = 0.05
+    GROUP_BATCH_SECONDS = 0.25  # only resuming sockets wait on it; the asking one gets tokens at once
 
     def __init__(self, conversation_id: uuid.UUID, message_id: uuid.UUID, *, direct: Send | None = None,
                  origin: str = "") -> None:

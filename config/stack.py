@@ -141,9 +141,10 @@ def _supervise(procs: dict[str, subprocess.Popen]) -> int:
 
 
 def web_workers() -> str:
-    """ASGI processes: one per core by default (WEB_CONCURRENCY overrides). Each is one Python
-    interpreter; they share the Redis channel layer, so any of them can serve any socket."""
-    return os.environ.get("WEB_CONCURRENCY", str(os.cpu_count() or 1))
+    """ASGI processes (WEB_CONCURRENCY, default 1). They share the Redis channel layer, so any of
+    them can serve any socket; but each loads its own embedding model, and on a 2-core machine
+    two of them fight over the cores (measured: slower at 50 chats), so one is the default."""
+    return os.environ.get("WEB_CONCURRENCY", "1")
 
 
 def cmd_run(host: str, port: int) -> int:
