@@ -28,9 +28,11 @@ def page(live_asgi):
         page = context.new_page()
         page.add_init_script("""
             window.__frames = [];
+            window.__sockets = [];
             const Native = window.WebSocket;
             window.WebSocket = function (url, protocols) {
               const ws = new Native(url, protocols);
+              window.__sockets.push(ws);
               ws.addEventListener('message', (e) => window.__frames.push(JSON.parse(e.data)));
               return ws;
             };
@@ -120,3 +122,18 @@ def test_it_fits_a_phone_screen(page, kb):
     page.set_viewport_size({"width": 375, "height": 667})
     box = page.locator(".panel").bounding_box()
     assert box["width"] == 375 and box["height"] == 667
+
+
+def test_the_widget_reconnects_and_resumes_an_answer_cut_off_mid_stream(page, kb, online):
+    words = [f"step{i}" for i in range(40)]
+    online.script.answers.append(" ".join(words) + " [1]")
+    online.script.tokens_per_s = 25
+    page.reload()
+    ask(page, "How do I do a barbell squat?")
+    wait_for_frame(page, "token")
+    page.evaluate("window.__sockets[window.__sockets.length - 1].close()")  # the network drops
+    wait_for_frame(page, "end", timeout=20)
+    answer = page.locator(".msg.assistant .text").last
+    expect(answer).to_have_text(" ".join(words) + " [1]")  # every token once, in order
+    assert page.evaluate("window.__sockets.length") >= 2
+    expect(page.locator(".msg.assistant").last.locator(".confidence")).to_be_visible()
