@@ -19,6 +19,7 @@ import functools
 import itertools
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -109,12 +110,19 @@ async def websocket_once(ws_url: str, token: str, question: str) -> Sample:
     return Sample((ttft - began) * 1000, (end - began) * 1000, tokens)
 
 
-async def run_level(make_call, concurrency: int, rounds: int) -> tuple[list[Sample], float]:
+async def _after(delay: float, call):
+    await asyncio.sleep(delay)
+    return await call
+
+
+async def run_level(make_call, concurrency: int, rounds: int, spread: float = 0.0) -> tuple[list[Sample], float]:
+    """`rounds` rounds of `concurrency` chats; with `spread`, each chat of a round starts at a
+    random moment within that many seconds instead of all in the same millisecond."""
     samples: list[Sample] = []
     began = time.perf_counter()
     for r in range(rounds):
         calls = [make_call(QUESTIONS[(r * concurrency + i) % len(QUESTIONS)]) for i in range(concurrency)]
-        samples.extend(await asyncio.gather(*calls))
+        samples.extend(await asyncio.gather(*(_after(random.uniform(0, spread), c) for c in calls)))
     return samples, time.perf_counter() - began
 
 
@@ -129,16 +137,19 @@ async def measure(args: argparse.Namespace, llm_url: str, http_url: str) -> list
     # Warm both paths (connection pools, model, first queries) outside the measurement.
     await run_level(lambda q: direct_once(client, q), 4, 1)
     await run_level(lambda q: websocket_once(ws_url, tokens[0], q), 4, 1)
-    for concurrency in args.concurrency:
+    levels = [(c, 0.0) for c in args.concurrency]
+    if args.spread > 0:
+        levels.append((max(args.concurrency), args.spread))
+    for concurrency, spread in levels:
         rounds = args.rounds if concurrency > 1 else args.rounds * 10
         visitor_tokens = itertools.cycle(tokens[:concurrency])
         for path, call in (
             ("direct openai", functools.partial(direct_once, client)),
             ("websocket + pipeline", lambda q, turn=visitor_tokens: websocket_once(ws_url, next(turn), q)),
         ):
-            samples, wall = await run_level(call, concurrency, rounds)
+            samples, wall = await run_level(call, concurrency, rounds, spread)
             rows.append({
-                "path": path, "concurrency": concurrency, "n": len(samples),
+                "path": path, "concurrency": concurrency, "spread": spread, "n": len(samples),
                 "ttft_p50": pct([s.ttft_ms for s in samples], 0.5), "ttft_p99": pct([s.ttft_ms for s in samples], 0.99),
                 "total_p50": pct([s.total_ms for s in samples], 0.5),
                 "tokens_per_s": sum(s.tokens for s in samples) / wall, "ttfts": [s.ttft_ms for s in samples],
@@ -149,21 +160,26 @@ async def measure(args: argparse.Namespace, llm_url: str, http_url: str) -> list
 def print_table(rows: list[dict], args: argparse.Namespace) -> dict[str, float]:
     print(f"\nServing: fake LLM ttft={args.ttft_ms:.0f} ms, {args.tokens_per_s:.0f} tokens/s, "
           f"{len(ANSWER.split())}-token answers; {args.workers} ASGI worker(s); {os.cpu_count()} cores\n")
-    print("| path | concurrent chats | answers | TTFT p50 ms | TTFT p99 ms | total p50 ms | tokens/s delivered |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("| path | concurrent chats | arrival | answers | TTFT p50 ms | TTFT p99 ms | total p50 ms "
+          "| tokens/s delivered |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['path']} | {r['concurrency']} | {r['n']} | {r['ttft_p50']:.1f} | {r['ttft_p99']:.1f} | "
-              f"{r['total_p50']:.1f} | {r['tokens_per_s']:.0f} |")
-    print("\n| concurrent chats | added TTFT p50 ms | added TTFT p99 ms |")
-    print("|---:|---:|---:|")
-    result = {}
-    for concurrency in args.concurrency:
-        direct, full = (r for r in rows if r["concurrency"] == concurrency)
+        print(f"| {r['path']} | {r['concurrency']} | {_arrival(r['spread'])} | {r['n']} | {r['ttft_p50']:.1f} | "
+              f"{r['ttft_p99']:.1f} | {r['total_p50']:.1f} | {r['tokens_per_s']:.0f} |")
+    print("\n| concurrent chats | arrival | added TTFT p50 ms | added TTFT p99 ms |")
+    print("|---:|---|---:|---:|")
+    results = {}
+    for direct, full in zip(rows[::2], rows[1::2], strict=True):
         p50 = full["ttft_p50"] - direct["ttft_p50"]
         p99 = full["ttft_p99"] - direct["ttft_p99"]
-        print(f"| {concurrency} | {p50:.1f} | {p99:.1f} |")
-        result = {"overhead_p50_ms": p50, "overhead_p99_ms": p99, "tokens_per_s": full["tokens_per_s"]}
-    return result
+        print(f"| {full['concurrency']} | {_arrival(full['spread'])} | {p50:.1f} | {p99:.1f} |")
+        results[(full["concurrency"], full["spread"])] = {
+            "overhead_p50_ms": p50, "overhead_p99_ms": p99, "tokens_per_s": full["tokens_per_s"]}
+    return results[(max(args.concurrency), 0.0)]  # RESULT: the burst, the harder case
+
+
+def _arrival(spread: float) -> str:
+    return f"spread over {spread:g} s" if spread else "burst"
 
 
 def main() -> int:
@@ -172,6 +188,8 @@ def main() -> int:
     parser.add_argument("--tokens-per-s", type=float, default=50)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 50])
     parser.add_argument("--rounds", type=int, default=4, help="rounds at each concurrency (x10 at 1)")
+    parser.add_argument("--spread", type=float, default=1.0,
+                        help="also run the highest concurrency with arrivals spread over this many seconds (0: off)")
     parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "1")),
                         help="ASGI processes, as `make run` starts them")
     args = parser.parse_args()
