@@ -6,7 +6,8 @@ so the real `openai` client is exercised end to end. Behaviour is scripted:
 - answers: a queue of answer texts (the default answer when empty)
 - ttft / tokens_per_s: time to first token and streaming rate
 - faults: a queue of faults consumed one per chat request: "429", "500", "timeout" (never
-  answers), "cut" (streams a few tokens, then drops the connection)
+  answers), "cut" (streams a few tokens, then drops the connection), "error_event" (a 200
+  stream whose first event is an error, as OpenAI sends when a model fails mid-request)
 - model_faults: a fault that always applies to one model name (to test fallbacks)
 
 In-process: `with LLMServer() as server: server.script.answers.append(...)`.
@@ -125,7 +126,7 @@ class _App:
             await asyncio.sleep(self.script.ttft)
             await self._json(send, 200, self._completion(model, answer, prompt_tokens))
             return
-        await self._stream(send, payload, model, answer, prompt_tokens, cut=fault == "cut")
+        await self._stream(send, {**payload, "_fault": fault}, model, answer, prompt_tokens, cut=fault == "cut")
 
     def _completion(self, model: str, answer: str, prompt_tokens: int) -> dict[str, Any]:
         return {
@@ -149,6 +150,10 @@ class _App:
             await send({"type": "http.response.body", "body": body, "more_body": True})
 
         await asyncio.sleep(self.script.ttft)
+        if payload.get("_fault") == "error_event":
+            body = json.dumps({"error": {"message": "model overloaded", "type": "server_error"}})
+            await send({"type": "http.response.body", "body": f"data: {body}\n\n".encode(), "more_body": False})
+            return
         await event({"role": "assistant", "content": ""})
         tokens = _tokens(answer)
         for i, token in enumerate(tokens):

@@ -40,6 +40,13 @@ async def test_it_retries_before_the_first_token(llm_server, fault):
     assert len(llm_server.script.requests) == 3
 
 
+async def test_an_error_event_in_the_stream_is_retried_before_the_first_token(llm_server):
+    llm_server.script.faults.append("error_event")
+    text, _ = await collect(make_gateway(llm_server))
+    assert text.startswith("Keep")
+    assert len(llm_server.script.requests) == 2
+
+
 async def test_it_gives_up_after_the_last_retry(llm_server):
     llm_server.script.faults.extend(["429", "429", "429"])
     with pytest.raises(LLMUnavailable):
