@@ -19,7 +19,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from asgiref.sync import ThreadSensitiveContext
 from django.conf import settings
 
 from experiments.selectors import PromptChoice, prompt_for_new_answer
@@ -112,10 +111,9 @@ async def start_turn(
     embedding = asyncio.ensure_future(embed_query_async(guarded.text))
     try:
         with timer.step("persist_question"):
-            async with ThreadSensitiveContext():  # a DB thread of its own, not the shared one
-                records = await db_call(_start_turn_records)(
-                    visitor_id, conversation_id, guarded.text, client_msg_id, channel, bool(guarded.pii_found)
-                )
+            records = await db_call(_start_turn_records)(
+                visitor_id, conversation_id, guarded.text, client_msg_id, channel, bool(guarded.pii_found)
+            )
     except BaseException:
         embedding.cancel()
         raise
@@ -140,14 +138,12 @@ def _start_turn_records(visitor_id, conversation_id, text, client_msg_id, channe
 
 
 async def run_turn(turn: Turn, sink: AnswerSink) -> dict[str, Any]:
-    """Answer a started turn; returns the `end` or `error` frame it sent to the sink."""
-    # Like Django's ASGI handler does per request: this turn's ORM calls get a thread of their
-    # own instead of queueing behind every other chat on the one shared thread.
-    async with ThreadSensitiveContext():
-        return await _run_turn(turn, sink)
+    """Answer a started turn; returns the `end` or `error` frame it sent to the sink.
 
-
-async def _run_turn(turn: Turn, sink: AnswerSink) -> dict[str, Any]:
+    ORM calls run on Channels' one shared thread. A thread per turn (as Django's ASGI handler
+    does per request) measured slower at 50 chats: fifty threads fighting for the GIL cost more
+    than the short queries lose by queueing (BENCHMARKS.md).
+    """
     try:
         with turn.timer.step("retrieve"):
             hits = await retrieve(await turn.embedding)
