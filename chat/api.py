@@ -64,9 +64,7 @@ class WidgetConfigView(APIView):
 class ConversationCreateView(APIView):
     @extend_schema(request=None, responses={201: ConversationSerializer})
     def post(self, request):
-        conversation = services.conversation_for_visitor(
-            visitor_id=request.user.id, conversation_id=None, channel=Conversation.Channel.API
-        )
+        conversation = services.conversation_create(visitor_id=request.user.id, channel=Conversation.Channel.API)
         return Response(ConversationSerializer(conversation).data, status=status.HTTP_201_CREATED)
 
 

@@ -120,7 +120,7 @@ async def start_turn(
     if records.repeated:
         embedding.cancel()
     return Turn(
-        conversation_id=records.conversation.pk, question_id=records.question.pk,
+        conversation_id=records.conversation_id, question_id=records.question.pk,
         question_sequence=records.question.sequence, answer_id=records.answer.pk,
         question=records.question.text, repeated=records.repeated,
         injection_suspected=guarded.injection_suspected, timer=timer, embedding=embedding,
@@ -128,10 +128,10 @@ async def start_turn(
 
 
 def _start_turn_records(visitor_id, conversation_id, text, client_msg_id, channel, pii) -> services.TurnRecords:
-    conversation = services.conversation_for_visitor(
-        visitor_id=visitor_id, conversation_id=conversation_id, channel=channel
+    return services.turn_start(
+        visitor_id=visitor_id, conversation_id=conversation_id, channel=channel, text=text,
+        client_msg_id=client_msg_id, pii_redacted=pii,
     )
-    return services.turn_start(conversation=conversation, text=text, client_msg_id=client_msg_id, pii_redacted=pii)
 
 
 # --- run ------------------------------------------------------------------------------------------
