@@ -176,10 +176,6 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         for frame in event["frames"]:
             await self._deliver(frame)
 
-    async def chat_frame(self, event: dict[str, Any]) -> None:
-        """One frame pushed to the conversation (e.g. a trainer's reply)."""
-        await self._deliver(event["frame"])
-
     async def _deliver(self, frame: dict[str, Any]) -> None:
         """Send a frame once: replays and live frames may overlap, seq and end decide."""
         mid = frame.get("message_id", "")

@@ -111,8 +111,9 @@ async def start_turn(
     embedding = asyncio.ensure_future(embed_query_async(guarded.text))
     try:
         with timer.step("persist_question"):
-            records = await db_call(_start_turn_records)(
-                visitor_id, conversation_id, guarded.text, client_msg_id, channel, bool(guarded.pii_found)
+            records = await db_call(services.turn_start)(
+                visitor_id=visitor_id, conversation_id=conversation_id, channel=channel, text=guarded.text,
+                client_msg_id=client_msg_id, pii_redacted=bool(guarded.pii_found),
             )
     except BaseException:
         embedding.cancel()
@@ -124,13 +125,6 @@ async def start_turn(
         question_sequence=records.question.sequence, answer_id=records.answer.pk,
         question=records.question.text, repeated=records.repeated,
         injection_suspected=guarded.injection_suspected, timer=timer, embedding=embedding,
-    )
-
-
-def _start_turn_records(visitor_id, conversation_id, text, client_msg_id, channel, pii) -> services.TurnRecords:
-    return services.turn_start(
-        visitor_id=visitor_id, conversation_id=conversation_id, channel=channel, text=text,
-        client_msg_id=client_msg_id, pii_redacted=pii,
     )
 
 

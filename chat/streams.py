@@ -1,8 +1,9 @@
 """Where answer tokens go while they stream.
 
-Every token is appended to a per-message Redis list (so `resume` can replay what a client
-missed, also after the answer finished) and sent to the conversation's channel-layer group
-(so every other socket watching that conversation, on any ASGI process, gets it live).
+The socket that asked gets each token directly. The tokens are also appended, in batches, to a
+per-message Redis list (so `resume` can replay what a client missed, also after the answer
+finished) and sent to the conversation's channel-layer group (so any other socket watching that
+conversation, on any ASGI process, gets them): see ConversationBroadcast.
 """
 
 from __future__ import annotations

@@ -93,8 +93,6 @@ if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
 # Under ASGI, Django wants the driver's pool rather than persistent connections: a question
 # touches the database from several threads, and opening a connection each time costs ms.
 DATABASES["default"]["CONN_MAX_AGE"] = 0
-# Search breadth of pgvector's HNSW index, set per session (an extension setting may be given
-# before the extension loads); KNOWLEDGE_HNSW_EF_SEARCH is defined below with the other knowledge settings.
 DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
     "min_size": env.int("DATABASE_POOL_MIN_SIZE", default=2),
     "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=20),
@@ -173,11 +171,11 @@ SPECTACULAR_SETTINGS = {
 }
 # The widget is embedded on other sites: the public API answers any origin (no cookies involved,
 # visitors authenticate with a signed token), everything else stays same-origin.
-CORS_ALLOWED_ORIGIN_REGEXES = [r".*"] if env.list("WIDGET_ALLOWED_ORIGINS", default=["*"]) == ["*"] else []
-CORS_ALLOWED_ORIGINS = [o for o in env.list("WIDGET_ALLOWED_ORIGINS", default=["*"]) if o != "*"]
+WIDGET_ALLOWED_ORIGINS = env.list("WIDGET_ALLOWED_ORIGINS", default=["*"])
+CORS_ALLOW_ALL_ORIGINS = "*" in WIDGET_ALLOWED_ORIGINS
+CORS_ALLOWED_ORIGINS = [o for o in WIDGET_ALLOWED_ORIGINS if o != "*"]
 CORS_URLS_REGEX = r"^/(api/v1|v1)/.*$"
 CORS_ALLOW_HEADERS = ["content-type", "x-visitor-token", "authorization"]
-WIDGET_ALLOWED_ORIGINS = env.list("WIDGET_ALLOWED_ORIGINS", default=["*"])
 
 # --- Chat --------------------------------------------------------------------------------------
 CHAT_MAX_MESSAGE_CHARS = env.int("CHAT_MAX_MESSAGE_CHARS", default=4000)
@@ -222,4 +220,6 @@ KNOWLEDGE_CHUNK_TOKENS = env.int("KNOWLEDGE_CHUNK_TOKENS", default=220)
 KNOWLEDGE_CHUNK_OVERLAP_TOKENS = env.int("KNOWLEDGE_CHUNK_OVERLAP_TOKENS", default=40)
 KNOWLEDGE_TOP_K = env.int("KNOWLEDGE_TOP_K", default=5)
 KNOWLEDGE_HNSW_EF_SEARCH = env.int("KNOWLEDGE_HNSW_EF_SEARCH", default=64)
+# Search breadth of pgvector's HNSW index, set for every session at connect time (an extension
+# setting may be given before the extension loads), so searches need no transaction for SET LOCAL.
 DATABASES["default"]["OPTIONS"]["options"] = f"-c hnsw.ef_search={KNOWLEDGE_HNSW_EF_SEARCH}"
