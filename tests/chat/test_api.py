@@ -15,11 +15,16 @@ def visitor_client() -> APIClient:
     return client
 
 
+def ask(client: APIClient, text: str):
+    """A new conversation with one question in it: (conversation, the POST response)."""
+    conversation = client.post("/api/v1/conversations/").json()
+    return conversation, client.post(f"/api/v1/conversations/{conversation['id']}/messages/",
+                                     {"text": text}, format="json")
+
+
 def test_a_visitor_asks_and_gets_the_whole_answer(kb):
     client = visitor_client()
-    conversation = client.post("/api/v1/conversations/").json()
-    response = client.post(f"/api/v1/conversations/{conversation['id']}/messages/",
-                           {"text": "How do I do a barbell squat?"}, format="json")
+    conversation, response = ask(client, "How do I do a barbell squat?")
     assert response.status_code == 201
     body = response.json()
     assert body["question"]["text"] == "How do I do a barbell squat?"
@@ -32,9 +37,7 @@ def test_a_visitor_asks_and_gets_the_whole_answer(kb):
 
 def test_feedback_is_stored_and_can_be_changed(kb):
     client = visitor_client()
-    conversation = client.post("/api/v1/conversations/").json()
-    answer = client.post(f"/api/v1/conversations/{conversation['id']}/messages/",
-                         {"text": "How do I do a plank?"}, format="json").json()["answer"]
+    answer = ask(client, "How do I do a plank?")[1].json()["answer"]
     assert client.post(f"/api/v1/messages/{answer['id']}/feedback/", {"value": "up"}, format="json").status_code == 200
     client.post(f"/api/v1/messages/{answer['id']}/feedback/", {"value": "down", "reason": "wrong"}, format="json")
     feedback = Feedback.objects.get(message_id=answer["id"])
@@ -43,9 +46,8 @@ def test_feedback_is_stored_and_can_be_changed(kb):
 
 def test_a_visitor_is_denied_another_visitors_conversation(kb):
     alice, mallory = visitor_client(), visitor_client()
-    conversation = alice.post("/api/v1/conversations/").json()
-    answer = alice.post(f"/api/v1/conversations/{conversation['id']}/messages/",
-                        {"text": "How do I do a plank?"}, format="json").json()["answer"]
+    conversation, response = ask(alice, "How do I do a plank?")
+    answer = response.json()["answer"]
     for response in (
         mallory.get(f"/api/v1/conversations/{conversation['id']}/"),
         mallory.get(f"/api/v1/conversations/{conversation['id']}/messages/"),
@@ -82,9 +84,7 @@ def test_bad_messages_get_a_400_with_a_stable_code(db, body, code):
 def test_a_failed_answer_is_a_502_that_keeps_the_question(kb, online):
     online.script.model_faults["fake-model"] = "500"
     client = visitor_client()
-    conversation = client.post("/api/v1/conversations/").json()
-    response = client.post(f"/api/v1/conversations/{conversation['id']}/messages/",
-                           {"text": "How do I squat?"}, format="json")
+    response = ask(client, "How do I squat?")[1]
     assert response.status_code == 502
     body = response.json()
     assert body["code"] == "llm_unavailable" and body["answer"]["status"] == "failed"

@@ -33,6 +33,14 @@ async def receive_until_end(communicator, message_id=None):
             return frames
 
 
+async def ask_and_finish(communicator, text):
+    """Ask a question and read its answer to the end; returns the `start` frame."""
+    await communicator.send_json_to({"type": "message", "text": text})
+    start = await communicator.receive_json_from(timeout=TIMEOUT)
+    await receive_until_end(communicator)
+    return start
+
+
 def token_text(frames):
     return "".join(f["text"] for f in frames if f["type"] == "token")
 
@@ -106,9 +114,7 @@ async def test_a_bad_frame_stores_nothing(db):
 
 async def test_another_visitors_conversation_is_not_found(kb):
     owner = await connect()
-    await owner.send_json_to({"type": "message", "text": "How do I do a plank?"})
-    start = await owner.receive_json_from(timeout=TIMEOUT)
-    await receive_until_end(owner)
+    start = await ask_and_finish(owner, "How do I do a plank?")
     intruder = await connect()
     await intruder.send_json_to({"type": "message", "text": "hi", "conversation_id": start["conversation_id"]})
     assert (await intruder.receive_json_from(timeout=TIMEOUT))["code"] == "conversation_not_found"
@@ -123,9 +129,7 @@ async def test_another_visitors_conversation_is_not_found(kb):
 
 async def test_feedback_and_handoff_are_stored(kb):
     ws = await connect()
-    await ws.send_json_to({"type": "message", "text": "How do I do a plank?"})
-    start = await ws.receive_json_from(timeout=TIMEOUT)
-    await receive_until_end(ws)
+    start = await ask_and_finish(ws, "How do I do a plank?")
     await ws.send_json_to(
         {"type": "feedback", "message_id": start["message_id"], "value": "down", "reason": "too short"}
     )
