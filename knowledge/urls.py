@@ -1,5 +1,9 @@
 from django.urls import path
+from rest_framework.routers import SimpleRouter
 
 from . import api
 
-urlpatterns = [path("search", api.KnowledgeSearchView.as_view(), name="knowledge-search")]
+router = SimpleRouter(trailing_slash=True)
+router.register("sources", api.SourceViewSet, basename="knowledge-source")
+
+urlpatterns = [path("search", api.KnowledgeSearchView.as_view(), name="knowledge-search"), *router.urls]

@@ -67,13 +67,13 @@ def _by_document(hits: Sequence[SearchHit]) -> list[list[tuple[int, SearchHit]]]
 
 
 def compose_answer(question: str, hits: Sequence[SearchHit]) -> ExtractiveAnswer:
-    if not hits or hits[0].score < MIN_SCORE:
+    if not hits or hits[0].dense_score < MIN_SCORE:
         return ExtractiveAnswer(NOT_FOUND, ())
     parts: list[str] = []
     cited: list[int] = []
     for rank, group in enumerate(_by_document(hits)[:3]):
         numbers, doc_hits = [n for n, _ in group], [h for _, h in group]
-        if rank > 0 and doc_hits[0].score < hits[0].score - 0.08:
+        if rank > 0 and doc_hits[0].dense_score < hits[0].dense_score - 0.08:
             break
         limit = SENTENCES_FROM_BEST if rank == 0 else SENTENCES_FROM_OTHERS
         sentences = best_sentences(question, doc_hits, limit)

@@ -8,7 +8,7 @@ from tqdm import tqdm
 
 from experiments.models import PromptVersion
 from experiments.services import prompt_version_create
-from knowledge.services import json_file_ingest
+from knowledge.services import source_ingest, source_upsert
 
 DEMO_DIR = settings.BASE_DIR / "demo"
 PROMPT_NAME = "coach"
@@ -32,11 +32,12 @@ class Command(BaseCommand):
         if not PromptVersion.objects.filter(name=PROMPT_NAME).exists():
             prompt_version_create(name=PROMPT_NAME, system_prompt=(DEMO_DIR / "prompt.md").read_text().strip())
         mapping = json.loads((DEMO_DIR / "exercises.mapping.json").read_text())
+        source = source_upsert(
+            name="free-exercise-db", uri=str(DEMO_DIR / "free-exercise-db" / "exercises.json"), mapping=mapping,
+            tags=["exercise"],
+        )
         with tqdm(desc="knowledge base", unit="doc") as bar:
-            report = json_file_ingest(
-                path=DEMO_DIR / "free-exercise-db" / "exercises.json", mapping=mapping,
-                source_name="free-exercise-db", progress=bar.update,
-            )
+            report = source_ingest(source_id=source.pk, progress=lambda done, total: bar.update(done - bar.n))
         self.stdout.write(
             f"knowledge base: {report.created} new, {report.updated} changed, {report.unchanged} unchanged"
         )

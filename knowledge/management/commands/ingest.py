@@ -1,35 +1,96 @@
 import json
 from pathlib import Path
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from knowledge.services import IngestError, json_file_ingest
+from knowledge import services
+from knowledge.parsers import EXTENSIONS, IngestError, mapping_validate
+from knowledge.tasks import ingest_source
 
 
 class Command(BaseCommand):
-    help = "Ingest JSON records into the knowledge base (unchanged documents are skipped)."
+    help = (
+        "Ingest files or folders into the knowledge base: text, Markdown, HTML, PDF, and CSV/JSON with "
+        "--mapping. Each file is one source; unchanged documents are skipped, changed ones re-indexed."
+    )
 
     def add_arguments(self, parser):
-        parser.add_argument("path", type=Path)
-        parser.add_argument("--mapping", type=Path, required=True, help="JSON field mapping file")
-        parser.add_argument("--source", help="source name (default: the file name)")
+        parser.add_argument("paths", nargs="+", type=Path)
+        parser.add_argument("--mapping", type=Path, help="JSON field mapping for CSV/JSON files")
+        parser.add_argument("--source", help="source name (one file only; default: the file's path)")
+        parser.add_argument("--language", default=settings.KNOWLEDGE_DEFAULT_LANGUAGE)
+        parser.add_argument("--tag", action="append", default=[], dest="tags", help="tag every document (repeatable)")
+        parser.add_argument("--queue", action="store_true", help="hand the work to the Celery worker and return")
 
-    def handle(self, *args, path: Path, mapping: Path, source: str | None, **options):
+    def handle(self, *args, paths, mapping, source, language, tags, queue, **options):
+        files = _files(paths)
+        if source and len(files) != 1:
+            raise CommandError("--source names one source: give exactly one file")
+        field_mapping = _read_mapping(mapping) if mapping else None
+        quiet = options["verbosity"] == 0
+        failures = 0
+        for path, name in files:
+            try:
+                record = services.source_upsert(
+                    name=source or name, uri=str(path.resolve()), mapping=field_mapping, language=language, tags=tags
+                )
+            except IngestError as exc:
+                self.stderr.write(f"{name}: failed: {exc}")
+                failures += 1
+                continue
+            if queue:
+                ingest_source.delay(record.pk)
+                self.stdout.write(f"{name}: queued (source {record.pk})")
+                continue
+            failures += not self._ingest(record, name, quiet)
+        if failures:
+            raise CommandError(f"{failures} of {len(files)} files failed (see above; each source row has its error)")
+
+    def _ingest(self, record, name: str, quiet: bool) -> bool:
+        bar = tqdm(desc=name[-40:], unit="doc", disable=quiet)
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.n = done
+            bar.refresh()
+
         try:
-            field_mapping = json.loads(mapping.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise CommandError(f"cannot read mapping {mapping}: {exc}") from exc
-        bar = tqdm(desc=f"ingest {path.name}", unit="doc", disable=options["verbosity"] == 0)
-        try:
-            report = json_file_ingest(
-                path=path, mapping=field_mapping, source_name=source or path.name, progress=bar.update
-            )
+            report = services.source_ingest(source_id=record.pk, progress=progress)
         except IngestError as exc:
-            raise CommandError(str(exc)) from exc
+            self.stderr.write(f"{name}: failed: {exc}")
+            return False
         finally:
             bar.close()
         self.stdout.write(
-            f"{path.name}: {report.created} created, {report.updated} updated, "
-            f"{report.unchanged} unchanged, {report.chunks_written} chunks written"
+            f"{name}: {report.created} new, {report.updated} changed, {report.unchanged} unchanged, "
+            f"{report.removed} removed, {report.chunks_written} chunks written"
         )
+        return True
+
+
+def _files(paths: list[Path]) -> list[tuple[Path, str]]:
+    """(file, source name) for every file given, and every supported file under the folders given."""
+    found: list[tuple[Path, str]] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend((f, str(f.relative_to(path.parent))) for f in sorted(path.rglob("*")) if f.is_file() and _supported(f))
+        elif path.is_file():
+            found.append((path, path.name))
+        else:
+            raise CommandError(f"{path}: no such file or folder")
+    if not found:
+        raise CommandError(f"no supported files found (supported: {', '.join(sorted(EXTENSIONS))})")
+    return found
+
+
+def _supported(path: Path) -> bool:
+    return path.suffix.lower() in EXTENSIONS
+
+
+def _read_mapping(path: Path) -> dict:
+    try:
+        return mapping_validate(json.loads(path.read_text()))
+    except (OSError, json.JSONDecodeError, IngestError) as exc:
+        raise CommandError(f"cannot use mapping {path}: {exc}") from exc
