@@ -19,6 +19,7 @@ test: $(STAMP)  ## the whole suite against embedded Postgres+pgvector and Redis
 	$(PY) -m config.stack test $(ARGS)
 
 bench: $(STAMP)  ## the benchmarks in bench/, each prints its table
+	$(PY) -m config.stack exec -- $(PY) bench/retrieval.py $(ARGS)
 	$(PY) -m config.stack exec -- $(PY) bench/serving.py $(ARGS)
 
 services: $(STAMP)  ## only the embedded Postgres and Redis, for a shell of your own

@@ -236,11 +236,11 @@ KNOWLEDGE_MAX_FILE_MB = env.float("KNOWLEDGE_MAX_FILE_MB", default=20.0)
 KNOWLEDGE_TOP_K = env.int("KNOWLEDGE_TOP_K", default=5)
 # Hybrid search: each retriever proposes this many candidates; fusion ranks their union.
 KNOWLEDGE_CANDIDATES = env.int("KNOWLEDGE_CANDIDATES", default=40)
-KNOWLEDGE_FUSION = env.str("KNOWLEDGE_FUSION", default="rrf")
+KNOWLEDGE_FUSION = env.str("KNOWLEDGE_FUSION", default="weighted")  # measured in BENCHMARKS.md
 if KNOWLEDGE_FUSION not in ("rrf", "weighted"):
     raise ImproperlyConfigured("KNOWLEDGE_FUSION must be 'rrf' or 'weighted'")
 KNOWLEDGE_RRF_K = env.int("KNOWLEDGE_RRF_K", default=60)
-KNOWLEDGE_DENSE_WEIGHT = env.float("KNOWLEDGE_DENSE_WEIGHT", default=0.5)  # lexical gets 1 - this
+KNOWLEDGE_DENSE_WEIGHT = env.float("KNOWLEDGE_DENSE_WEIGHT", default=0.7)  # lexical gets 1 - this
 KNOWLEDGE_MMR_LAMBDA = env.float("KNOWLEDGE_MMR_LAMBDA", default=0.7)  # 1 = relevance only, used when diverse
 KNOWLEDGE_MIN_SCORE = env.float("KNOWLEDGE_MIN_SCORE", default=0.0)
 # PostgreSQL text-search configuration per document language; others fall back to "simple".

@@ -30,7 +30,7 @@ class SearchHitSerializer(serializers.Serializer):
     text = serializers.CharField()
     score = serializers.FloatField(help_text="fused score, 0..1")
     dense_score = serializers.FloatField(help_text="cosine similarity of the embeddings")
-    lexical_score = serializers.FloatField(help_text="PostgreSQL full-text rank (ts_rank_cd)")
+    lexical_score = serializers.FloatField(help_text="full-text rank: IDF-weighted ts_rank per query word (BM25-like)")
 
 
 class SearchQuerySerializer(serializers.Serializer):

@@ -147,3 +147,12 @@ class KnowledgeBaseVersion(models.Model):
 
     version = models.PositiveBigIntegerField(default=1)
     updated_at = models.DateTimeField(auto_now=True)
+    chunks_indexed = models.PositiveIntegerField(default=0, help_text="chunks the lexeme statistics were counted on")
+
+
+class LexemeStat(models.Model):
+    """How many chunks contain each full-text lexeme: the IDF that ranks rare query words above
+    common ones (PostgreSQL's own ts_rank has no corpus statistics). Recounted after ingests."""
+
+    lexeme = models.TextField(primary_key=True)
+    chunk_count = models.PositiveIntegerField()

@@ -42,7 +42,7 @@ class SearchHit:
     score: float  # the fused score, 0..1 (1 = ranked first by every retriever, or a perfect match)
     heading: str = ""
     dense_score: float = 0.0  # cosine similarity, 1 is identical
-    lexical_score: float = 0.0  # PostgreSQL ts_rank_cd, 0 when no query term matches
+    lexical_score: float = 0.0  # IDF-weighted full-text rank (BM25-like), 0 when no query term matches
     source_id: int | None = None
     embedding: tuple[float, ...] | None = field(default=None, repr=False, compare=False)
 
@@ -128,31 +128,53 @@ def _dense_candidates(vector: QueryVector, n: int, filters: SearchFilters) -> li
 _OPERATORS = re.compile(r"\"|(^|\s)-\w|\sOR\s")
 
 
-def tsquery_sql(query: str, language: str | None) -> tuple[str, list]:
-    """SQL for the query's tsquery. A question's words are OR-ed (any may match, rank decides);
-    when the user typed websearch operators their meaning is kept."""
-    config = fts_config(language or settings.KNOWLEDGE_DEFAULT_LANGUAGE)
-    if _OPERATORS.search(query):
-        return "websearch_to_tsquery(%s::regconfig, %s)", [config, query]
-    return (
-        "(SELECT coalesce(nullif(replace(websearch_to_tsquery(%s::regconfig, %s)::text, ' & ', ' | '), ''),"
-        " '')::tsquery)",
-        [config, query],
+def _terms_cte(query: str, language: str | None) -> tuple[str, list]:
+    """The query's lexemes with their inverse document frequency (BM25's IDF) from LexemeStat.
+
+    A lexeme the statistics have not seen yet counts as rare."""
+    sql = (
+        "terms AS (SELECT t.lexeme, ln(1 + greatest(n.total - coalesce(s.chunk_count, 0), 0) + 0.5) "
+        "- ln(coalesce(s.chunk_count, 0) + 0.5) AS idf "
+        "FROM unnest(tsvector_to_array(to_tsvector(%s::regconfig, %s))) AS t(lexeme) "
+        "LEFT JOIN knowledge_lexemestat s ON s.lexeme = t.lexeme, "
+        "(SELECT greatest(coalesce(max(chunks_indexed), 0), 1) AS total FROM knowledge_knowledgebaseversion) n)"
     )
+    return sql, [fts_config(language or settings.KNOWLEDGE_DEFAULT_LANGUAGE), query]
+
+
+# Each query lexeme's ts_rank (term frequency, saturating, title and headings weighted above the
+# body) scaled by its IDF: BM25's shape inside PostgreSQL. Dividing by the chunk length as well
+# (normalization 1, 2) measured worse on bench/retrieval.py: chunks are already of similar size.
+_LEXICAL_SCORE = (
+    "coalesce((SELECT sum(terms.idf * ts_rank(c.search_vector, quote_literal(terms.lexeme)::tsquery)) "
+    "FROM terms), 0)"
+)
+
+
+# Candidates must hold one of the query's rarest lexemes. Common words still add to the score of
+# every candidate but no longer make the full-text side read half the index (BM25's own top-k
+# algorithms, such as WAND, skip them the same way).
+LEXICAL_MATCH_TERMS = 3
 
 
 def _lexical_candidates(query: str, n: int, filters: SearchFilters) -> list[int]:
-    tsquery, params = tsquery_sql(query, filters.language)
+    terms, term_params = _terms_cte(query, filters.language)
     filter_params: list = []
     where = _filter_sql(filters, filter_params)
-    join = " JOIN knowledge_document d ON d.id = c.document_id" if where else ""
+    params: list = []
+    if _OPERATORS.search(query):  # what the user typed must match as typed
+        where += " AND c.search_vector @@ websearch_to_tsquery(%s::regconfig, %s)"
+        params = [fts_config(filters.language or settings.KNOWLEDGE_DEFAULT_LANGUAGE), query]
+    join = " JOIN knowledge_document d ON d.id = c.document_id" if filter_params else ""
     sql = (
-        f"SELECT c.id FROM knowledge_chunk c{join}, {tsquery} AS q(q) "
-        f"WHERE c.search_vector @@ q.q{where} "
-        "ORDER BY ts_rank_cd(c.search_vector, q.q, 1) DESC, c.id LIMIT %s"
+        f"WITH {terms}, rare AS (SELECT string_agg(quote_literal(lexeme), ' | ')::tsquery AS q FROM "
+        f"(SELECT lexeme FROM terms ORDER BY idf DESC, lexeme LIMIT {LEXICAL_MATCH_TERMS}) r) "
+        f"SELECT c.id FROM knowledge_chunk c{join}, rare "
+        f"WHERE c.search_vector @@ rare.q{where} "
+        f"ORDER BY {_LEXICAL_SCORE} DESC, c.id LIMIT %s"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, *filter_params, n])
+        cursor.execute(sql, [*term_params, *filter_params, *params, n])
         return [row[0] for row in cursor.fetchall()]
 
 
@@ -162,7 +184,7 @@ def _candidate_rows(
     """Every candidate with both scores, whichever retriever proposed it."""
     if not ids:
         return []
-    tsquery, ts_params = tsquery_sql(query, language) if query.strip() else ("''::tsquery", [])
+    terms, term_params = _terms_cte(query, language)
     params: list = []
     if vector is not None:
         dims, space = int(vector.dimensions), int(vector.space_id)
@@ -173,13 +195,13 @@ def _candidate_rows(
     else:
         dense, join, embedding = "0", "", ", NULL"
     sql = (
-        f"SELECT c.id, c.document_id, d.title, d.url, c.heading, c.text, d.source_id, "
-        f"coalesce({dense}, 0), coalesce(ts_rank_cd(c.search_vector, q.q, 1), 0){embedding} "
-        f"FROM knowledge_chunk c JOIN knowledge_document d ON d.id = c.document_id{join}, {tsquery} AS q(q) "
+        f"WITH {terms} SELECT c.id, c.document_id, d.title, d.url, c.heading, c.text, d.source_id, "
+        f"coalesce({dense}, 0), {_LEXICAL_SCORE}{embedding} "
+        f"FROM knowledge_chunk c JOIN knowledge_document d ON d.id = c.document_id{join} "
         "WHERE c.id = ANY(%s)"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, *ts_params, ids])
+        cursor.execute(sql, [*term_params, *params, ids])
         rows = cursor.fetchall()
     return [
         SearchHit(

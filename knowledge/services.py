@@ -46,6 +46,22 @@ def kb_version_bump() -> None:
         KnowledgeBaseVersion.objects.get_or_create(pk=1, defaults={"version": 2})
 
 
+@transaction.atomic
+def lexeme_stats_refresh() -> None:
+    """Recount how many chunks hold each lexeme (the full-text IDF). Searches keep reading the old
+    counts until this commits; being a little stale only nudges ranks."""
+    KnowledgeBaseVersion.objects.get_or_create(pk=1)
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM knowledge_lexemestat")
+        cursor.execute(
+            "INSERT INTO knowledge_lexemestat (lexeme, chunk_count) "
+            "SELECT word, ndoc FROM ts_stat('SELECT search_vector FROM knowledge_chunk WHERE search_vector IS NOT NULL')"
+        )
+        cursor.execute(
+            "UPDATE knowledge_knowledgebaseversion SET chunks_indexed = (SELECT count(*) FROM knowledge_chunk)"
+        )
+
+
 # --- sources --------------------------------------------------------------------------------------
 
 
@@ -100,6 +116,8 @@ def source_ingest(*, source_id: int, progress: Callable[[int, int], None] | None
         logger.exception("ingest of source %s failed", source.pk)
         source_fail(source_id=source.pk, error=f"internal error: {exc}")
         raise
+    if report.changed:
+        lexeme_stats_refresh()
     Source.objects.filter(pk=source.pk).update(status=Source.Status.READY, ingested_at=timezone.now())
     return report
 
@@ -119,6 +137,7 @@ def source_delete(*, source: Source) -> None:
     """Remove a source, its documents and their chunks; answers cached on them become stale."""
     source.delete()
     kb_version_bump()
+    lexeme_stats_refresh()
 
 
 # --- documents ------------------------------------------------------------------------------------

@@ -1,0 +1,334 @@
+"""Retrieval quality and speed: dense, full-text and hybrid search on SQuAD-format data.
+
+Each passage of the SQuAD file becomes a document ingested through the project's own ingestion
+(a JSON file with a field mapping, the chunker, the embedder) beside the exercise database as
+distractors; every question is then asked through the project's own search. A question is found
+at k when a chunk among the top k contains its answer text. A second corpus joins the passages of
+each article into one long document, so that chunking matters. At scale, the index is grown to
+100,000 chunks (copies of the real chunks' text, their vectors perturbed) to measure HNSW recall
+against exact search and latency.
+
+    make bench                                       # runs this under the embedded Postgres
+    python bench/retrieval.py --squad FILE [--no-scale] [--scale-chunks 100000]
+
+Runs in its own database (spotter_bench, dropped afterwards). Prints its tables and ends with
+`RESULT hybrid_hit1=… hybrid_hit5=… hybrid_mrr10=… dense_hit1=… dense_hit5=… fts_hit1=… fts_hit5=…
+p99_ms=… recall10_100k=… p99_ms_100k=…`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SQUAD = ROOT.parent / "shared" / "data" / "squad-v1.1-dev-xquad-en" / "xquad.en.json"
+BENCH_DB = "spotter_bench"
+
+
+def _with_database(url: str, name: str) -> str:
+    """The same libpq URL with another database name (host, port, socket options kept)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def _admin(sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(_with_database(os.environ["DATABASE_URL"], "postgres"), autocommit=True) as admin:
+        admin.execute(sql)
+
+
+def _use_bench_database() -> None:
+    """Point Django at a fresh database on the same server, so the bench never touches real data."""
+    _admin(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+    _admin(f"CREATE DATABASE {BENCH_DB}")
+    os.environ["DATABASE_URL"] = _with_database(os.environ["DATABASE_URL"], BENCH_DB)
+
+
+def _drop_bench_database() -> None:
+    from django.db import connections
+
+    connections.close_all()
+    _admin(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+
+
+@dataclass(frozen=True)
+class Question:
+    text: str
+    answer: str
+
+
+def load_squad(path: Path) -> tuple[list[dict], list[dict], list[Question]]:
+    """(passage records, article records, questions) from a SQuAD v1.1 file."""
+    data = json.loads(path.read_text())["data"]
+    passages, articles, questions = [], [], []
+    for a, article in enumerate(data):
+        title = article["title"].replace("_", " ")
+        contexts = []
+        for p, paragraph in enumerate(article["paragraphs"]):
+            passages.append({"id": f"{a}-{p}", "title": title, "context": paragraph["context"]})
+            contexts.append(paragraph["context"])
+            questions.extend(Question(qa["question"], qa["answers"][0]["text"]) for qa in paragraph["qas"])
+        articles.append({"id": str(a), "title": title, "context": "\n\n".join(contexts)})
+    return passages, articles, questions
+
+
+def ingest_corpus(name: str, records: list[dict]) -> None:
+    from knowledge import services
+
+    mapping = {"id": "id", "title": "title", "body": ["context"]}
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump(records, handle)
+    try:
+        source = services.source_upsert(name=name, uri=handle.name, mapping=mapping)
+        services.source_ingest(source_id=source.pk)
+    finally:
+        os.unlink(handle.name)
+
+
+def ingest_distractors() -> None:
+    from knowledge import services
+
+    mapping = json.loads((ROOT / "demo" / "exercises.mapping.json").read_text())
+    source = services.source_upsert(
+        name="exercises", uri=str(ROOT / "demo" / "free-exercise-db" / "exercises.json"), mapping=mapping
+    )
+    services.source_ingest(source_id=source.pk)
+
+
+# --- quality --------------------------------------------------------------------------------------
+
+
+def rank_of_answer(hits, answer: str) -> int | None:
+    for rank, hit in enumerate(hits, 1):
+        if answer in hit.text:
+            return rank
+    return None
+
+
+def quality(questions: list[Question], vectors, runs: dict[str, dict]) -> dict[str, dict[str, float]]:
+    """hit@1, hit@5 and MRR@10 of each configuration, over every question."""
+    from knowledge.selectors import search
+
+    results = {}
+    for label, options in runs.items():
+        ranks = []
+        for question, vector in zip(questions, vectors, strict=True):
+            hits = search(query=question.text, vector=vector, k=10, min_score=0.0, **options)
+            ranks.append(rank_of_answer(hits, question.answer))
+        results[label] = {
+            "hit1": sum(r == 1 for r in ranks) / len(ranks),
+            "hit5": sum(r is not None and r <= 5 for r in ranks) / len(ranks),
+            "mrr10": sum(1 / r for r in ranks if r) / len(ranks),
+        }
+    return results
+
+
+def latency(questions: list[Question], runs: int = 1) -> list[float]:
+    """Milliseconds per hybrid search, the query embedding included, one question at a time."""
+    from knowledge.embeddings import embed_query
+    from knowledge.selectors import search
+
+    samples = []
+    for _ in range(runs):
+        for question in questions:
+            began = time.perf_counter()
+            search(query=question.text, vector=embed_query(question.text), k=10)
+            samples.append((time.perf_counter() - began) * 1000)
+    return samples
+
+
+def pct(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+# --- scale ----------------------------------------------------------------------------------------
+
+
+def grow_to(total_chunks: int, seed: int = 7) -> float:
+    """Add synthetic chunks until the index holds total_chunks; returns the index build seconds.
+
+    Each copy takes a real chunk's text (so full-text statistics stay realistic) and a vector near
+    the real one (noise, renormalised), the way near-duplicate content sits in a real corpus.
+    """
+    import numpy as np
+    from django.db import connection
+
+    from knowledge.models import Chunk, Document, EmbeddingSpace, Source
+    from knowledge.services import embedding_space_active, lexeme_stats_refresh, space_index_create
+
+    space = embedding_space_active()
+    real = list(Chunk.objects.values_list("pk", "text", "heading", "token_count", "search_vector"))
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT chunk_id, embedding::text FROM knowledge_chunkembedding WHERE space_id = {space.pk}")
+        vectors = {pk: np.array(json.loads(v), dtype=np.float32) for pk, v in cursor.fetchall()}
+    needed = total_chunks - len(real)
+    if needed <= 0:
+        return 0.0
+    source = Source.objects.create(name="synthetic", status=Source.Status.READY)
+    document = Document.objects.create(source=source, external_id="synthetic", title="synthetic", content="",
+                                       content_hash="")
+    rng = np.random.default_rng(seed)
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP INDEX IF EXISTS {EmbeddingSpace.objects.get(pk=space.pk).index_name}")
+        for start in range(0, needed, 5000):
+            batch = [real[i] for i in rng.integers(0, len(real), min(5000, needed - start))]
+            with cursor.copy(
+                "COPY knowledge_chunk (document_id, ordinal, heading, text, token_count, created_at) FROM STDIN"
+            ) as copy:
+                for offset, (_, text, heading, tokens, _) in enumerate(batch):
+                    copy.write_row((document.pk, start + offset, heading, text, tokens, "now"))
+            cursor.execute(
+                "SELECT id FROM knowledge_chunk WHERE document_id = %s AND ordinal >= %s ORDER BY ordinal",
+                [document.pk, start],
+            )
+            ids = [row[0] for row in cursor.fetchall()]
+            with cursor.copy("COPY knowledge_chunkembedding (space_id, chunk_id, embedding) FROM STDIN") as copy:
+                for chunk_id, (pk, *_rest) in zip(ids, batch, strict=True):
+                    v = vectors[pk] + rng.normal(0, 0.02, vectors[pk].shape).astype(np.float32)
+                    v /= np.linalg.norm(v)
+                    copy.write_row((space.pk, chunk_id, "[" + ",".join(f"{x:.6f}" for x in v) + "]"))
+        cursor.execute(
+            "UPDATE knowledge_chunk c SET search_vector = r.search_vector FROM knowledge_chunk r "
+            "WHERE c.document_id = %s AND r.document_id <> %s AND r.text = c.text AND r.heading = c.heading",
+            [document.pk, document.pk],
+        )
+        cursor.execute("ANALYZE knowledge_chunk; ANALYZE knowledge_chunkembedding")
+        lexeme_stats_refresh()
+        cursor.execute("SET maintenance_work_mem = '1GB'")
+        began = time.perf_counter()
+        space_index_create(space)
+        return time.perf_counter() - began
+
+
+def recall_at_10(questions: list[Question], vectors) -> float:
+    """Share of the exact top 10 (sequential scan) that the HNSW index returns."""
+    from django.db import connection, transaction
+
+    from knowledge.selectors import _dense_candidates, SearchFilters
+
+    found = total = 0
+    for vector in vectors:
+        approximate = set(_dense_candidates(vector, 10, SearchFilters()))
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL enable_indexscan = off; SET LOCAL enable_bitmapscan = off")
+            exact = set(_dense_candidates(vector, 10, SearchFilters()))
+        found += len(exact & approximate)
+        total += len(exact)
+    return found / total
+
+
+# --- report ---------------------------------------------------------------------------------------
+
+
+RUNS = {
+    "dense": {"mode": "dense"},
+    "full-text": {"mode": "lexical"},
+    "hybrid (RRF)": {"mode": "hybrid", "fusion": "rrf"},
+    "hybrid (weighted)": {"mode": "hybrid", "fusion": "weighted"},
+}
+
+
+def print_quality(title: str, chunks: int, table: dict[str, dict[str, float]]) -> None:
+    print(f"\n{title} ({chunks} chunks in the index)\n")
+    print("| retriever | hit@1 | hit@5 | MRR@10 |")
+    print("|---|---:|---:|---:|")
+    for label, row in table.items():
+        print(f"| {label} | {row['hit1']:.3f} | {row['hit5']:.3f} | {row['mrr10']:.3f} |")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="Spotter retrieval benchmark")
+    parser.add_argument("--squad", type=Path, default=DEFAULT_SQUAD, help="a file in SQuAD v1.1 format")
+    parser.add_argument("--no-scale", action="store_true", help="skip the 100k-chunk part")
+    parser.add_argument("--scale-chunks", type=int, default=100_000)
+    parser.add_argument("--recall-queries", type=int, default=300)
+    parser.add_argument("--keep-db", action="store_true")
+    args = parser.parse_args()
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    sys.path.insert(0, str(ROOT))
+    _use_bench_database()
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    try:
+        return run(args, settings)
+    finally:
+        if not args.keep_db:
+            _drop_bench_database()
+
+
+def run(args, settings) -> int:
+    from knowledge import services
+    from knowledge.embeddings import QueryVector, active_space_ref, embed_texts
+    from knowledge.models import Chunk, Source
+
+    passages, articles, questions = load_squad(args.squad)
+    print(f"{args.squad.name}: {len(passages)} passages, {len(articles)} articles, {len(questions)} questions; "
+          f"chunks of {settings.KNOWLEDGE_CHUNK_TOKENS} tokens (overlap {settings.KNOWLEDGE_CHUNK_OVERLAP_TOKENS}), "
+          f"{settings.KNOWLEDGE_CANDIDATES} candidates per retriever, RRF k={settings.KNOWLEDGE_RRF_K}, "
+          f"ef_search={settings.KNOWLEDGE_HNSW_EF_SEARCH}")
+    began = time.perf_counter()
+    ingest_distractors()
+    ingest_corpus("squad-passages", passages)
+    print(f"ingested in {time.perf_counter() - began:.0f} s")
+    ref = active_space_ref()
+    vectors = [QueryVector(ref.space_id, ref.spec.dimensions, v) for v in embed_texts([q.text for q in questions])]
+
+    results = {"squad-passages": quality(questions, vectors, RUNS)}
+    print_quality("Passages as documents", Chunk.objects.count(), results["squad-passages"])
+    samples = latency(questions)
+    print(f"\nHybrid search latency, query embedding included ({Chunk.objects.count()} chunks, {len(samples)} "
+          f"queries): p50 {pct(samples, 50):.1f} ms, p99 {pct(samples, 99):.1f} ms")
+
+    # The same text as one long document per article: the chunker decides what a hit can be.
+    services.source_delete(source=Source.objects.get(name="squad-passages"))
+    ingest_corpus("squad-articles", articles)
+    results["squad-articles"] = quality(questions, vectors, RUNS)
+    print_quality("Articles as long documents", Chunk.objects.count(), results["squad-articles"])
+
+    main_table = results["squad-passages"]
+    fusion = "hybrid (RRF)" if settings.KNOWLEDGE_FUSION == "rrf" else "hybrid (weighted)"
+    fields = {
+        "hybrid_hit1": main_table[fusion]["hit1"], "hybrid_hit5": main_table[fusion]["hit5"],
+        "hybrid_mrr10": main_table[fusion]["mrr10"], "dense_hit1": main_table["dense"]["hit1"],
+        "dense_hit5": main_table["dense"]["hit5"], "fts_hit1": main_table["full-text"]["hit1"],
+        "fts_hit5": main_table["full-text"]["hit5"], "p99_ms": pct(samples, 99),
+    }
+    if not args.no_scale:
+        build_s = grow_to(args.scale_chunks)
+        sample = random.Random(3).sample(range(len(questions)), min(args.recall_queries, len(questions)))
+        recall = recall_at_10([questions[i] for i in sample], [vectors[i] for i in sample])
+        big = latency([questions[i] for i in sample], runs=2)
+        print(f"\nAt scale: {Chunk.objects.count()} chunks, HNSW (m={settings.KNOWLEDGE_HNSW_M}, "
+              f"ef_construction={settings.KNOWLEDGE_HNSW_EF_CONSTRUCTION}) built in {build_s:.0f} s\n")
+        print("| measure | value |")
+        print("|---|---:|")
+        print(f"| HNSW recall@10 vs exact (ef_search={settings.KNOWLEDGE_HNSW_EF_SEARCH}) | {recall:.3f} |")
+        print(f"| hybrid search p50 ms (embedding included) | {pct(big, 50):.1f} |")
+        print(f"| hybrid search p99 ms (embedding included) | {pct(big, 99):.1f} |")
+        fields.update(recall10_100k=recall, p99_ms_100k=pct(big, 99))
+    print("\nRESULT " + " ".join(f"{k}={v:.3f}" if "ms" not in k else f"{k}={v:.1f}" for k, v in fields.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
