@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import random
-import statistics
 import sys
 import tempfile
 import time
@@ -160,8 +159,9 @@ def pct(samples: list[float], q: float) -> float:
 def grow_to(total_chunks: int, seed: int = 7) -> float:
     """Add synthetic chunks until the index holds total_chunks; returns the index build seconds.
 
-    Each copy takes a real chunk's text (so full-text statistics stay realistic) and a vector near
-    the real one (noise, renormalised), the way near-duplicate content sits in a real corpus.
+    Each one takes a real chunk's text (so full-text statistics stay realistic) and a vector between
+    that chunk's and another's (3:1, plus a little noise, renormalised): new points spread over the
+    same region of the space as real content, not piles of near-copies whose order is a coin toss.
     """
     import numpy as np
     from django.db import connection
@@ -196,8 +196,10 @@ def grow_to(total_chunks: int, seed: int = 7) -> float:
             )
             ids = [row[0] for row in cursor.fetchall()]
             with cursor.copy("COPY knowledge_chunkembedding (space_id, chunk_id, embedding) FROM STDIN") as copy:
-                for chunk_id, (pk, *_rest) in zip(ids, batch, strict=True):
-                    v = vectors[pk] + rng.normal(0, 0.02, vectors[pk].shape).astype(np.float32)
+                partners = rng.integers(0, len(real), len(batch))
+                for chunk_id, (pk, *_rest), partner in zip(ids, batch, partners, strict=True):
+                    other = vectors[real[partner][0]]
+                    v = 0.75 * vectors[pk] + 0.25 * other + rng.normal(0, 0.01, other.shape).astype(np.float32)
                     v /= np.linalg.norm(v)
                     copy.write_row((space.pk, chunk_id, "[" + ",".join(f"{x:.6f}" for x in v) + "]"))
         cursor.execute(
@@ -217,7 +219,7 @@ def recall_at_10(questions: list[Question], vectors) -> float:
     """Share of the exact top 10 (sequential scan) that the HNSW index returns."""
     from django.db import connection, transaction
 
-    from knowledge.selectors import _dense_candidates, SearchFilters
+    from knowledge.selectors import SearchFilters, _dense_candidates
 
     found = total = 0
     for vector in vectors:

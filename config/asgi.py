@@ -12,11 +12,11 @@ from channels.security.websocket import OriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from chat.routing import websocket_urlpatterns  # noqa: E402
-from knowledge.embeddings import get_embedder  # noqa: E402
+from knowledge.embeddings import configured_spec, embedder_for  # noqa: E402
 from knowledge.tokens import count_tokens  # noqa: E402
 
 # Load the embedding model and tokenizer now, not on the first visitor's question.
-get_embedder()
+embedder_for(configured_spec())  # the active space's model is the configured one but while a switch is built
 count_tokens("warm up")
 
 application = ProtocolTypeRouter(

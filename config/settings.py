@@ -219,7 +219,9 @@ EMBEDDING_MODEL = env.str(
 )
 # The dimension follows the model: the local model's own size, OpenAI's default per model. HNSW
 # indexes vectors of up to 2,000 dimensions; text-embedding-3-* can be asked for fewer.
-_OPENAI_EMBEDDING_SIZES = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072, "text-embedding-ada-002": 1536}
+_OPENAI_EMBEDDING_SIZES = {
+    "text-embedding-3-small": 1536, "text-embedding-3-large": 3072, "text-embedding-ada-002": 1536,
+}
 EMBEDDING_DIMENSIONS = env.int(
     "EMBEDDING_DIMENSIONS",
     default=384 if EMBEDDING_BACKEND == "local" else _OPENAI_EMBEDDING_SIZES.get(EMBEDDING_MODEL, 1536),

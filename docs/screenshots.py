@@ -34,6 +34,8 @@ def admin(browser) -> None:
     page.goto(BASE + "/admin/chat/conversation/")
     page.locator("#result_list tbody th a").first.click()
     page.screenshot(path=OUT / "admin-conversation.png", full_page=False)
+    page.goto(BASE + "/admin/knowledge/source/retrieval-test/?q=how+do+I+do+a+barbell+squat&k=5")
+    page.screenshot(path=OUT / "retrieval-test.png", full_page=False)
 
 
 with sync_playwright() as p:
@@ -41,4 +43,4 @@ with sync_playwright() as p:
     widget(chromium)
     admin(chromium)
     chromium.close()
-print("wrote", OUT / "widget.png", OUT / "admin-conversation.png")
+print("wrote", OUT / "widget.png", OUT / "admin-conversation.png", OUT / "retrieval-test.png")

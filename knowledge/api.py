@@ -3,7 +3,7 @@
 import json
 
 from django.db import transaction
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.authentication import BasicAuthentication, SessionAuthentication
 from rest_framework.decorators import action
@@ -92,7 +92,7 @@ class SourceSerializer(serializers.ModelSerializer):
 
 
 class SourceUploadSerializer(serializers.Serializer):
-    file = serializers.FileField()
+    file = serializers.FileField(allow_empty_file=True)  # refused below, with the source row marked
     name = serializers.CharField(max_length=200, required=False, help_text="default: the file name")
     format = serializers.ChoiceField(Source.Format.choices, required=False, help_text="default: from the file")
     mapping = serializers.JSONField(required=False, help_text="CSV/JSON: the field mapping")

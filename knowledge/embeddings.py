@@ -23,6 +23,7 @@ from typing import Protocol
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 
 PACKAGED_MODEL = "all-MiniLM-L6-v2"
@@ -101,11 +102,18 @@ def embedder_for(spec: ModelSpec) -> Embedder:
 
 
 def embed_texts(texts: Sequence[str], spec: ModelSpec | None = None) -> list[list[float]]:
-    embedder = embedder_for(spec or configured_spec())
+    spec = spec or configured_spec()
+    embedder = embedder_for(spec)
     size = settings.EMBEDDING_BATCH_SIZE
     vectors: list[list[float]] = []
     for start in range(0, len(texts), size):
         vectors.extend(embedder.embed(texts[start : start + size]))
+    if vectors and len(vectors[0]) != spec.dimensions:
+        # A model that ignores the requested size would otherwise fill a space with unusable vectors.
+        raise ImproperlyConfigured(
+            f"embedding model {spec.model!r} returned {len(vectors[0])}-dimensional vectors, not "
+            f"{spec.dimensions}: set EMBEDDING_DIMENSIONS={len(vectors[0])}"
+        )
     return vectors
 
 

@@ -99,8 +99,8 @@ class EmbeddingSpace(models.Model):
     """One embedding model's vectors. Search reads the active space; a new model builds beside it.
 
     Vectors of every space share one table; each space gets its own partial HNSW index on
-    `embedding::vector(dimensions)` (created by the services), so spaces of different sizes coexist
-    and switching is one UPDATE.
+    `vector_expression()` (created by the services), so spaces of different sizes coexist and
+    switching is one UPDATE.
     """
 
     class Status(models.TextChoices):
@@ -132,6 +132,19 @@ class EmbeddingSpace(models.Model):
     def index_name(self) -> str:
         return f"chunk_embedding_hnsw_s{self.pk}"
 
+    def vector_expression(self, alias: str = "") -> str:
+        return vector_expression(self.pk, self.dimensions, alias)
+
+
+def vector_expression(space_id: int, dimensions: int, alias: str = "") -> str:
+    """The indexed expression of a space's vectors; queries must repeat it exactly to use the index.
+
+    PostgreSQL computes an index expression before it checks the partial index's WHERE, so a bare
+    cast to this space's size would fail on another space's rows; the CASE gives them NULL (which
+    HNSW skips) and the outer cast gives the index the fixed size it needs."""
+    column = f"{alias}." if alias else ""
+    return f"((CASE WHEN {column}space_id = {int(space_id)} THEN {column}embedding END)::vector({int(dimensions)}))"
+
 
 class ChunkEmbedding(models.Model):
     space = models.ForeignKey(EmbeddingSpace, on_delete=models.CASCADE, related_name="+")
@@ -141,6 +154,9 @@ class ChunkEmbedding(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["space", "chunk"], name="chunk_embedding_unique")]
 
+    def __str__(self) -> str:
+        return f"chunk {self.chunk_id} in space {self.space_id}"
+
 
 class KnowledgeBaseVersion(models.Model):
     """A single row whose number changes whenever what search can return changes (cache scope)."""
@@ -149,6 +165,9 @@ class KnowledgeBaseVersion(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     chunks_indexed = models.PositiveIntegerField(default=0, help_text="chunks the lexeme statistics were counted on")
 
+    def __str__(self) -> str:
+        return f"knowledge base v{self.version}"
+
 
 class LexemeStat(models.Model):
     """How many chunks contain each full-text lexeme: the IDF that ranks rare query words above
@@ -156,3 +175,6 @@ class LexemeStat(models.Model):
 
     lexeme = models.TextField(primary_key=True)
     chunk_count = models.PositiveIntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.lexeme} ({self.chunk_count} chunks)"

@@ -123,7 +123,8 @@ def _parse_text(filename: str, data: bytes) -> DocumentDraft:
     text = _require_text(filename, _decode(filename, data))
     first_line = text.split("\n", 1)[0].strip()
     # A short first line followed by a blank line reads as the title.
-    title = first_line if len(first_line) <= 120 and "\n\n" in text[: len(first_line) + 3] else _title_from_name(filename)
+    looks_like_title = len(first_line) <= 120 and "\n\n" in text[: len(first_line) + 3]
+    title = first_line if looks_like_title else _title_from_name(filename)
     return DocumentDraft(external_id=Path(filename).name, title=title, content=text)
 
 

@@ -2,9 +2,10 @@
 
 Two retrievers each propose candidates: dense (pgvector HNSW, cosine, in the active embedding
 space) and lexical (PostgreSQL full-text search over a weighted tsvector with a GIN index). Every
-candidate then gets both scores and the union is ranked by a fusion (reciprocal-rank fusion by
-default; a weighted sum of normalised scores as the alternative, bench/retrieval.py measures both),
-optionally re-ordered for diversity (MMR).
+candidate then gets both scores and the union is ranked by a fusion: a weighted sum of the cosine
+and the normalised full-text score by default, reciprocal-rank fusion as the alternative
+(bench/retrieval.py measures both; the weighted sum won on every corpus), optionally re-ordered for
+diversity (MMR).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from django.db import connection
 from django.urls import reverse
 
 from .embeddings import QueryVector
-from .models import Document, KnowledgeBaseVersion
+from .models import Document, KnowledgeBaseVersion, vector_expression
 from .services import fts_config
 
 Mode = Literal["hybrid", "dense", "lexical"]
@@ -77,7 +78,10 @@ def search(
     candidates = _candidate_rows(
         list(dict.fromkeys(dense_ids + lexical_ids)), query, vector, filters.language, with_vectors=diverse
     )
-    ranked = _fuse(candidates, dense_ids, lexical_ids, fusion or settings.KNOWLEDGE_FUSION, settings.KNOWLEDGE_RRF_K)
+    if mode == "hybrid":
+        ranked = _fuse(candidates, dense_ids, lexical_ids, fusion or settings.KNOWLEDGE_FUSION)
+    else:  # one retriever: its own order, its own score (the other is shown, not used)
+        ranked = _single(candidates, dense_ids or lexical_ids, by_dense=mode == "dense")
     threshold = settings.KNOWLEDGE_MIN_SCORE if min_score is None else min_score
     ranked = [hit for hit in ranked if hit.score >= threshold]
     if diverse:
@@ -108,15 +112,17 @@ def _vector_literal(vector: QueryVector) -> str:
 
 def _dense_candidates(vector: QueryVector, n: int, filters: SearchFilters) -> list[int]:
     """Nearest chunks through the space's partial HNSW index (space id and size are literals so
-    the planner matches the index predicate)."""
+    the planner matches the index expression and predicate)."""
     dims, space = int(vector.dimensions), int(vector.space_id)
     filter_params: list = []
     where = _filter_sql(filters, filter_params)
-    joins = " JOIN knowledge_chunk c ON c.id = e.chunk_id JOIN knowledge_document d ON d.id = c.document_id" if where else ""
+    joins = ""
+    if where:
+        joins = " JOIN knowledge_chunk c ON c.id = e.chunk_id JOIN knowledge_document d ON d.id = c.document_id"
     sql = (
         f"SELECT e.chunk_id FROM knowledge_chunkembedding e{joins} "
         f"WHERE e.space_id = {space}{where} "
-        f"ORDER BY e.embedding::vector({dims}) <=> %s::vector({dims}) LIMIT %s"
+        f"ORDER BY {vector_expression(space, dims, 'e')} <=> %s::vector({dims}) LIMIT %s"
     )
     params = [*filter_params, _vector_literal(vector), n]
     with connection.cursor() as cursor:
@@ -188,7 +194,7 @@ def _candidate_rows(
     params: list = []
     if vector is not None:
         dims, space = int(vector.dimensions), int(vector.space_id)
-        dense = f"1 - (e.embedding::vector({dims}) <=> %s::vector({dims}))"
+        dense = f"1 - ({vector_expression(space, dims, 'e')} <=> %s::vector({dims}))"
         params.append(_vector_literal(vector))
         join = f" LEFT JOIN knowledge_chunkembedding e ON e.chunk_id = c.id AND e.space_id = {space}"
         embedding = ", e.embedding::text" if with_vectors else ", NULL"
@@ -217,12 +223,19 @@ def _candidate_rows(
 # --- fusion and diversity -------------------------------------------------------------------------
 
 
-def _fuse(hits: list[SearchHit], dense_ids: list[int], lexical_ids: list[int], fusion: str, rrf_k: int) -> list[SearchHit]:
-    if fusion == "weighted":
-        scored = _weighted(hits)
-    else:
-        scored = _rrf(hits, dense_ids, lexical_ids, rrf_k)
+def _fuse(hits: list[SearchHit], dense_ids: list[int], lexical_ids: list[int], fusion: str) -> list[SearchHit]:
+    weighted = fusion == "weighted"
+    scored = _weighted(hits) if weighted else _rrf(hits, dense_ids, lexical_ids, settings.KNOWLEDGE_RRF_K)
     return sorted(scored, key=lambda h: (-h.score, -h.dense_score, h.chunk_id))
+
+
+def _single(hits: list[SearchHit], order: list[int], by_dense: bool) -> list[SearchHit]:
+    position = {chunk_id: rank for rank, chunk_id in enumerate(order)}
+    top_lexical = max((h.lexical_score for h in hits), default=0) or 1
+    return [
+        replace(hit, score=round(max(hit.dense_score, 0) if by_dense else hit.lexical_score / top_lexical, 4))
+        for hit in sorted(hits, key=lambda h: position[h.chunk_id])
+    ]
 
 
 def _rrf(hits: list[SearchHit], dense_ids: list[int], lexical_ids: list[int], rrf_k: int) -> list[SearchHit]:

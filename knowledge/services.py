@@ -55,7 +55,8 @@ def lexeme_stats_refresh() -> None:
         cursor.execute("DELETE FROM knowledge_lexemestat")
         cursor.execute(
             "INSERT INTO knowledge_lexemestat (lexeme, chunk_count) "
-            "SELECT word, ndoc FROM ts_stat('SELECT search_vector FROM knowledge_chunk WHERE search_vector IS NOT NULL')"
+            "SELECT word, ndoc FROM ts_stat("
+            "'SELECT search_vector FROM knowledge_chunk WHERE search_vector IS NOT NULL')"
         )
         cursor.execute(
             "UPDATE knowledge_knowledgebaseversion SET chunks_indexed = (SELECT count(*) FROM knowledge_chunk)"
@@ -311,8 +312,9 @@ def space_index_create(space: EmbeddingSpace) -> None:
     with connection.cursor() as cursor:
         cursor.execute(
             f"CREATE INDEX IF NOT EXISTS {space.index_name} ON knowledge_chunkembedding "
-            f"USING hnsw ((embedding::vector({int(space.dimensions)})) vector_cosine_ops) "
-            f"WITH (m = {int(settings.KNOWLEDGE_HNSW_M)}, ef_construction = {int(settings.KNOWLEDGE_HNSW_EF_CONSTRUCTION)}) "
+            f"USING hnsw ({space.vector_expression()} vector_cosine_ops) "
+            f"WITH (m = {int(settings.KNOWLEDGE_HNSW_M)}, "
+            f"ef_construction = {int(settings.KNOWLEDGE_HNSW_EF_CONSTRUCTION)}) "
             f"WHERE space_id = {int(space.pk)}"
         )
 
@@ -340,7 +342,9 @@ def embedding_model_sync() -> EmbeddingSpace | None:
     return building
 
 
-def space_fill(*, space: EmbeddingSpace, batch_size: int = 256, progress: Callable[[int, int], None] | None = None) -> int:
+def space_fill(
+    *, space: EmbeddingSpace, batch_size: int = 256, progress: Callable[[int, int], None] | None = None
+) -> int:
     """Embed every chunk the space has no vector for; returns how many were embedded."""
     spec = _spec(space)
     embedded = 0
@@ -362,7 +366,9 @@ def space_fill(*, space: EmbeddingSpace, batch_size: int = 256, progress: Callab
         embedded += len(missing)
 
 
-def space_build(*, space_id: int, progress: Callable[[int, int], None] | None = None) -> list[EmbeddingSpace]:
+def space_build(
+    *, space_id: int, batch_size: int = 256, progress: Callable[[int, int], None] | None = None
+) -> list[EmbeddingSpace]:
     """Embed every chunk into a building space, index it, then make it the active space.
 
     Searches read the old space until the switch, which is one transaction. Chunks written
@@ -372,10 +378,13 @@ def space_build(*, space_id: int, progress: Callable[[int, int], None] | None = 
     space = EmbeddingSpace.objects.get(pk=space_id)
     if space.status != EmbeddingSpace.Status.BUILDING:
         return []
-    space_fill(space=space, progress=progress)
+    space_fill(space=space, batch_size=batch_size, progress=progress)
     space_index_create(space)
     with transaction.atomic():
-        if not EmbeddingSpace.objects.select_for_update().filter(pk=space.pk, status=EmbeddingSpace.Status.BUILDING).exists():
+        still_building = EmbeddingSpace.objects.select_for_update().filter(
+            pk=space.pk, status=EmbeddingSpace.Status.BUILDING
+        )
+        if not still_building.exists():
             return []  # superseded while it was being built
         old = list(EmbeddingSpace.objects.select_for_update().filter(status=EmbeddingSpace.Status.ACTIVE))
         EmbeddingSpace.objects.filter(pk__in=[s.pk for s in old]).update(status=EmbeddingSpace.Status.RETIRED)

@@ -1,3 +1,5 @@
+import contextlib
+
 from celery import shared_task
 
 from . import services
@@ -9,10 +11,8 @@ SPACE_PURGE_DELAY_S = 60  # longer than any process keeps a replaced space cache
 
 @shared_task(ignore_result=True)
 def ingest_source(source_id: int) -> None:
-    try:
+    with contextlib.suppress(IngestError):  # the source row carries the error for the operator
         services.source_ingest(source_id=source_id)
-    except IngestError:
-        pass  # the source row carries the error for the operator
 
 
 @shared_task(ignore_result=True)

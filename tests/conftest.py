@@ -15,7 +15,10 @@ import uvicorn
 from django.conf import settings as django_settings
 
 from chat.llm import gateway
-from knowledge.services import DocumentDraft, documents_upsert, records_to_drafts, source_get_or_create
+from knowledge.embeddings import forget_active_space
+from knowledge.models import Source
+from knowledge.parsers import DocumentDraft, records_to_drafts
+from knowledge.services import documents_sync, lexeme_stats_refresh
 from tests.llm_server import LLMServer
 
 DEMO = Path(django_settings.BASE_DIR) / "demo"
@@ -37,8 +40,9 @@ def exercise_drafts() -> list[DocumentDraft]:
 @pytest.fixture
 def kb(db, exercise_drafts):
     """A small real knowledge base, embedded with the local model."""
-    source = source_get_or_create(name="exercises")
-    documents_upsert(source=source, drafts=exercise_drafts)
+    source = Source.objects.create(name="exercises", status=Source.Status.READY)
+    documents_sync(source=source, drafts=exercise_drafts)
+    lexeme_stats_refresh()
     return source
 
 
@@ -46,6 +50,14 @@ def kb(db, exercise_drafts):
 def llm_server() -> Iterator[LLMServer]:
     with LLMServer() as server:
         yield server
+
+
+@pytest.fixture(autouse=True)
+def _fresh_embedding_space_cache():
+    """Each test's database starts without spaces; a space cached by an earlier test must not leak."""
+    forget_active_space()
+    yield
+    forget_active_space()
 
 
 @pytest.fixture(autouse=True)

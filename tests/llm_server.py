@@ -59,10 +59,13 @@ def _tokens(text: str) -> list[str]:
 
 
 def _fake_embedding(text: str, dimensions: int) -> list[float]:
-    digest = hashlib.sha256(text.encode()).digest()
-    raw = [((digest[i % len(digest)] + i * 31) % 255) / 127.0 - 1.0 for i in range(dimensions)]
+    """Hashed bag of words: texts that share words are near each other, as with a real model."""
+    raw = [0.0] * dimensions
+    for word in re.findall(r"[a-z0-9]+", text.lower()):
+        digest = hashlib.sha256(word.encode()).digest()
+        raw[int.from_bytes(digest[:4], "big") % dimensions] += 1.0 if digest[4] % 2 else -1.0
     norm = math.sqrt(sum(v * v for v in raw)) or 1.0
-    return [v / norm for v in raw]
+    return [v / norm for v in raw] if any(raw) else [1.0 / math.sqrt(dimensions)] * dimensions
 
 
 class _App:

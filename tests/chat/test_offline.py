@@ -3,7 +3,10 @@ from knowledge.selectors import SearchHit
 
 
 def hit(n, title, text, score, doc=None):
-    return SearchHit(chunk_id=n, document_id=doc or n, title=title, url=f"/kb/documents/{n}/", text=text, score=score, dense_score=score)
+    return SearchHit(
+        chunk_id=n, document_id=doc or n, title=title, url=f"/kb/documents/{n}/", text=text, score=score,
+        dense_score=score,
+    )
 
 
 SQUAT = hit(1, "Barbell Squat", "Barbell Squat\n\nEquipment: barbell\n\nSet the bar on your back. Squat down "

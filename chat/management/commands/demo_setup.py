@@ -24,13 +24,21 @@ DEMO_USERS = [("admin", None, True), ("trainer", "Trainers", False), ("operator"
 class Command(BaseCommand):
     help = "Load the demo knowledge base, prompt, groups and logins (idempotent)."
 
-    def handle(self, *args, **options):
+    def add_arguments(self, parser):
+        parser.add_argument("--skip-knowledge", action="store_true", help="logins, groups and prompt only")
+
+    def handle(self, *args, skip_knowledge=False, **options):
         self._groups()
         password = os.environ.get("DEMO_PASSWORD", "spotter-demo")
         for username, group, superuser in DEMO_USERS:
             self._user(username, password, group, superuser)
         if not PromptVersion.objects.filter(name=PROMPT_NAME).exists():
             prompt_version_create(name=PROMPT_NAME, system_prompt=(DEMO_DIR / "prompt.md").read_text().strip())
+        if not skip_knowledge:
+            self._knowledge()
+        self.stdout.write(f"demo logins (password '{password}'): {', '.join(u for u, _, _ in DEMO_USERS)}")
+
+    def _knowledge(self) -> None:
         mapping = json.loads((DEMO_DIR / "exercises.mapping.json").read_text())
         source = source_upsert(
             name="free-exercise-db", uri=str(DEMO_DIR / "free-exercise-db" / "exercises.json"), mapping=mapping,
@@ -41,7 +49,6 @@ class Command(BaseCommand):
         self.stdout.write(
             f"knowledge base: {report.created} new, {report.updated} changed, {report.unchanged} unchanged"
         )
-        self.stdout.write(f"demo logins (password '{password}'): {', '.join(u for u, _, _ in DEMO_USERS)}")
 
     def _groups(self) -> None:
         for name, rules in GROUP_PERMISSIONS.items():

@@ -75,7 +75,8 @@ def _files(paths: list[Path]) -> list[tuple[Path, str]]:
     found: list[tuple[Path, str]] = []
     for path in paths:
         if path.is_dir():
-            found.extend((f, str(f.relative_to(path.parent))) for f in sorted(path.rglob("*")) if f.is_file() and _supported(f))
+            files = [f for f in sorted(path.rglob("*")) if f.is_file() and _supported(f)]
+            found.extend((f, str(f.relative_to(path.parent))) for f in files)
         elif path.is_file():
             found.append((path, path.name))
         else:
