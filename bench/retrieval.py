@@ -160,8 +160,9 @@ def grow_to(total_chunks: int, seed: int = 7) -> float:
     """Add synthetic chunks until the index holds total_chunks; returns the index build seconds.
 
     Each one takes a real chunk's text (so full-text statistics stay realistic) and a vector between
-    that chunk's and another's (3:1, plus a little noise, renormalised): new points spread over the
-    same region of the space as real content, not piles of near-copies whose order is a coin toss.
+    that chunk's and another random chunk's (50-90 % the former, plus a little noise, renormalised):
+    new points spread over the region real content occupies, not piles of near-copies whose order is
+    a coin toss.
     """
     import numpy as np
     from django.db import connection
@@ -197,9 +198,10 @@ def grow_to(total_chunks: int, seed: int = 7) -> float:
             ids = [row[0] for row in cursor.fetchall()]
             with cursor.copy("COPY knowledge_chunkembedding (space_id, chunk_id, embedding) FROM STDIN") as copy:
                 partners = rng.integers(0, len(real), len(batch))
-                for chunk_id, (pk, *_rest), partner in zip(ids, batch, partners, strict=True):
+                shares = rng.uniform(0.5, 0.9, len(batch))
+                for chunk_id, (pk, *_rest), partner, share in zip(ids, batch, partners, shares, strict=True):
                     other = vectors[real[partner][0]]
-                    v = 0.75 * vectors[pk] + 0.25 * other + rng.normal(0, 0.01, other.shape).astype(np.float32)
+                    v = share * vectors[pk] + (1 - share) * other + rng.normal(0, 0.01, other.shape).astype(np.float32)
                     v /= np.linalg.norm(v)
                     copy.write_row((space.pk, chunk_id, "[" + ",".join(f"{x:.6f}" for x in v) + "]"))
         cursor.execute(
