@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 from . import services
 from .embeddings import embed_query
 from .models import Source
-from .parsers import MAPPED_FORMATS, IngestError, check_size, detect_format, mapping_validate, parse_file
+from .parsers import IngestError, check_size, detect_format, mapping_validate, parse_file
 from .selectors import SearchFilters, search
 from .tasks import ingest_source
 
@@ -160,13 +160,11 @@ class SourceViewSet(
 def source_file_check(file, fmt: str, mapping) -> str:
     """Everything about an upload that can be wrong, found before it is stored: type, size,
     readability and the mapping. Parsing is far cheaper than embedding, so it runs here too."""
-    check_size(file.name, file.size)
+    check_size(file.name, file.size)  # before reading a huge upload into memory
     file.seek(0)
     data = file.read()
     file.seek(0)
     fmt = fmt or detect_format(file.name, data[:8])
-    if fmt in MAPPED_FORMATS and not mapping:
-        raise IngestError(f"{file.name}: {fmt.upper()} needs a field mapping (title, body, ...)")
     parse_file(filename=file.name, data=data, fmt=fmt, mapping=mapping)
     return fmt
 

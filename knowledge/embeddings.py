@@ -130,11 +130,16 @@ _ACTIVE_TTL_S = 2.0  # how long a process may keep embedding queries in a space 
 _active: tuple[float, SpaceRef] | None = None
 
 
+def _cached_active_space() -> SpaceRef | None:
+    return _active[1] if _active is not None and _active[0] > time.monotonic() else None
+
+
 def active_space_ref() -> SpaceRef:
     """The space searches read, re-read from the database at most every two seconds."""
     global _active
-    if _active is not None and _active[0] > time.monotonic():
-        return _active[1]
+    cached = _cached_active_space()
+    if cached is not None:
+        return cached
     from .services import embedding_space_active  # services import this module
 
     space = embedding_space_active()
@@ -200,10 +205,7 @@ _batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _QueryBatcher] =
 
 
 async def embed_query_async(text: str) -> QueryVector:
-    if _active is not None and _active[0] > time.monotonic():
-        ref = _active[1]
-    else:
-        ref = await sync_to_async(_active_space_ref_closing, thread_sensitive=False)()
+    ref = _cached_active_space() or await sync_to_async(_active_space_ref_closing, thread_sensitive=False)()
     loop = asyncio.get_running_loop()
     batcher = _batchers.get(loop)
     if batcher is None:

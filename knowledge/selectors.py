@@ -20,7 +20,7 @@ from django.db import connection
 from django.urls import reverse
 
 from .embeddings import QueryVector
-from .models import Document, KnowledgeBaseVersion, vector_expression
+from .models import KnowledgeBaseVersion, vector_expression
 from .services import fts_config
 
 Mode = Literal["hybrid", "dense", "lexical"]
@@ -48,8 +48,9 @@ class SearchHit:
     embedding: tuple[float, ...] | None = field(default=None, repr=False, compare=False)
 
 
-def document_url(document: Document) -> str:
-    return document.url or reverse("knowledge-document", args=[document.pk])
+def document_url(url: str, document_id: int) -> str:
+    """A document's own URL, else its page in this site."""
+    return url or reverse("knowledge-document", args=[document_id])
 
 
 def kb_version() -> int:
@@ -214,7 +215,7 @@ def _candidate_rows(
     return [
         SearchHit(
             chunk_id=row[0], document_id=row[1], title=row[2],
-            url=row[3] or reverse("knowledge-document", args=[row[1]]), heading=row[4], text=row[5],
+            url=document_url(row[3], row[1]), heading=row[4], text=row[5],
             source_id=row[6], dense_score=round(float(row[7]), 4), lexical_score=round(float(row[8]), 4),
             score=0.0, embedding=tuple(float(x) for x in row[9][1:-1].split(",")) if row[9] else None,
         )
@@ -231,9 +232,14 @@ def _fuse(hits: list[SearchHit], dense_ids: list[int], lexical_ids: list[int], f
     return sorted(scored, key=lambda h: (-h.score, -h.dense_score, h.chunk_id))
 
 
+def _top_lexical(hits: list[SearchHit]) -> float:
+    """The full-text score has no fixed scale; the best candidate's is the unit."""
+    return max((h.lexical_score for h in hits), default=0) or 1
+
+
 def _single(hits: list[SearchHit], order: list[int], by_dense: bool) -> list[SearchHit]:
     position = {chunk_id: rank for rank, chunk_id in enumerate(order)}
-    top_lexical = max((h.lexical_score for h in hits), default=0) or 1
+    top_lexical = _top_lexical(hits)
     return [
         replace(hit, score=round(max(hit.dense_score, 0) if by_dense else hit.lexical_score / top_lexical, 4))
         for hit in sorted(hits, key=lambda h: position[h.chunk_id])
@@ -257,7 +263,7 @@ def _rrf(hits: list[SearchHit], dense_ids: list[int], lexical_ids: list[int], rr
 def _weighted(hits: list[SearchHit]) -> list[SearchHit]:
     """w·cosine + (1-w)·lexical, the lexical score divided by the best among the candidates."""
     w = settings.KNOWLEDGE_DENSE_WEIGHT
-    top_lexical = max((h.lexical_score for h in hits), default=0) or 1
+    top_lexical = _top_lexical(hits)
     return [
         replace(hit, score=round(w * max(hit.dense_score, 0) + (1 - w) * hit.lexical_score / top_lexical, 4))
         for hit in hits

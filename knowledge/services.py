@@ -20,8 +20,6 @@ from .parsers import DocumentDraft, IngestError, detect_format, parse_file
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DocumentDraft", "IngestError"]  # re-exported: callers ingest through this module
-
 
 @dataclass
 class IngestReport:
