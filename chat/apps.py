@@ -10,3 +10,4 @@ class ChatConfig(AppConfig):
         from .llm.gateway import breaker_health_check
 
         register_check("llm", breaker_health_check)
+        from . import receivers  # noqa: F401  (connects the signal receivers)

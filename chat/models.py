@@ -1,6 +1,9 @@
 import uuid
 
+from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
 from django.db import models
+from pgvector.django import VectorField
 
 
 class Conversation(models.Model):
@@ -19,6 +22,9 @@ class Conversation(models.Model):
     channel = models.CharField(max_length=16, choices=Channel.choices, default=Channel.WIDGET)
     language = models.CharField(max_length=16, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    # Turns older than the verbatim window, folded into a running summary (chat/memory.py).
+    summary = models.TextField(blank=True)
+    summary_through = models.PositiveIntegerField(default=0, help_text="last message sequence in the summary")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -63,6 +69,19 @@ class Message(models.Model):
     latency_ms = models.PositiveIntegerField(null=True, blank=True)
     ttft_ms = models.PositiveIntegerField(null=True, blank=True, verbose_name="time to first token (ms)")
     reuse = models.CharField(max_length=16, choices=Reuse.choices, default=Reuse.NONE)
+    reused_entry = models.ForeignKey(
+        "CacheEntry", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="the cache entry this answer was served from",
+    )
+    approved_answer = models.ForeignKey(
+        "review.ApprovedAnswer", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+    )
+    reuse_details = models.JSONField(default=dict, blank=True, help_text="the precision guard's verdict")
+    cost_avoided = models.DecimalField(max_digits=12, decimal_places=6, default=0)
+    context_tokens = models.PositiveIntegerField(default=0, help_text="tokens sent to the model")
+    full_history_tokens = models.PositiveIntegerField(
+        default=0, help_text="tokens the whole conversation would have needed without summary and budget"
+    )
     confidence = models.FloatField(null=True, blank=True)
     sources = models.JSONField(default=list, blank=True)
     timings = models.JSONField(default=dict, blank=True, help_text="milliseconds per pipeline step")
@@ -101,3 +120,97 @@ class Feedback(models.Model):
 
     def __str__(self) -> str:
         return f"{self.value} on {self.message_id}"
+
+
+class VisitorProfile(models.Model):
+    """What a visitor told us about themselves, used in the context of their answers only.
+
+    Visible, editable and deletable by the visitor (API and widget)."""
+
+    visitor_id = models.CharField(max_length=64, unique=True)
+    goal = models.CharField(max_length=300, blank=True)
+    level = models.CharField(max_length=100, blank=True)
+    equipment = models.CharField(max_length=300, blank=True)
+    limits = models.CharField(max_length=300, blank=True, help_text="injuries or limits")
+    language = models.CharField(max_length=16, blank=True)
+    facts = models.JSONField(default=list, blank=True, help_text="things the visitor stated, newest last")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    FIELDS = ("goal", "level", "equipment", "limits", "language")
+
+    def __str__(self) -> str:
+        return f"profile of {self.visitor_id}"
+
+    def is_empty(self) -> bool:
+        return not (any(getattr(self, f) for f in self.FIELDS) or self.facts)
+
+
+class CacheEntry(models.Model):
+    """A complete answer, reusable for the same or an equivalent question within its scope.
+
+    Scope = embedding space + prompt version + knowledge-base version + language: a change to any
+    of them makes the entry unreachable (and the eviction job removes it)."""
+
+    question = models.TextField()
+    question_hash = models.CharField(max_length=64, help_text="sha256 of the normalised question")
+    answer = models.TextField()
+    # Entries with the same key give the same answer: the precision guard counts them as agreeing.
+    answer_key = models.CharField(max_length=64)
+    sources = models.JSONField(default=list, blank=True)
+    chunk_ids = ArrayField(models.BigIntegerField(), default=list, blank=True)
+    document_ids = ArrayField(models.BigIntegerField(), default=list, blank=True)
+    confidence = models.FloatField(null=True, blank=True)
+    space_id = models.IntegerField()
+    embedding = VectorField()  # sized by the space; one partial HNSW index per space (chat/cache.py)
+    prompt_version_id = models.IntegerField(null=True, blank=True)
+    kb_version = models.IntegerField()
+    language = models.CharField(max_length=16)
+    # Set only for an answer shaped by a visitor's profile: served to that visitor and profile alone.
+    visitor_id = models.CharField(max_length=64, blank=True)
+    profile_hash = models.CharField(max_length=64, blank=True)
+    model = models.CharField(max_length=100, blank=True)
+    tokens_in = models.PositiveIntegerField(default=0)
+    tokens_out = models.PositiveIntegerField(default=0)
+    cost = models.DecimalField(max_digits=12, decimal_places=6, default=0, help_text="what generating it cost")
+    message = models.ForeignKey(
+        Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", help_text="the answer stored"
+    )
+    alias_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="aliases",
+        help_text="a question this entry's answer was served for",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    hits = models.PositiveIntegerField(default=0)
+    last_hit_at = models.DateTimeField(null=True, blank=True)
+    blocked_at = models.DateTimeField(null=True, blank=True)
+    blocked_reason = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        verbose_name_plural = "cache entries"
+        indexes = [
+            models.Index(fields=["question_hash"], name="cacheentry_question"),
+            models.Index(fields=["answer_key"], name="cacheentry_answer_key"),
+            models.Index(fields=["created_at"], name="cacheentry_created"),
+            GinIndex(fields=["document_ids"], name="cacheentry_documents"),
+        ]
+
+    def __str__(self) -> str:
+        return self.question[:80]
+
+
+class CacheCalibration(models.Model):
+    """Precision-guard thresholds computed by `manage.py cache_calibrate`; the newest one is used."""
+
+    params = models.JSONField(help_text="chat.reuse_guard.GuardParams fields")
+    target_precision = models.FloatField()
+    precision = models.FloatField(help_text="measured on the labelled data, leave-one-out")
+    hit_rate = models.FloatField()
+    labelled = models.PositiveIntegerField(help_text="labelled questions used")
+    source = models.CharField(max_length=300)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"calibration {self.created_at:%Y-%m-%d %H:%M} (precision {self.precision:.3f})"

@@ -1,10 +1,10 @@
 """The answer pipeline: one typed chain that every entry point calls.
 
     start_turn:  guard -> persist the question (and an empty answer) before anything can fail
-    run_turn:    retrieve -> build context -> generate (streamed to a sink) -> finish
+    run_turn:    route -> reuse (approved answer, then cache: served as is) or
+                 retrieve -> build context -> generate (streamed to a sink) -> finish (and cache)
 
-Each step's duration (ms) is stored with the answer in `Message.timings`. Steps that later
-issues add (route, reuse) slot in between without changing the callers.
+Each step's duration (ms) is stored with the answer in `Message.timings`.
 """
 
 from __future__ import annotations
@@ -21,14 +21,13 @@ from typing import Any
 
 from django.conf import settings
 
-from experiments.selectors import PromptChoice, prompt_for_new_answer
 from knowledge.embeddings import QueryVector, embed_query_async
 from knowledge.selectors import SearchHit, search
 from knowledge.tokens import count_tokens
 from monitoring.services import answer_fact_record
 from review.services import review_item_enqueue
 
-from . import services
+from . import memory, services, tasks
 from .db import db_call
 from .guard import guard
 from .llm import offline
@@ -36,7 +35,7 @@ from .llm.gateway import get_gateway, llm_enabled
 from .llm.pricing import answer_cost
 from .llm.types import ChatMessage, Delta, LLMError
 from .models import Message
-from .selectors import recent_turns
+from .reuse import Reused, Route, answer_cache, cacheable, reuse_find, route_turn
 from .streams import AnswerSink
 
 logger = logging.getLogger(__name__)
@@ -67,6 +66,7 @@ class StepTimer:
 
 @dataclass
 class Turn:
+    visitor_id: str
     conversation_id: uuid.UUID
     question_id: uuid.UUID
     question_sequence: int
@@ -83,8 +83,10 @@ class Turn:
 class Context:
     messages: list[ChatMessage]
     hits: list[SearchHit]  # the chunks that made it into the prompt, numbered from 1
-    prompt: PromptChoice
-    tokens: int
+    tokens: int  # what is sent
+    full_history_tokens: int  # what sending every earlier turn verbatim would have needed
+    had_history: bool
+    fold_pending: bool  # turns were folded here that the stored summary does not hold yet
 
 
 @dataclass(frozen=True)
@@ -121,7 +123,7 @@ async def start_turn(
     if records.repeated:
         embedding.cancel()
     return Turn(
-        conversation_id=records.conversation_id, question_id=records.question.pk,
+        visitor_id=visitor_id, conversation_id=records.conversation_id, question_id=records.question.pk,
         question_sequence=records.question.sequence, answer_id=records.answer.pk,
         question=records.question.text, repeated=records.repeated,
         injection_suspected=guarded.injection_suspected, timer=timer, embedding=embedding,
@@ -139,14 +141,23 @@ async def run_turn(turn: Turn, sink: AnswerSink) -> dict[str, Any]:
     than the short queries lose by queueing (BENCHMARKS.md).
     """
     try:
-        with turn.timer.step("retrieve"):
-            hits = await retrieve(turn)
-        with turn.timer.step("build_context"):
-            context = await db_call(build_context)(turn, hits)
-        with turn.timer.step("generate"):
-            generation = await generate(turn, context, sink)
-        with turn.timer.step("finish"):
-            frame = await db_call(finish)(turn, context, generation)
+        with turn.timer.step("route"):
+            route = await db_call(route_turn)(
+                conversation_id=turn.conversation_id, visitor_id=turn.visitor_id, question=turn.question
+            )
+        with turn.timer.step("reuse"):
+            reused = await db_call(reuse_find)(question=turn.question, route=route, vector=await _vector(turn))
+        if reused is not None:
+            frame = await serve_reused(turn, route, reused, sink)
+        else:
+            with turn.timer.step("retrieve"):
+                hits = await retrieve(turn)
+            with turn.timer.step("build_context"):
+                context = await db_call(build_context)(turn, route, hits)
+            with turn.timer.step("generate"):
+                generation = await generate(turn, route, context, sink)
+            with turn.timer.step("finish"):
+                frame = await db_call(finish)(turn, route, context, generation)
     except LLMError as exc:
         frame = await _fail(turn, exc.code, "The assistant could not answer right now. Please try again.", exc)
         await sink.error(frame)
@@ -171,42 +182,87 @@ def launch_turn(turn: Turn, sink: AnswerSink) -> asyncio.Task[dict[str, Any]]:
     return task
 
 
+async def _vector(turn: Turn) -> QueryVector | None:
+    """The question's embedding; None if embedding failed (search then runs on full text alone)."""
+    try:
+        return await turn.embedding
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        logger.exception("embedding the question of %s failed", turn.answer_id)
+        return None
+
+
 async def retrieve(turn: Turn) -> list[SearchHit]:
     """Hybrid search: the question's words (full text) and its embedding (dense), fused."""
-    return await db_call(search)(query=turn.question, vector=await turn.embedding, k=settings.KNOWLEDGE_TOP_K)
+    return await db_call(search)(query=turn.question, vector=await _vector(turn), k=settings.KNOWLEDGE_TOP_K)
 
 
-def build_context(turn: Turn, hits: list[SearchHit]) -> Context:
-    """System prompt + numbered excerpts (best first, inside the token budget) + recent turns."""
-    prompt = prompt_for_new_answer()
-    history = [
-        ChatMessage("user" if m.role == Message.Role.USER else "assistant", m.text)
-        for m in recent_turns(conversation_id=turn.conversation_id, before_sequence=turn.question_sequence,
-                              limit=settings.CHAT_HISTORY_TURNS)
-    ]
-    used = count_tokens(prompt.system_prompt) + count_tokens(turn.question)
-    used += sum(count_tokens(m.content) for m in history)
+def _role(message: Message) -> str:
+    return "user" if message.role == Message.Role.USER else "assistant"
+
+
+def build_context(turn: Turn, route: Route, hits: list[SearchHit]) -> Context:
+    """Inside CHAT_CONTEXT_TOKEN_BUDGET: system prompt, the visitor's profile, the summary of older
+    turns, the last CHAT_HISTORY_TURNS messages verbatim, then knowledge excerpts best first.
+
+    Turns that left the verbatim window but are not in the stored summary yet are folded here
+    (extractively) and a task stores the fold; when the fixed parts still exceed the budget the
+    oldest verbatim turns are folded too."""
+    earlier = list(Message.objects.filter(
+        conversation_id=turn.conversation_id, sequence__lt=turn.question_sequence,
+        status=Message.Status.COMPLETE, role__in=[Message.Role.USER, Message.Role.ASSISTANT],
+    ).order_by("sequence"))
+    full_history = sum(count_tokens(m.text) for m in earlier)
+    unfolded = [m for m in earlier if m.sequence > route.summary_through]
+    verbatim = unfolded[-settings.CHAT_HISTORY_TURNS:] if settings.CHAT_HISTORY_TURNS else []
+    to_fold = unfolded[: len(unfolded) - len(verbatim)]
+    system_head = route.prompt.system_prompt
+    if route.profile:
+        system_head += "\n\nAbout the visitor (use it to tailor the answer):\n" + route.profile
+    fixed = count_tokens(system_head) + count_tokens(turn.question)
+    while True:
+        summary = memory.fold_extractive(route.summary, to_fold) if to_fold else route.summary
+        used = fixed + count_tokens(summary) + sum(count_tokens(m.text) for m in verbatim)
+        if used <= settings.CHAT_CONTEXT_TOKEN_BUDGET or not verbatim:
+            break
+        to_fold.append(verbatim.pop(0))
+    kept, excerpts = _excerpts_within(hits, settings.CHAT_CONTEXT_TOKEN_BUDGET - used)
+    used += sum(count_tokens(e) for e in excerpts)
+    system = system_head
+    if summary:
+        system += "\n\nEarlier in this conversation (summary):\n" + summary
+    system += "\n\nKnowledge excerpts:\n\n" + ("\n\n".join(excerpts) or "(none found)")
+    if turn.injection_suspected:
+        system += INJECTION_REMINDER
+    messages = [ChatMessage("system", system), *(ChatMessage(_role(m), m.text) for m in verbatim),
+                ChatMessage("user", turn.question)]
+    return Context(
+        messages=messages, hits=kept, tokens=used,
+        full_history_tokens=fixed + full_history + sum(count_tokens(e) for e in excerpts),
+        had_history=bool(earlier), fold_pending=bool(to_fold),
+    )
+
+
+def _excerpts_within(hits: list[SearchHit], budget: int) -> tuple[list[SearchHit], list[str]]:
+    """Numbered excerpts, best first, as many as fit."""
     kept: list[SearchHit] = []
     excerpts: list[str] = []
     for hit in hits:
         label = f"{hit.title} › {hit.heading}" if hit.heading else hit.title
         excerpt = f"[{len(kept) + 1}] {label}\n{hit.text}"
         cost = count_tokens(excerpt)
-        if used + cost > settings.CHAT_CONTEXT_TOKEN_BUDGET:
+        if cost > budget:
             break
         kept.append(hit)
         excerpts.append(excerpt)
-        used += cost
-    system = prompt.system_prompt + "\n\nKnowledge excerpts:\n\n" + ("\n\n".join(excerpts) or "(none found)")
-    if turn.injection_suspected:
-        system += INJECTION_REMINDER
-    messages = [ChatMessage("system", system), *history, ChatMessage("user", turn.question)]
-    return Context(messages=messages, hits=kept, prompt=prompt, tokens=used)
+        budget -= cost
+    return kept, excerpts
 
 
-async def generate(turn: Turn, context: Context, sink: AnswerSink) -> Generation:
+async def generate(turn: Turn, route: Route, context: Context, sink: AnswerSink) -> Generation:
     if llm_enabled():
-        deltas: AsyncIterator[Delta] = get_gateway().stream(context.messages, model=context.prompt.model)
+        deltas: AsyncIterator[Delta] = get_gateway().stream(context.messages, model=route.prompt.model)
         extractive = None
     else:
         extractive = offline.compose_answer(turn.question, context.hits)
@@ -248,30 +304,78 @@ def confidence_score(hits: list[SearchHit], cited: tuple[int, ...]) -> float:
     return round(min(1.0, max(0.0, (best - 0.25) / 0.5)), 3)
 
 
-def finish(turn: Turn, context: Context, generation: Generation) -> dict[str, Any]:
+def finish(turn: Turn, route: Route, context: Context, generation: Generation) -> dict[str, Any]:
     sources = [
         {"title": h.title, "url": h.url, "chunk_id": h.chunk_id, "score": h.score}
         for h in (context.hits[n - 1] for n in generation.cited)
     ]
     confidence = confidence_score(context.hits, generation.cited)
     latency_ms = turn.timer.elapsed_ms()
+    cost = answer_cost(model=generation.model, tokens_in=generation.tokens_in, tokens_out=generation.tokens_out)
     facts = {
-        "model": generation.model, "prompt_version_id": context.prompt.prompt_version_id,
-        "tokens_in": generation.tokens_in, "tokens_out": generation.tokens_out,
-        "cost": answer_cost(model=generation.model, tokens_in=generation.tokens_in, tokens_out=generation.tokens_out),
+        "model": generation.model, "prompt_version_id": route.prompt.prompt_version_id,
+        "tokens_in": generation.tokens_in, "tokens_out": generation.tokens_out, "cost": cost,
         "latency_ms": latency_ms, "ttft_ms": generation.ttft_ms, "confidence": confidence,
         "sources": sources, "timings": dict(turn.timer.steps),
     }
-    services.answer_complete(message_id=turn.answer_id, text=generation.text, facts=facts)
+    services.answer_complete(
+        message_id=turn.answer_id, text=generation.text,
+        facts={**facts, "context_tokens": context.tokens, "full_history_tokens": context.full_history_tokens},
+    )
     answer_fact_record(
         message_id=turn.answer_id, conversation_id=turn.conversation_id, status="complete",
         offline=generation.offline, **{k: v for k, v in facts.items() if k != "sources"},
     )
     if confidence < settings.REVIEW_CONFIDENCE_THRESHOLD:
         review_item_enqueue(message_id=turn.answer_id, priority=1 - confidence, reason="low confidence")
+    vector = turn.embedding.result() if turn.embedding.done() and not turn.embedding.exception() else None
+    if vector is not None and cacheable(route=route, had_history=context.had_history,
+                                        injection_suspected=turn.injection_suspected, text=generation.text):
+        answer_cache(
+            route=route, question=turn.question, vector=vector, text=generation.text, sources=sources,
+            hits=context.hits, cited=generation.cited, confidence=confidence, model=generation.model,
+            tokens_in=generation.tokens_in, tokens_out=generation.tokens_out, cost=cost, message_id=turn.answer_id,
+        )
+    if context.fold_pending:
+        tasks.conversation_summarize.delay(str(turn.conversation_id), turn.question_sequence)
     return {
         "type": "end", "message_id": str(turn.answer_id), "sources": sources, "confidence": confidence,
         "reuse": Message.Reuse.NONE.value, "latency_ms": latency_ms,
+    }
+
+
+# --- a reused answer -------------------------------------------------------------------------------
+
+
+_PIECE = re.compile(r"\S+\s*")
+
+
+async def serve_reused(turn: Turn, route: Route, reused: Reused, sink: AnswerSink) -> dict[str, Any]:
+    """Stream a stored answer the way a generated one streams (same frames, so clients need no
+    second code path), then record it with what it saved."""
+    with turn.timer.step("generate"):
+        for piece in _PIECE.findall(reused.text):
+            turn.partial.append(piece)
+            await sink.token(len(turn.partial), piece)
+    with turn.timer.step("finish"):
+        return await db_call(finish_reused)(turn, route, reused)
+
+
+def finish_reused(turn: Turn, route: Route, reused: Reused) -> dict[str, Any]:
+    latency_ms = turn.timer.elapsed_ms()
+    facts = {
+        "model": reused.model, "prompt_version_id": route.prompt.prompt_version_id, "tokens_in": 0,
+        "tokens_out": 0, "latency_ms": latency_ms, "ttft_ms": latency_ms, "confidence": reused.confidence,
+        "timings": dict(turn.timer.steps), "reuse": reused.kind, "cost_avoided": reused.cost_avoided,
+    }
+    services.answer_complete(message_id=turn.answer_id, text=reused.text, facts={
+        **facts, "sources": reused.sources, "reuse_details": reused.details,
+        "reused_entry_id": reused.entry_id, "approved_answer_id": reused.approved_id,
+    })
+    answer_fact_record(message_id=turn.answer_id, conversation_id=turn.conversation_id, status="complete", **facts)
+    return {
+        "type": "end", "message_id": str(turn.answer_id), "sources": reused.sources,
+        "confidence": reused.confidence, "reuse": str(reused.kind), "latency_ms": latency_ms,
     }
 
 

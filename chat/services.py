@@ -12,6 +12,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from . import cache
 from .errors import CodedError
 from .models import Conversation, Feedback, Message
 from .selectors import as_uuid
@@ -116,6 +117,8 @@ def feedback_set(*, visitor_id: str, message_id: object, value: str, reason: str
     feedback, _ = Feedback.objects.update_or_create(
         message=message, defaults={"value": value, "reason": reason[:200], "comment": comment}
     )
+    if value == Feedback.Value.DOWN:  # the answer is never served from the cache again
+        cache.block_for_message(message_id=message.pk, reason=f"thumbs down: {reason}"[:200])
     return feedback
 
 

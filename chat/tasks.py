@@ -1,11 +1,29 @@
+import asyncio
 from datetime import timedelta
 
 from celery import shared_task
 from django.conf import settings
 
-from . import services
+from knowledge.embeddings import active_space_ref
+from knowledge.selectors import kb_version
+
+from . import cache, services, summaries
 
 
 @shared_task(ignore_result=True)
 def fail_stale_streaming_answers() -> int:
     return services.stale_streaming_fail(older_than=timedelta(seconds=settings.CHAT_STALE_STREAM_SECONDS))
+
+
+@shared_task(ignore_result=True)
+def conversation_summarize(conversation_id: str, before_sequence: int) -> bool:
+    """Fold the turns that left the verbatim window into the stored summary."""
+    return asyncio.run(summaries.conversation_fold(conversation_id=conversation_id, before_sequence=before_sequence))
+
+
+@shared_task(ignore_result=True)
+def answer_cache_evict() -> dict[str, int]:
+    active = active_space_ref().space_id
+    counts = cache.evict(current_kb_version=kb_version(), active_space_id=active)
+    cache.flush_scope_indexes(active)
+    return counts

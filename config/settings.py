@@ -127,6 +127,8 @@ CELERY_BEAT_SCHEDULE = {
     "fail-stale-streaming-answers": {"task": "chat.tasks.fail_stale_streaming_answers", "schedule": 60.0},
     # Starts re-embedding when EMBEDDING_* names a model other than the active one.
     "embedding-model-sync": {"task": "knowledge.tasks.embedding_model_sync", "schedule": 60.0},
+    "answer-cache-evict": {"task": "chat.tasks.answer_cache_evict", "schedule": 600.0},
+    "approved-answers-embed": {"task": "review.tasks.approved_answers_embed", "schedule": 120.0},
 }
 
 # --- Auth, i18n, static ------------------------------------------------------------------------
@@ -187,6 +189,28 @@ CHAT_CONTEXT_TOKEN_BUDGET = env.int("CHAT_CONTEXT_TOKEN_BUDGET", default=3000)
 CHAT_STREAM_LOG_TTL_SECONDS = env.int("CHAT_STREAM_LOG_TTL_SECONDS", default=24 * 3600)
 CHAT_STALE_STREAM_SECONDS = env.int("CHAT_STALE_STREAM_SECONDS", default=300)
 REVIEW_CONFIDENCE_THRESHOLD = env.float("REVIEW_CONFIDENCE_THRESHOLD", default=0.5)
+# Languages the router tells apart (py3langid, offline); a question shorter than
+# CHAT_LANGUAGE_MIN_WORDS keeps the conversation's language, or the default.
+CHAT_LANGUAGES = env.list("CHAT_LANGUAGES", default=["en", "de", "fr", "es", "it", "nl", "pt"])
+CHAT_DEFAULT_LANGUAGE = env.str("CHAT_DEFAULT_LANGUAGE", default="en")
+CHAT_LANGUAGE_MIN_WORDS = env.int("CHAT_LANGUAGE_MIN_WORDS", default=4)
+# Older turns are folded into a running summary of at most this many tokens (by the LLM in a
+# Celery task when one is configured, extractive otherwise).
+CHAT_SUMMARY_TOKENS = env.int("CHAT_SUMMARY_TOKENS", default=250)
+CHAT_PROFILE_MAX_FACTS = env.int("CHAT_PROFILE_MAX_FACTS", default=20)
+
+# --- Answer reuse ---------------------------------------------------------------------------------
+CACHE_ENABLED = env.bool("CACHE_ENABLED", default=True)
+CACHE_REDIS_URL = env.str("CACHE_REDIS_URL", default=REDIS_URL)  # the exact-match level
+CACHE_TTL_SECONDS = env.int("CACHE_TTL_SECONDS", default=7 * 24 * 3600)
+CACHE_MAX_ENTRIES = env.int("CACHE_MAX_ENTRIES", default=200_000)
+CACHE_EVICTION = env.str("CACHE_EVICTION", default="lru")
+if CACHE_EVICTION not in ("lru", "lfu"):
+    raise ImproperlyConfigured("CACHE_EVICTION must be 'lru' (least recently hit) or 'lfu' (least often hit)")
+# Approved answers: one question per answer, so they pass on closeness and the gap to the next
+# approved answer (plus the guard's lexical checks) rather than on agreement.
+APPROVED_MIN_SIMILARITY = env.float("APPROVED_MIN_SIMILARITY", default=0.85)
+APPROVED_MIN_GAP = env.float("APPROVED_MIN_GAP", default=0.05)
 
 # --- LLM gateway -------------------------------------------------------------------------------
 # With neither an API key nor a base URL, the offline extractive provider answers.
@@ -252,9 +276,11 @@ KNOWLEDGE_FTS_CONFIGS = env.dict(
              "nl": "dutch", "pt": "portuguese", "sv": "swedish", "ru": "russian"},
 )
 KNOWLEDGE_DEFAULT_LANGUAGE = env.str("KNOWLEDGE_DEFAULT_LANGUAGE", default="en")
-KNOWLEDGE_HNSW_M = env.int("KNOWLEDGE_HNSW_M", default=16)
-KNOWLEDGE_HNSW_EF_CONSTRUCTION = env.int("KNOWLEDGE_HNSW_EF_CONSTRUCTION", default=64)
-KNOWLEDGE_HNSW_EF_SEARCH = env.int("KNOWLEDGE_HNSW_EF_SEARCH", default=64)
+# m=32, ef_construction=200, ef_search=128: recall@10 >= 0.98 at 100k chunks (BENCHMARKS.md; m=16/64
+# reached 0.85).
+KNOWLEDGE_HNSW_M = env.int("KNOWLEDGE_HNSW_M", default=32)
+KNOWLEDGE_HNSW_EF_CONSTRUCTION = env.int("KNOWLEDGE_HNSW_EF_CONSTRUCTION", default=200)
+KNOWLEDGE_HNSW_EF_SEARCH = env.int("KNOWLEDGE_HNSW_EF_SEARCH", default=128)
 # Search breadth of pgvector's HNSW index, set for every session at connect time (an extension
 # setting may be given before the extension loads), so searches need no transaction for SET LOCAL.
 DATABASES["default"]["OPTIONS"]["options"] = f"-c hnsw.ef_search={KNOWLEDGE_HNSW_EF_SEARCH}"

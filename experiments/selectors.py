@@ -14,10 +14,11 @@ class PromptChoice:
     prompt_version_id: int | None
     system_prompt: str
     model: str  # empty: the gateway's configured model
+    name: str = ""  # the prompt's name (approved answers can be scoped to it)
 
 
 def prompt_for_new_answer() -> PromptChoice:
     active = PromptVersion.objects.filter(is_active=True).first()
     if active is None:
         return PromptChoice(None, DEFAULT_SYSTEM_PROMPT, "")
-    return PromptChoice(active.pk, active.system_prompt, active.model)
+    return PromptChoice(active.pk, active.system_prompt, active.model, active.name)

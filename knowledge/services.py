@@ -17,6 +17,7 @@ from .chunking import HEADING_SEPARATOR, ChunkDraft, chunk_text
 from .embeddings import ModelSpec, configured_spec, embed_texts, forget_active_space
 from .models import Chunk, ChunkEmbedding, Document, EmbeddingSpace, KnowledgeBaseVersion, Source
 from .parsers import DocumentDraft, IngestError, detect_format, parse_file
+from .signals import documents_changed
 
 logger = logging.getLogger(__name__)
 
@@ -132,8 +133,10 @@ def _with_source_tags(draft: DocumentDraft, tags: Sequence[str]) -> DocumentDraf
 
 
 @transaction.atomic
+@transaction.atomic
 def source_delete(*, source: Source) -> None:
-    """Remove a source, its documents and their chunks; answers cached on them become stale."""
+    """Remove a source, its documents and their chunks; answers cached on them are dropped."""
+    documents_changed.send(sender=Source, document_ids=list(source.documents.values_list("pk", flat=True)))
     source.delete()
     kb_version_bump()
     lexeme_stats_refresh()
@@ -151,6 +154,7 @@ def documents_sync(
     gone = list(Document.objects.filter(source=source).exclude(external_id__in=wanted).values_list("pk", flat=True))
     if gone:
         with transaction.atomic():
+            documents_changed.send(sender=Document, document_ids=gone)
             Document.objects.filter(pk__in=gone).delete()
             kb_version_bump()
     report.removed = len(gone)
@@ -237,6 +241,8 @@ def _document_replace(
             "tags": list(draft.tags),
         },
     )
+    if not created:
+        documents_changed.send(sender=Document, document_ids=[document.pk])
     document.chunks.all().delete()
     rows = Chunk.objects.bulk_create(
         Chunk(document=document, ordinal=i, heading=c.heading[:1000], text=c.text, token_count=c.token_count)

@@ -18,6 +18,7 @@ class AnswerFact(models.Model):
     tokens_in = models.PositiveIntegerField(default=0)
     tokens_out = models.PositiveIntegerField(default=0)
     cost = models.DecimalField(max_digits=12, decimal_places=6, default=0)
+    cost_avoided = models.DecimalField(max_digits=12, decimal_places=6, default=0)
     offline = models.BooleanField(default=False)
     timings = models.JSONField(default=dict, blank=True)
 

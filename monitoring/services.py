@@ -20,6 +20,7 @@ def answer_fact_record(
     tokens_in: int = 0,
     tokens_out: int = 0,
     cost: Decimal = Decimal(0),
+    cost_avoided: Decimal = Decimal(0),
     offline: bool = False,
     timings: dict[str, Any] | None = None,
 ) -> AnswerFact:
@@ -27,6 +28,6 @@ def answer_fact_record(
     return AnswerFact.objects.create(
         message_id=message_id, conversation_id=conversation_id, status=status, error_code=error_code, model=model,
         prompt_version_id=prompt_version_id, reuse=reuse, confidence=confidence, latency_ms=latency_ms,
-        ttft_ms=ttft_ms, tokens_in=tokens_in, tokens_out=tokens_out, cost=cost, offline=offline,
-        timings=timings or {},
+        ttft_ms=ttft_ms, tokens_in=tokens_in, tokens_out=tokens_out, cost=cost, cost_avoided=cost_avoided,
+        offline=offline, timings=timings or {},
     )

@@ -1,5 +1,7 @@
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
+from pgvector.django import VectorField
 
 
 class ReviewItem(models.Model):
@@ -25,3 +27,34 @@ class ReviewItem(models.Model):
 
     def __str__(self) -> str:
         return f"review of {self.message_id} ({self.status})"
+
+
+class ApprovedAnswer(models.Model):
+    """A trainer-verified answer, served first when a new question matches its question."""
+
+    question = models.TextField()
+    answer = models.TextField()
+    chunk_ids = ArrayField(models.BigIntegerField(), default=list, blank=True, help_text="chunks it rests on")
+    sources = models.JSONField(default=list, blank=True)
+    language = models.CharField(max_length=16, default="en")
+    scope = models.CharField(
+        max_length=100, blank=True, help_text="a prompt name to serve it only there; empty for every prompt"
+    )
+    expires_at = models.DateTimeField(null=True, blank=True)
+    is_active = models.BooleanField(default=True)
+    hit_count = models.PositiveIntegerField(default=0)
+    last_hit_at = models.DateTimeField(null=True, blank=True)
+    # The question embedded in one space; re-embedded when the active space changes.
+    space_id = models.IntegerField(null=True, blank=True)
+    embedding = VectorField(null=True, blank=True)
+    source_message = models.ForeignKey("chat.Message", null=True, blank=True, on_delete=models.SET_NULL,
+                                       related_name="+")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.question[:80]
