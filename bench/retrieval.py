@@ -28,40 +28,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from common import drop_bench_database, pct, use_bench_database
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SQUAD = ROOT.parent / "shared" / "data" / "squad-v1.1-dev-xquad-en" / "xquad.en.json"
-BENCH_DB = "spotter_bench"
-
-
-def _with_database(url: str, name: str) -> str:
-    """The same libpq URL with another database name (host, port, socket options kept)."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{name}"))
-
-
-def _admin(sql: str) -> None:
-    import psycopg
-
-    with psycopg.connect(_with_database(os.environ["DATABASE_URL"], "postgres"), autocommit=True) as admin:
-        admin.execute(sql)
-
-
-def _use_bench_database() -> None:
-    """Point Django at a fresh database on the same server, so the bench never touches real data."""
-    _admin(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-    _admin(f"CREATE DATABASE {BENCH_DB}")
-    os.environ["DATABASE_URL"] = _with_database(os.environ["DATABASE_URL"], BENCH_DB)
-
-
-def _drop_bench_database() -> None:
-    from django.db import connections
-
-    connections.close_all()
-    _admin(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-
-
 @dataclass(frozen=True)
 class Question:
     text: str
@@ -146,11 +116,6 @@ def latency(questions: list[Question], runs: int = 1) -> list[float]:
             search(query=question.text, vector=embed_query(question.text), k=10)
             samples.append((time.perf_counter() - began) * 1000)
     return samples
-
-
-def pct(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 # --- scale ----------------------------------------------------------------------------------------
@@ -265,7 +230,7 @@ def main() -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     sys.path.insert(0, str(ROOT))
-    _use_bench_database()
+    use_bench_database()
     import django
 
     django.setup()
@@ -277,7 +242,7 @@ def main() -> int:
         return run(args, settings)
     finally:
         if not args.keep_db:
-            _drop_bench_database()
+            drop_bench_database()
 
 
 def run(args, settings) -> int:

@@ -9,7 +9,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import pipeline, services
+from . import memory, pipeline, services
 from .guard import GuardError
 from .llm.gateway import llm_enabled
 from .models import Conversation, Message
@@ -19,6 +19,7 @@ from .serializers import (
     FeedbackSerializer,
     MessageCreateSerializer,
     MessageSerializer,
+    ProfileSerializer,
     TurnSerializer,
     VisitorSerializer,
     WidgetConfigSerializer,
@@ -123,3 +124,39 @@ class HandoffView(APIView):
         return Response(ConversationSerializer(conversation).data)
 
 
+
+
+class ProfileView(APIView):
+    """What the assistant remembers about the visitor: see it, correct it, delete it."""
+
+    @extend_schema(responses=ProfileSerializer)
+    def get(self, request):
+        profile = memory.profile_get(visitor_id=request.user.id)
+        return Response(ProfileSerializer(profile).data if profile else _EMPTY_PROFILE)
+
+    @extend_schema(request=ProfileSerializer, responses=ProfileSerializer)
+    def put(self, request):
+        return self._update(request, partial=False)
+
+    @extend_schema(request=ProfileSerializer, responses=ProfileSerializer)
+    def patch(self, request):
+        return self._update(request, partial=True)
+
+    @extend_schema(request=None, responses={204: None})
+    def delete(self, request):
+        memory.profile_delete(visitor_id=request.user.id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    def _update(self, request, partial: bool):
+        body = ProfileSerializer(data=request.data, partial=partial)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        if not partial:  # PUT replaces: what is left out is forgotten
+            data = {**{f: "" for f in ProfileSerializer.Meta.fields if f not in ("facts", "updated_at")},
+                    "facts": [], **data}
+        profile = memory.profile_update(visitor_id=request.user.id, data=data)
+        return Response(ProfileSerializer(profile).data)
+
+
+_EMPTY_PROFILE = {"goal": "", "level": "", "equipment": "", "limits": "", "language": "", "facts": [],
+                  "updated_at": None}

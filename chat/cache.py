@@ -220,7 +220,7 @@ def lookup(scope: Scope, question: str, vector: QueryVector | None) -> Hit | Non
     qhash = question_hash(question)
     entry_id = _redis_get(_redis_key(scope, qhash))
     servable = CacheEntry.objects.filter(_in_scope(scope))
-    entry = servable.filter(pk=entry_id).first() if entry_id else None
+    entry = servable.filter(pk=entry_id, question_hash=qhash).first() if entry_id else None
     if entry is None:  # Redis missed, expired, or is down: the question hash is indexed here too
         entry = servable.filter(question_hash=qhash).order_by("-created_at").first()
     if entry is not None:
@@ -260,13 +260,21 @@ def entry_store(
     chunk_ids: list[int], document_ids: list[int], confidence: float, model: str, tokens_in: int,
     tokens_out: int, cost: Any, message_id: Any,
 ) -> CacheEntry | None:
-    """Store a complete answer; None when this question is already cached in the scope."""
+    """Store a complete answer; None when this question is already cached in the scope, or when
+    this question or this answer was blocked there (a thumbs-down is not undone by asking again)."""
     qhash = question_hash(question)
+    key = answer_key(answer, chunk_ids)
     if CacheEntry.objects.filter(_in_scope(scope), question_hash=qhash).exists():
+        return None
+    blocked = CacheEntry.objects.filter(
+        space_id=scope.space_id, prompt_version_id=scope.prompt_version_id, kb_version=scope.kb_version,
+        language=scope.language, blocked_at__isnull=False,
+    ).filter(Q(question_hash=qhash) | Q(answer_key=key))
+    if blocked.exists():
         return None
     index_ensure(scope.space_id, scope.dimensions)
     entry = CacheEntry.objects.create(
-        question=question, question_hash=qhash, answer=answer, answer_key=answer_key(answer, chunk_ids),
+        question=question, question_hash=qhash, answer=answer, answer_key=key,
         sources=sources, chunk_ids=chunk_ids, document_ids=document_ids, confidence=confidence,
         space_id=scope.space_id, embedding=vector.vector, prompt_version_id=scope.prompt_version_id,
         kb_version=scope.kb_version, language=scope.language, visitor_id=scope.visitor_id,

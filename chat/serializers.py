@@ -1,7 +1,7 @@
 from django.conf import settings
 from rest_framework import serializers
 
-from .models import Conversation, Feedback, Message
+from .models import Conversation, Feedback, Message, VisitorProfile
 
 
 class VisitorSerializer(serializers.Serializer):
@@ -21,7 +21,8 @@ class MessageSerializer(serializers.ModelSerializer):
         model = Message
         fields = [
             "id", "sequence", "role", "text", "status", "client_msg_id", "model", "tokens_in", "tokens_out",
-            "cost", "latency_ms", "ttft_ms", "reuse", "confidence", "sources", "created_at", "completed_at",
+            "cost", "cost_avoided", "latency_ms", "ttft_ms", "reuse", "confidence", "sources", "created_at",
+            "completed_at",
         ]
         read_only_fields = fields
 
@@ -49,3 +50,12 @@ class FeedbackSerializer(serializers.ModelSerializer):
 class WidgetConfigSerializer(serializers.Serializer):
     offline = serializers.BooleanField()
     max_message_chars = serializers.IntegerField()
+
+
+class ProfileSerializer(serializers.ModelSerializer):
+    facts = serializers.ListField(child=serializers.CharField(max_length=300), max_length=50, required=False)
+
+    class Meta:
+        model = VisitorProfile
+        fields = ["goal", "level", "equipment", "limits", "language", "facts", "updated_at"]
+        read_only_fields = ["updated_at"]

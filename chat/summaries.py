@@ -6,11 +6,11 @@ themselves); offline, or when the model fails, the extractive fold of chat/memor
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from django.conf import settings
 
-from .db import db_call
 from .llm.gateway import get_gateway, llm_enabled
 from .llm.types import ChatMessage, LLMError
 from .memory import fold_extractive, messages_to_fold, summary_store, summary_trim
@@ -25,22 +25,19 @@ SUMMARY_INSTRUCTIONS = (
 )
 
 
-async def conversation_fold(*, conversation_id: str, before_sequence: int) -> bool:
-    conversation, turns = await db_call(_pending)(conversation_id, before_sequence)
+def conversation_fold(*, conversation_id: str, before_sequence: int) -> bool:
+    conversation = Conversation.objects.get(pk=conversation_id)
+    turns = messages_to_fold(conversation, before_sequence)
     if not turns:
         return False
-    summary = await _summary(conversation.summary, turns)
-    return await db_call(summary_store)(conversation_id=conversation.pk, summary=summary, through=turns[-1].sequence)
+    if llm_enabled():
+        summary = asyncio.run(_llm_summary(conversation.summary, turns))
+    else:
+        summary = fold_extractive(conversation.summary, turns)
+    return summary_store(conversation_id=conversation.pk, summary=summary, through=turns[-1].sequence)
 
 
-def _pending(conversation_id: str, before_sequence: int) -> tuple[Conversation, list[Message]]:
-    conversation = Conversation.objects.get(pk=conversation_id)
-    return conversation, messages_to_fold(conversation, before_sequence)
-
-
-async def _summary(previous: str, turns: list[Message]) -> str:
-    if not llm_enabled():
-        return fold_extractive(previous, turns)
+async def _llm_summary(previous: str, turns: list[Message]) -> str:
     transcript = "\n".join(f"{'Visitor' if m.role == Message.Role.USER else 'Assistant'}: {m.text}" for m in turns)
     messages = [
         ChatMessage("system", SUMMARY_INSTRUCTIONS.format(tokens=settings.CHAT_SUMMARY_TOKENS)),

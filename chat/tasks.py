@@ -1,4 +1,3 @@
-import asyncio
 from datetime import timedelta
 
 from celery import shared_task
@@ -18,7 +17,7 @@ def fail_stale_streaming_answers() -> int:
 @shared_task(ignore_result=True)
 def conversation_summarize(conversation_id: str, before_sequence: int) -> bool:
     """Fold the turns that left the verbatim window into the stored summary."""
-    return asyncio.run(summaries.conversation_fold(conversation_id=conversation_id, before_sequence=before_sequence))
+    return summaries.conversation_fold(conversation_id=conversation_id, before_sequence=before_sequence)
 
 
 @shared_task(ignore_result=True)

@@ -10,4 +10,5 @@ urlpatterns = [
     path("conversations/<uuid:conversation_id>/messages/", api.MessageListView.as_view(), name="message-list"),
     path("conversations/<uuid:conversation_id>/handoff/", api.HandoffView.as_view(), name="conversation-handoff"),
     path("messages/<uuid:message_id>/feedback/", api.FeedbackView.as_view(), name="message-feedback"),
+    path("profile/", api.ProfileView.as_view(), name="visitor-profile"),
 ]
