@@ -94,10 +94,12 @@ def profile_delete(*, visitor_id: str) -> bool:
 # --- summary -----------------------------------------------------------------------------------------
 
 
-def _gist(text: str, words: int = 30) -> str:
-    """The first sentence, at most `words` words: what a turn was about."""
-    first = (_SENTENCE.findall(text.strip()) or [""])[0].strip()
-    cut = first.split()
+def _gist(message: Message, words: int = 30) -> str:
+    """What a turn was about: a visitor's words (questions are short), an answer's first sentence."""
+    text = message.text.strip()
+    if message.role != Message.Role.USER:
+        text = (_SENTENCE.findall(text) or [""])[0].strip()
+    cut = text.split()
     return " ".join(cut[:words]) + ("…" if len(cut) > words else "")
 
 
@@ -106,7 +108,7 @@ def fold_extractive(summary: str, turns: Sequence[Message]) -> str:
     lines = [line for line in summary.splitlines() if line.strip()]
     for message in turns:
         who = "Visitor" if message.role == Message.Role.USER else "Assistant"
-        gist = _gist(message.text)
+        gist = _gist(message)
         if gist:
             lines.append(f"{who}: {gist}")
     return summary_trim("\n".join(lines))

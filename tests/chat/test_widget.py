@@ -137,3 +137,37 @@ def test_the_widget_reconnects_and_resumes_an_answer_cut_off_mid_stream(page, kb
     expect(answer).to_have_text(" ".join(words) + " [1]")  # every token once, in order
     assert page.evaluate("window.__sockets.length") >= 2
     expect(page.locator(".msg.assistant").last.locator(".confidence")).to_be_visible()
+
+
+def test_a_verified_answer_says_so(page, kb):
+    from review.models import ApprovedAnswer
+    from review.services import approved_answer_save
+
+    approved_answer_save(answer=ApprovedAnswer(question="How do I do a plank?", answer="Hold a straight line. (coach)"))
+    ask(page, "How do I do a plank?")
+    wait_for_frame(page, "end")
+    answer = page.locator("#spotter-widget .assistant").last
+    expect(answer).to_contain_text("Hold a straight line. (coach)")
+    expect(answer.locator(".verified")).to_have_text("Verified answer")
+
+
+def test_a_visitor_sees_and_deletes_what_the_assistant_remembers(page, kb):
+    from chat.models import VisitorProfile
+
+    ask(page, "I have a bad left knee. How do I do a goblet squat?")
+    wait_for_frame(page, "end")
+    page.get_by_role("button", name="My profile").click()
+    region = page.get_by_role("region", name="What the assistant remembers about you")
+    expect(region).to_contain_text("I have a bad left knee.")
+
+    region.get_by_label("Goal").fill("squat my body weight")
+    region.get_by_role("button", name="Save").click()
+    expect(page.locator("#spotter-widget .status").first).to_have_text("Profile saved")
+    assert VisitorProfile.objects.get().goal == "squat my body weight"
+
+    region.get_by_role("button", name="Forget: I have a bad left knee.").click()
+    expect(region).not_to_contain_text("I have a bad left knee.")
+    assert VisitorProfile.objects.get().facts == []
+    region.get_by_role("button", name="Delete everything").click()
+    expect(page.locator("#spotter-widget .notice").last).to_have_text("Your profile was deleted.")
+    assert not VisitorProfile.objects.exists()

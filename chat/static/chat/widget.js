@@ -55,6 +55,17 @@
     "background:var(--bg);color:var(--fg);min-height:40px;max-height:120px}",
     ".send{border:0;border-radius:10px;padding:0 16px;background:var(--accent);color:#fff;font-weight:600}",
     ".send:disabled{opacity:.5;cursor:default}",
+    ".memory-toggle{border:1px solid var(--line);background:transparent;color:var(--fg);border-radius:8px;font-size:12px;padding:3px 8px}",
+    ".memory{padding:12px 14px;border-bottom:1px solid var(--line);display:flex;flex-direction:column;gap:8px;font-size:13px;max-height:60%;overflow-y:auto}",
+    ".memory[hidden]{display:none}",
+    ".memory label{display:flex;flex-direction:column;gap:3px;color:var(--muted);font-size:12px}",
+    ".memory input{font:inherit;font-size:13px;padding:6px 8px;border:1px solid var(--line);border-radius:8px;background:var(--bg);color:var(--fg)}",
+    ".memory ul{margin:0;padding:0;list-style:none;display:flex;flex-direction:column;gap:4px}",
+    ".memory li{display:flex;gap:6px;align-items:flex-start}.memory li span{flex:1}",
+    ".memory .row{display:flex;gap:8px}",
+    ".forget{border:0;background:transparent;color:var(--muted);font-size:16px;line-height:1;padding:0 4px}",
+    ".save{border:0;border-radius:8px;padding:6px 12px;background:var(--accent);color:#fff;font-weight:600}",
+    ".wipe{border:1px solid #b42318;border-radius:8px;padding:6px 12px;background:transparent;color:#b42318}",
     ".handoff{border:0;background:transparent;color:var(--muted);font-size:12px;text-decoration:underline;padding:0 14px 8px;text-align:left}",
     "@media (max-width:480px){.panel{right:0;bottom:0;width:100vw;height:100dvh;max-height:100dvh;border-radius:0}}"
   ].join("");
@@ -81,14 +92,18 @@
   mode.hidden = true;
   var status = el("span", { "class": "status", "aria-live": "polite" }, "");
   var close = el("button", { "class": "close", type: "button", "aria-label": "Close chat" }, "\u00d7");
-  header.append(title, mode, status, close);
+  var memoryToggle = el("button", { "class": "memory-toggle", type: "button", "aria-expanded": "false",
+    title: "What the assistant remembers about you" }, "My profile");
+  header.append(title, mode, status, memoryToggle, close);
+  var memory = el("div", { "class": "memory", role: "region", "aria-label": "What the assistant remembers about you" });
+  memory.hidden = true;
   var log = el("div", { "class": "log", role: "log", "aria-live": "polite", "aria-label": "Conversation" });
   var handoff = el("button", { "class": "handoff", type: "button" }, "Talk to a human");
   var form = el("form");
   var input = el("textarea", { rows: "1", "aria-label": "Your message", placeholder: "Ask a question\u2026", maxlength: "4000" });
   var send = el("button", { "class": "send", type: "submit" }, "Send");
   form.append(input, send);
-  panel.append(header, log, handoff, form);
+  panel.append(header, memory, log, handoff, form);
   root.append(launcher, panel);
   shadow.append(style, root);
 
@@ -313,6 +328,65 @@
     input.value = "";
     send.disabled = true;
   }
+
+  // ---- profile: what the assistant remembers, seen, edited and deleted by the visitor ------------
+  var PROFILE_FIELDS = [["goal", "Goal"], ["level", "Level"], ["equipment", "Equipment"], ["limits", "Injuries or limits"]];
+  var profile = null;
+
+  function renderProfile() {
+    memory.textContent = "";
+    var inputs = {};
+    PROFILE_FIELDS.forEach(function (f) {
+      var label = el("label", {}, f[1]);
+      inputs[f[0]] = el("input", { type: "text", maxlength: "300", value: profile[f[0]] || "" });
+      label.append(inputs[f[0]]);
+      memory.append(label);
+    });
+    var facts = el("ul", { "aria-label": "Things you told the assistant" });
+    (profile.facts || []).forEach(function (fact, i) {
+      var item = el("li");
+      var forget = el("button", { "class": "forget", type: "button", "aria-label": "Forget: " + fact }, "\u00d7");
+      forget.addEventListener("click", function () {
+        saveProfile({ facts: profile.facts.filter(function (_, j) { return j !== i; }) });
+      });
+      item.append(el("span", {}, fact), forget);
+      facts.append(item);
+    });
+    memory.append(el("div", { "class": "status" }, (profile.facts || []).length ? "Things you told me:" : "Nothing you said is remembered yet."), facts);
+    var row = el("div", { "class": "row" });
+    var save = el("button", { "class": "save", type: "button" }, "Save");
+    var wipe = el("button", { "class": "wipe", type: "button" }, "Delete everything");
+    save.addEventListener("click", function () {
+      var changes = {};
+      PROFILE_FIELDS.forEach(function (f) { changes[f[0]] = inputs[f[0]].value.trim(); });
+      saveProfile(changes);
+    });
+    wipe.addEventListener("click", function () {
+      api("/api/v1/profile/", { method: "DELETE" }).then(function (r) {
+        if (r.ok) { profile = { facts: [] }; renderProfile(); notice("Your profile was deleted."); }
+      });
+    });
+    row.append(save, wipe);
+    memory.append(row);
+  }
+
+  function saveProfile(changes) {
+    api("/api/v1/profile/", { method: "PATCH", headers: { "Content-Type": "application/json" }, body: JSON.stringify(changes) })
+      .then(function (r) {
+        if (r.ok) { profile = r.body; renderProfile(); status.textContent = "Profile saved"; }
+        else notice((r.body && r.body.message) || "The profile could not be saved.");
+      });
+  }
+
+  memoryToggle.addEventListener("click", function () {
+    var show = memory.hidden;
+    memoryToggle.setAttribute("aria-expanded", String(show));
+    if (!show) { memory.hidden = true; return; }
+    ensureVisitor().then(function () { return api("/api/v1/profile/"); }).then(function (r) {
+      if (!r.ok) { notice("Your profile is unavailable right now."); return; }
+      profile = r.body; renderProfile(); memory.hidden = false;
+    });
+  });
 
   launcher.addEventListener("click", openPanel);
   close.addEventListener("click", closePanel);

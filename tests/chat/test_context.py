@@ -1,0 +1,91 @@
+"""Context within the token budget: summary folding over a long conversation, the visitor's
+profile in the context, and the profile API (see, edit, delete)."""
+
+import pytest
+from channels.db import database_sync_to_async as in_db
+from rest_framework.test import APIClient
+
+from chat.models import CacheEntry, Conversation, Message, VisitorProfile
+from tests.chat.test_pipeline import ask
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+QUESTIONS = [
+    "How do I do a barbell squat?", "How do I do a plank?", "How do I do a pull-up?", "How do I do crunches?",
+    "How do I do a goblet squat?", "How do I do a Romanian deadlift?", "How do I do push-ups?",
+    "How do I do a bench press?", "How do I do a bicep curl?", "How do I do a calf raise?",
+]
+
+
+async def test_forty_turns_stay_within_the_budget_and_early_facts_stay_reachable(kb, settings):
+    settings.CHAT_CONTEXT_TOKEN_BUDGET = 900
+    settings.CHAT_HISTORY_TURNS = 4
+    settings.CELERY_TASK_ALWAYS_EAGER = True  # the summary task runs in-process, as the worker would
+    first, _ = await ask("I have a bad left knee. How do I do a barbell squat?", visitor="dana")
+    conversation_id = first.conversation_id
+    for n in range(19):
+        await ask(f"{QUESTIONS[n % len(QUESTIONS)]} (set {n})", conversation_id=conversation_id, visitor="dana")
+
+    answers = await in_db(list)(Message.objects.filter(conversation_id=conversation_id, role="assistant")
+                                .order_by("sequence"))
+    assert len(answers) == 20  # 40 messages
+    assert all(0 < a.context_tokens <= 900 for a in answers)
+    assert answers[-1].full_history_tokens > 2 * 900  # what sending everything would have needed
+    assert answers[-1].context_tokens / answers[-1].full_history_tokens < 0.35
+    conversation = await in_db(Conversation.objects.get)(pk=conversation_id)
+    assert conversation.summary and conversation.summary_through > 0
+    profile = await in_db(VisitorProfile.objects.get)(visitor_id="dana")
+    assert profile.facts == ["I have a bad left knee."]
+
+
+async def test_the_profile_and_the_summary_reach_the_model(kb, online, settings):
+    settings.CHAT_HISTORY_TURNS = 2
+    first, _ = await ask("I'm a beginner and I only have dumbbells. How do I do a goblet squat?", visitor="erin")
+    for question in QUESTIONS[:2]:
+        await ask(question, conversation_id=first.conversation_id, visitor="erin")
+
+    system = online.script.requests[-1]["messages"][0]["content"]
+    assert "I'm a beginner and I only have dumbbells." in system
+    assert "Earlier in this conversation (summary):" in system and "goblet squat" in system
+    # Only the last two messages verbatim after the system prompt, then the question.
+    assert len(online.script.requests[-1]["messages"]) == 1 + 2 + 1
+
+
+async def test_answers_are_cached_for_opening_questions_only(kb):
+    first, _ = await ask("How do I do a plank?", visitor="finn")
+    await ask("And how long should I hold it?", conversation_id=first.conversation_id, visitor="finn")
+    questions = await in_db(list)(CacheEntry.objects.values_list("question", flat=True))
+    assert questions == ["How do I do a plank?"]
+
+
+def visitor_client() -> tuple[APIClient, str]:
+    client = APIClient()
+    body = client.post("/api/v1/visitors/").json()
+    client.credentials(HTTP_X_VISITOR_TOKEN=body["token"])
+    return client, body["visitor_id"]
+
+
+def test_a_visitor_sees_edits_and_deletes_their_profile(db):
+    client, visitor_id = visitor_client()
+    assert client.get("/api/v1/profile/").json()["facts"] == []
+
+    VisitorProfile.objects.create(visitor_id=visitor_id, facts=["I have a bad left knee."])
+    response = client.patch("/api/v1/profile/", {"goal": "run 10 km", "level": "beginner"}, format="json")
+    assert response.status_code == 200
+    assert response.json()["goal"] == "run 10 km" and response.json()["facts"] == ["I have a bad left knee."]
+
+    response = client.put("/api/v1/profile/", {"equipment": "dumbbells"}, format="json")
+    assert response.json()["goal"] == "" and response.json()["facts"] == []  # PUT replaces
+
+    assert client.delete("/api/v1/profile/").status_code == 204
+    assert not VisitorProfile.objects.filter(visitor_id=visitor_id).exists()
+    other, _ = visitor_client()
+    assert other.get("/api/v1/profile/").json()["equipment"] == ""  # never another visitor's
+
+
+def test_bad_profile_input_gets_a_clear_error(db):
+    client, _ = visitor_client()
+    response = client.patch("/api/v1/profile/", {"goal": "x" * 301, "facts": "not a list"}, format="json")
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid" and {"goal", "facts"} <= set(response.json()["details"])
+    assert APIClient().get("/api/v1/profile/").status_code in (401, 403)
