@@ -13,7 +13,7 @@ compares them all.
     make bench
     python bench/cache.py --train FILE --test FILE [--target 0.995] [--no-scale]
 
-Runs in its own database (spotter_bench, dropped afterwards). Ends with `RESULT precision=…
+Runs in its own database (spotter_bench_cache, dropped afterwards). Ends with `RESULT precision=…
 hit_rate=… naive_precision_at_same_hit_rate=… lookup_p99_ms_100k=… scan_speedup_100k=…`.
 """
 
@@ -29,6 +29,7 @@ from pathlib import Path
 from common import drop_bench_database, pct, use_bench_database
 
 ROOT = Path(__file__).resolve().parent.parent
+DB = "spotter_bench_cache"
 DATA = ROOT.parent / "shared" / "data" / "banking77"
 NAIVE_THRESHOLDS = (0.80, 0.85, 0.88, 0.90, 0.92, 0.95)
 SCAN_KEY = "spotter:bench:scan"
@@ -278,7 +279,7 @@ def main() -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     sys.path.insert(0, str(ROOT))
-    use_bench_database()
+    use_bench_database(DB)
     import django
 
     django.setup()
@@ -289,7 +290,7 @@ def main() -> int:
         return run(args)
     finally:
         if not args.keep_db:
-            drop_bench_database()
+            drop_bench_database(DB)
 
 
 if __name__ == "__main__":

@@ -22,18 +22,19 @@ def _admin(sql: str) -> None:
         admin.execute(sql)
 
 
-def use_bench_database() -> None:
-    """Point Django at a fresh database on the same server, so the bench never touches real data."""
-    _admin(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-    _admin(f"CREATE DATABASE {BENCH_DB}")
-    os.environ["DATABASE_URL"] = with_database(os.environ["DATABASE_URL"], BENCH_DB)
+def use_bench_database(name: str = BENCH_DB) -> None:
+    """Point Django at a fresh database on the same server, so the bench never touches real data
+    (one per benchmark, so they can run side by side)."""
+    _admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    _admin(f"CREATE DATABASE {name}")
+    os.environ["DATABASE_URL"] = with_database(os.environ["DATABASE_URL"], name)
 
 
-def drop_bench_database() -> None:
+def drop_bench_database(name: str = BENCH_DB) -> None:
     from django.db import connections
 
     connections.close_all()
-    _admin(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+    _admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def pct(samples: list[float], q: float) -> float:

@@ -1,14 +1,17 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from .models import Conversation, Feedback, Message
+from . import cache
+from .models import CacheCalibration, CacheEntry, Conversation, Feedback, Message, VisitorProfile
 
 
 class MessageInline(admin.TabularInline):
     model = Message
     fk_name = "conversation"
     fields = [
-        "sequence", "role", "text", "status", "model", "confidence", "latency_ms", "ttft_ms", "cost", "sources_links",
+        "sequence", "role", "text", "status", "reuse_link", "model", "confidence", "latency_ms", "ttft_ms", "cost",
+        "cost_avoided", "context_tokens", "sources_links",
     ]
     readonly_fields = fields
     extra = 0
@@ -23,6 +26,22 @@ class MessageInline(admin.TabularInline):
         return format_html_join(
             ", ", '<a href="{}">{}</a>', ((s.get("url", ""), s.get("title", "")) for s in message.sources)
         )
+
+    @admin.display(description="reuse")
+    def reuse_link(self, message: Message) -> str:
+        return reuse_link(message)
+
+
+def reuse_link(message: Message) -> str:
+    """The reuse kind, linked to the cache entry or approved answer that was served."""
+    if message.reused_entry_id:
+        url = reverse("admin:chat_cacheentry_change", args=[message.reused_entry_id])
+        return format_html('<a href="{}">cache #{}</a> {}', url, message.reused_entry_id,
+                           message.reuse_details.get("level", ""))
+    if message.approved_answer_id:
+        url = reverse("admin:review_approvedanswer_change", args=[message.approved_answer_id])
+        return format_html('<a href="{}">approved #{}</a>', url, message.approved_answer_id)
+    return message.get_reuse_display()
 
 
 @admin.register(Conversation)
@@ -39,10 +58,15 @@ class ConversationAdmin(admin.ModelAdmin):
 
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
-    list_display = ["short_text", "role", "status", "model", "confidence", "latency_ms", "reuse", "created_at"]
+    list_display = ["short_text", "role", "status", "model", "confidence", "latency_ms", "reuse_served", "cost",
+                    "cost_avoided", "created_at"]
     list_filter = ["role", "status", "reuse", "model", "feedback__value"]
     search_fields = ["text", "conversation__id"]
     readonly_fields = [f.name for f in Message._meta.fields]
+
+    @admin.display(description="reuse")
+    def reuse_served(self, message: Message) -> str:
+        return reuse_link(message)
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -61,3 +85,47 @@ class FeedbackAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False
+
+
+@admin.register(CacheEntry)
+class CacheEntryAdmin(admin.ModelAdmin):
+    list_display = ["short_question", "language", "kb_version", "prompt_version_id", "hits", "last_hit_at",
+                    "created_at", "alias_of", "blocked"]
+    list_filter = [("blocked_at", admin.EmptyFieldListFilter), "language", "kb_version", "model"]
+    search_fields = ["question", "answer"]
+    readonly_fields = [f.name for f in CacheEntry._meta.fields if f.name != "embedding"]
+    exclude = ["embedding"]
+    actions = ["block_selected"]
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request) -> bool:
+        return False  # entries come from answers
+
+    @admin.display(description="question")
+    def short_question(self, entry: CacheEntry) -> str:
+        return format_html("{}", entry.question[:90])
+
+    @admin.display(description="blocked", boolean=True)
+    def blocked(self, entry: CacheEntry) -> bool:
+        return entry.blocked_at is not None
+
+    @admin.action(description="Invalidate: never serve the selected entries again")
+    def block_selected(self, request, queryset):
+        count = cache.entries_block(queryset, reason=f"invalidated in admin by {request.user}")
+        self.message_user(request, f"{count} entries (with their aliases) will not be served again.",
+                          messages.SUCCESS)
+
+
+@admin.register(CacheCalibration)
+class CacheCalibrationAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "target_precision", "precision", "hit_rate", "labelled", "source"]
+    readonly_fields = [f.name for f in CacheCalibration._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # manage.py cache_calibrate computes them
+
+
+@admin.register(VisitorProfile)
+class VisitorProfileAdmin(admin.ModelAdmin):
+    list_display = ["visitor_id", "goal", "level", "limits", "updated_at"]
+    search_fields = ["visitor_id", "goal", "limits"]

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 from django.db.models import Count, Q, Sum
@@ -44,5 +44,4 @@ def cost_totals(*, days: int = 30) -> dict[str, object]:
     totals["cost"] = totals["cost"] or Decimal(0)
     totals["avoided"] = totals["avoided"] or Decimal(0)
     totals["reuse_rate"] = (totals["approved"] + totals["cached"]) / totals["answers"] if totals["answers"] else 0.0
-    totals["since"] = (timezone.now() - timedelta(days=days)).date() if days else date.today()
     return totals

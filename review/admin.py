@@ -1,6 +1,11 @@
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path
 
-from .models import ReviewItem
+from . import services
+from .models import ApprovedAnswer, ReviewItem
 
 
 @admin.register(ReviewItem)
@@ -8,3 +13,56 @@ class ReviewItemAdmin(admin.ModelAdmin):
     list_display = ["message", "priority", "reason", "status", "created_at"]
     list_filter = ["status", "reason"]
     readonly_fields = ["message", "priority", "reason", "created_at", "reviewed_by", "reviewed_at"]
+    actions = ["reject_selected"]
+
+    @admin.action(description="Reject: the answers are never reused")
+    def reject_selected(self, request, queryset):
+        for item in queryset:
+            services.review_item_reject(item=item, user=request.user)
+        self.message_user(request, f"{queryset.count()} answers rejected.", messages.SUCCESS)
+
+
+class ImportForm(forms.Form):
+    file = forms.FileField(help_text="CSV with a header: question,answer[,language,scope,expires_at]")
+
+
+@admin.register(ApprovedAnswer)
+class ApprovedAnswerAdmin(admin.ModelAdmin):
+    list_display = ["short_question", "language", "scope", "is_active", "hit_count", "last_hit_at", "expires_at"]
+    list_filter = ["is_active", "language", "scope"]
+    search_fields = ["question", "answer"]
+    fields = ["question", "answer", "language", "scope", "expires_at", "is_active", "chunk_ids", "sources",
+              "hit_count", "last_hit_at", "source_message", "created_by", "created_at"]
+    readonly_fields = ["hit_count", "last_hit_at", "source_message", "created_by", "created_at"]
+    actions = ["deactivate_selected"]
+
+    @admin.display(description="question")
+    def short_question(self, answer: ApprovedAnswer) -> str:
+        return answer.question[:90]
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.created_by = request.user
+        services.approved_answer_save(answer=obj)  # embeds the question: served from the next question
+
+    @admin.action(description="Deactivate: stop serving the selected answers")
+    def deactivate_selected(self, request, queryset):
+        self.message_user(request, f"{queryset.update(is_active=False)} answers deactivated.", messages.SUCCESS)
+
+    def get_urls(self):
+        urls = [path("import/", self.admin_site.admin_view(self.import_csv), name="review_approvedanswer_import")]
+        return urls + super().get_urls()
+
+    def import_csv(self, request):
+        form = ImportForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                count = services.approved_answers_import_csv(data=form.cleaned_data["file"].read(), user=request.user)
+            except services.CsvImportError as exc:
+                form.add_error("file", str(exc))
+            else:
+                self.message_user(request, f"{count} approved answers imported.", messages.SUCCESS)
+                return redirect("admin:review_approvedanswer_changelist")
+        context = {**self.admin_site.each_context(request), "title": "Import approved answers", "form": form,
+                   "opts": self.model._meta}
+        return TemplateResponse(request, "admin/review/approvedanswer/import.html", context)
