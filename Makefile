@@ -21,6 +21,8 @@ test: $(STAMP)  ## the whole suite against embedded Postgres+pgvector and Redis
 bench: $(STAMP)  ## the benchmarks in bench/, each prints its table
 	$(PY) -m config.stack exec -- $(PY) bench/retrieval.py $(ARGS)
 	$(PY) -m config.stack exec -- $(PY) bench/serving.py $(ARGS)
+	$(PY) -m config.stack exec -- $(PY) bench/cache.py $(ARGS)
+	$(PY) -m config.stack exec -- $(PY) bench/context.py $(ARGS)
 
 services: $(STAMP)  ## only the embedded Postgres and Redis, for a shell of your own
 	$(PY) -m config.stack services
