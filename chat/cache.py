@@ -119,15 +119,6 @@ def _redis_key(scope: Scope, qhash: str) -> str:
     return f"spotter:answers:{scope.key()}:{qhash}"
 
 
-def _redis_get(key: str) -> int | None:
-    try:
-        value = _redis().get(key)
-    except redis.RedisError as exc:
-        logger.warning("answer cache: Redis unavailable (%s); using PostgreSQL", exc)
-        return None
-    return int(value) if value else None
-
-
 def _redis_set(key: str, entry_id: int) -> None:
     try:
         _redis().set(key, entry_id, ex=settings.CACHE_TTL_SECONDS)
@@ -189,8 +180,9 @@ def index_ensure(space_id: int, dimensions: int) -> None:
     _indexed_spaces.add(space_id)
 
 
-def neighbours(scope: Scope, vector: QueryVector, k: int) -> list[Neighbour]:
-    """The k nearest servable questions in scope, nearest first."""
+def nearest_entries(scope: Scope, vector: QueryVector, k: int) -> list[tuple[CacheEntry, float]]:
+    """The k nearest servable entries in scope with their cosine similarity, nearest first: one
+    statement, whole rows (the vectors left out), so a hit needs no second read."""
     expression = _vector_expression(scope.space_id, scope.dimensions)
     literal = "[" + ",".join(f"{x:.7g}" for x in vector.vector) + "]"
     personal = "visitor_id = %s AND profile_hash = %s" if scope.visitor_id else "visitor_id = ''"
@@ -200,16 +192,24 @@ def neighbours(scope: Scope, vector: QueryVector, k: int) -> list[Neighbour]:
         params += [scope.visitor_id, scope.profile_hash]
     params.append(literal)
     distance = f"{expression} <=> %s::vector({int(scope.dimensions)})"
+    columns = ", ".join(f.column for f in CacheEntry._meta.concrete_fields if f.name != "embedding")
     # ORDER BY the indexed expression's distance, ascending, or the planner cannot use the index.
     sql = (
-        f"SELECT id, question, answer_key, 1 - ({distance}) FROM chat_cacheentry "
+        f"SELECT {columns}, 1 - ({distance}) AS similarity FROM chat_cacheentry "
         f"WHERE space_id = {int(scope.space_id)} AND blocked_at IS NULL "
         f"AND prompt_version_id IS NOT DISTINCT FROM %s AND kb_version = %s AND language = %s "
         f"AND created_at >= %s AND {personal} ORDER BY {distance} LIMIT {int(k)}"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return [Neighbour(row[0], row[1], row[2], float(row[3])) for row in cursor.fetchall()]
+    return [(entry, float(entry.similarity)) for entry in CacheEntry.objects.raw(sql, params)]
+
+
+def neighbours(scope: Scope, vector: QueryVector, k: int) -> list[Neighbour]:
+    """The k nearest servable questions in scope, nearest first, as the guard sees them."""
+    return [_neighbour(entry, similarity) for entry, similarity in nearest_entries(scope, vector, k)]
+
+
+def _neighbour(entry: CacheEntry, similarity: float) -> Neighbour:
+    return Neighbour(entry.pk, entry.question, entry.answer_key, similarity)
 
 
 # --- lookup and store ------------------------------------------------------------------------------
@@ -217,22 +217,30 @@ def neighbours(scope: Scope, vector: QueryVector, k: int) -> list[Neighbour]:
 
 def lookup(scope: Scope, question: str, vector: QueryVector | None) -> Hit | None:
     """An entry to serve for this question, or None. Exact first, then semantic under the guard."""
-    qhash = question_hash(question)
-    entry_id = _redis_get(_redis_key(scope, qhash))
-    servable = CacheEntry.objects.filter(_in_scope(scope))
-    entry = servable.filter(pk=entry_id, question_hash=qhash).first() if entry_id else None
-    if entry is None:  # Redis missed, expired, or is down: the question hash is indexed here too
-        entry = servable.filter(question_hash=qhash).order_by("-created_at").first()
+    entry = _exact(scope, question_hash(question))
     if entry is not None:
         return Hit(entry, "exact", None)
     if vector is None or vector.space_id != scope.space_id:
         return None
-    nearest = neighbours(scope, vector, guard_params().neighbours)
-    decision = decide(question, nearest, guard_params())
+    params = guard_params()
+    nearest = nearest_entries(scope, vector, params.neighbours)
+    decision = decide(question, [_neighbour(e, s) for e, s in nearest], params)
     if not decision.accepted:
         return None
-    entry = servable.filter(pk=decision.neighbour.entry_id).first()
-    return Hit(entry, "semantic", decision) if entry else None
+    entry = next(e for e, _ in nearest if e.pk == decision.neighbour.entry_id)
+    return Hit(entry, "semantic", decision)
+
+
+def _exact(scope: Scope, qhash: str) -> CacheEntry | None:
+    """Redis knows the question's entry; PostgreSQL (its indexed hash) stands in when Redis is down."""
+    servable = CacheEntry.objects.filter(_in_scope(scope), question_hash=qhash).defer("embedding")
+    try:
+        entry_id = _redis().get(_redis_key(scope, qhash))
+    except redis.RedisError as exc:
+        logger.warning("answer cache: Redis unavailable (%s); using PostgreSQL", exc)
+        return servable.order_by("-created_at").first()
+    # Re-read from PostgreSQL: an entry blocked or expired since stays unserved.
+    return servable.filter(pk=int(entry_id)).first() if entry_id else None
 
 
 def hit_record(hit: Hit, *, question: str, vector: QueryVector | None, scope: Scope) -> None:

@@ -256,6 +256,11 @@ if not 1 <= EMBEDDING_DIMENSIONS <= 2000:
         "for text-embedding-3-large set EMBEDDING_DIMENSIONS=1024 (OpenAI shortens the vectors)"
     )
 EMBEDDING_BATCH_SIZE = env.int("EMBEDDING_BATCH_SIZE", default=32)
+# The local model runs on ONNX Runtime (same vectors, ~4x faster per query than torch) or torch.
+EMBEDDING_LOCAL_RUNTIME = env.str("EMBEDDING_LOCAL_RUNTIME", default="onnx")
+if EMBEDDING_LOCAL_RUNTIME not in ("onnx", "torch"):
+    raise ImproperlyConfigured("EMBEDDING_LOCAL_RUNTIME must be 'onnx' or 'torch'")
+EMBEDDING_THREADS = env.int("EMBEDDING_THREADS", default=os.cpu_count() or 1)
 KNOWLEDGE_CHUNK_TOKENS = env.int("KNOWLEDGE_CHUNK_TOKENS", default=200)
 KNOWLEDGE_CHUNK_OVERLAP_TOKENS = env.int("KNOWLEDGE_CHUNK_OVERLAP_TOKENS", default=40)
 KNOWLEDGE_MAX_FILE_MB = env.float("KNOWLEDGE_MAX_FILE_MB", default=20.0)
