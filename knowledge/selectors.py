@@ -74,11 +74,10 @@ def search(
     n = max(settings.KNOWLEDGE_CANDIDATES, k)
     use_dense = mode != "lexical" and vector is not None
     use_lexical = mode != "dense" and bool(query.strip())
+    terms = query_terms(query, filters.language) if query.strip() else []
     dense_ids = _dense_candidates(vector, n, filters) if use_dense else []
-    lexical_ids = _lexical_candidates(query, n, filters) if use_lexical else []
-    candidates = _candidate_rows(
-        list(dict.fromkeys(dense_ids + lexical_ids)), query, vector, filters.language, with_vectors=diverse
-    )
+    lexical_ids = _lexical_candidates(query, n, filters, terms) if use_lexical else []
+    candidates = _candidate_rows(list(dict.fromkeys(dense_ids + lexical_ids)), terms, vector, with_vectors=diverse)
     if mode == "hybrid":
         ranked = _fuse(candidates, dense_ids, lexical_ids, fusion or settings.KNOWLEDGE_FUSION)
     else:  # one retriever: its own order, its own score (the other is shown, not used)
@@ -135,63 +134,105 @@ def _dense_candidates(vector: QueryVector, n: int, filters: SearchFilters) -> li
 _OPERATORS = re.compile(r"\"|(^|\s)-\w|\sOR\s")
 
 
-def _terms_cte(query: str, language: str | None) -> tuple[str, list]:
-    """The query's lexemes with their inverse document frequency (BM25's IDF) from LexemeStat.
+@dataclass(frozen=True)
+class Term:
+    lexeme: str
+    idf: float
+    chunks: int  # how many chunks hold it
 
-    A lexeme the statistics have not seen yet counts as rare."""
+
+def query_terms(query: str, language: str | None) -> list[Term]:
+    """The query's lexemes with their inverse document frequency (BM25's IDF) from LexemeStat,
+    rarest first. A lexeme the statistics have not seen yet counts as rare."""
     sql = (
-        "terms AS (SELECT t.lexeme, ln(1 + greatest(n.total - coalesce(s.chunk_count, 0), 0) + 0.5) "
-        "- ln(coalesce(s.chunk_count, 0) + 0.5) AS idf "
+        "SELECT t.lexeme, ln(1 + greatest(n.total - coalesce(s.chunk_count, 0), 0) + 0.5) "
+        "- ln(coalesce(s.chunk_count, 0) + 0.5) AS idf, coalesce(s.chunk_count, 0) "
         "FROM unnest(tsvector_to_array(to_tsvector(%s::regconfig, %s))) AS t(lexeme) "
         "LEFT JOIN knowledge_lexemestat s ON s.lexeme = t.lexeme, "
-        "(SELECT greatest(coalesce(max(chunks_indexed), 0), 1) AS total FROM knowledge_knowledgebaseversion) n)"
+        "(SELECT greatest(coalesce(max(chunks_indexed), 0), 1) AS total FROM knowledge_knowledgebaseversion) n "
+        "ORDER BY idf DESC, t.lexeme"
     )
-    return sql, [fts_config(language or settings.KNOWLEDGE_DEFAULT_LANGUAGE), query]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [fts_config(language or settings.KNOWLEDGE_DEFAULT_LANGUAGE), query])
+        return [Term(lexeme, float(idf), chunks) for lexeme, idf, chunks in cursor.fetchall()]
 
 
-# Each query lexeme's ts_rank (term frequency, saturating, title and headings weighted above the
-# body) scaled by its IDF: BM25's shape inside PostgreSQL. Dividing by the chunk length as well
-# (normalization 1, 2) measured worse on bench/retrieval.py: chunks are already of similar size.
-_LEXICAL_SCORE = (
-    "coalesce((SELECT sum(terms.idf * ts_rank(c.search_vector, quote_literal(terms.lexeme)::tsquery)) "
-    "FROM terms), 0)"
-)
+def _lexeme(term: Term) -> str:
+    """A lexeme as a tsquery literal (quoted: any character is safe)."""
+    return "'" + term.lexeme.replace("'", "''") + "'"
+
+
+def _lexical_score(terms: list[Term], column: str = "c.search_vector") -> tuple[str, list]:
+    """Each query lexeme's ts_rank (term frequency, saturating, title and headings weighted above
+    the body) scaled by its IDF: BM25's shape inside PostgreSQL. Written out per lexeme (no
+    subquery per row). Dividing by the chunk length as well (normalization 1, 2) measured worse
+    on bench/retrieval.py: chunks are already of similar size."""
+    if not terms:
+        return "0", []
+    parts = " + ".join(f"%s * ts_rank({column}, %s::tsquery)" for _ in terms)
+    return f"({parts})", [p for t in terms for p in (t.idf, _lexeme(t))]
 
 
 # Candidates must hold one of the query's rarest lexemes. Common words still add to the score of
 # every candidate but no longer make the full-text side read half the index (BM25's own top-k
-# algorithms, such as WAND, skip them the same way).
+# algorithms, such as WAND, skip them the same way)...
 LEXICAL_MATCH_TERMS = 3
+# ... and only lexemes rarer than this IDF (about one chunk in eight) beyond the rarest one: in a
+# two-word question the second-rarest word may be in a third of the index ("what are cilia used
+# for": 30,000 of 100,000 chunks hold "use", 89 ms).
+LEXICAL_MIN_IDF = 2.0
+# ... while the chunks they match stay under this many (the rarest one always counts): at 100,000
+# chunks "who leads the Islamic State" matched 6,500 chunks through "lead" and "state" and took
+# 24 ms to rank; "islam" alone holds 535.
+LEXICAL_MAX_MATCHES = 2000
+# Matches are first ordered by the IDFs of the lexemes they hold (a membership test per lexeme,
+# far cheaper than ranking); only this many are ranked in full.
+LEXICAL_POOL = 300
 
 
-def _lexical_candidates(query: str, n: int, filters: SearchFilters) -> list[int]:
-    terms, term_params = _terms_cte(query, filters.language)
+def _matching_terms(terms: list[Term]) -> list[Term]:
+    """The lexemes a candidate must hold one of: the rarest, then rare ones while few chunks match."""
+    chosen: list[Term] = []
+    for term in terms[:LEXICAL_MATCH_TERMS]:
+        too_many = sum(t.chunks for t in chosen) + term.chunks > LEXICAL_MAX_MATCHES
+        if chosen and (term.idf < LEXICAL_MIN_IDF or too_many):
+            break
+        chosen.append(term)
+    return chosen
+
+
+def _lexical_candidates(query: str, n: int, filters: SearchFilters, terms: list[Term]) -> list[int]:
+    if _OPERATORS.search(query):  # what the user typed must match as typed
+        match = "c.search_vector @@ websearch_to_tsquery(%s::regconfig, %s)"
+        match_params = [fts_config(filters.language or settings.KNOWLEDGE_DEFAULT_LANGUAGE), query]
+    else:
+        matching = _matching_terms(terms)
+        match = "c.search_vector @@ %s::tsquery"
+        match_params = [" | ".join(_lexeme(t) for t in matching)]
+    if not terms or not match_params[-1]:
+        return []
     filter_params: list = []
     where = _filter_sql(filters, filter_params)
-    params: list = []
-    if _OPERATORS.search(query):  # what the user typed must match as typed
-        where += " AND c.search_vector @@ websearch_to_tsquery(%s::regconfig, %s)"
-        params = [fts_config(filters.language or settings.KNOWLEDGE_DEFAULT_LANGUAGE), query]
     join = " JOIN knowledge_document d ON d.id = c.document_id" if filter_params else ""
+    coverage = " + ".join("(c.search_vector @@ %s::tsquery)::int * %s" for _ in terms)
+    coverage_params = [p for t in terms for p in (_lexeme(t), t.idf)]
+    score, score_params = _lexical_score(terms, "pool.search_vector")
     sql = (
-        f"WITH {terms}, rare AS (SELECT string_agg(quote_literal(lexeme), ' | ')::tsquery AS q FROM "
-        f"(SELECT lexeme FROM terms ORDER BY idf DESC, lexeme LIMIT {LEXICAL_MATCH_TERMS}) r) "
-        f"SELECT c.id FROM knowledge_chunk c{join}, rare "
-        f"WHERE c.search_vector @@ rare.q{where} "
-        f"ORDER BY {_LEXICAL_SCORE} DESC, c.id LIMIT %s"
+        f"WITH pool AS (SELECT c.id, c.search_vector FROM knowledge_chunk c{join} "
+        f"WHERE {match}{where} ORDER BY {coverage} DESC, c.id LIMIT {LEXICAL_POOL}) "
+        f"SELECT pool.id FROM pool ORDER BY {score} DESC, pool.id LIMIT %s"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*term_params, *filter_params, *params, n])
+        cursor.execute(sql, [*match_params, *filter_params, *coverage_params, *score_params, n])
         return [row[0] for row in cursor.fetchall()]
 
 
 def _candidate_rows(
-    ids: list[int], query: str, vector: QueryVector | None, language: str | None, with_vectors: bool
+    ids: list[int], terms: list[Term], vector: QueryVector | None, with_vectors: bool
 ) -> list[SearchHit]:
     """Every candidate with both scores, whichever retriever proposed it."""
     if not ids:
         return []
-    terms, term_params = _terms_cte(query, language)
     params: list = []
     if vector is not None:
         dims, space = int(vector.dimensions), int(vector.space_id)
@@ -201,16 +242,17 @@ def _candidate_rows(
         embedding = ", e.embedding::text" if with_vectors else ", NULL"
     else:
         dense, join, embedding = "0", "", ", NULL"
+    score, score_params = _lexical_score(terms)
     sql = (
-        f"WITH {terms} SELECT c.id, c.document_id, d.title, d.url, c.heading, c.text, d.source_id, "
-        f"coalesce({dense}, 0), {_LEXICAL_SCORE}{embedding} "
+        f"SELECT c.id, c.document_id, d.title, d.url, c.heading, c.text, d.source_id, "
+        f"coalesce({dense}, 0), {score}{embedding} "
         # Joining from the id list makes each candidate one primary-key lookup; `c.id = ANY(...)`
         # let the planner walk the whole chunk table at 100k chunks.
         f"FROM unnest(%s::bigint[]) AS wanted(id) JOIN knowledge_chunk c ON c.id = wanted.id "
         f"JOIN knowledge_document d ON d.id = c.document_id{join}"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*term_params, *params, ids])
+        cursor.execute(sql, [*params, *score_params, ids])
         rows = cursor.fetchall()
     return [
         SearchHit(
