@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
 from pathlib import Path
@@ -50,6 +51,7 @@ def run(turns: int) -> int:
     from chat.streams import NullSink
 
     settings.CELERY_TASK_ALWAYS_EAGER = True
+    logging.getLogger("celery").setLevel(logging.WARNING)  # one "task succeeded" line per fold otherwise
     ingest_distractors()
     script = (OPENING + QUESTIONS)[:turns]
 

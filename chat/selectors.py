@@ -21,12 +21,3 @@ def conversation_get_for_visitor(*, visitor_id: str, conversation_id: object) ->
 def message_get_in_conversation(*, conversation: Conversation, message_id: object) -> Message | None:
     pk = as_uuid(message_id)
     return Message.objects.filter(pk=pk, conversation=conversation).first() if pk else None
-
-
-def recent_turns(*, conversation_id: uuid.UUID, before_sequence: int, limit: int) -> list[Message]:
-    """The last complete exchanges before a question, oldest first, for the LLM context."""
-    messages = Message.objects.filter(
-        conversation_id=conversation_id, sequence__lt=before_sequence, status=Message.Status.COMPLETE,
-        role__in=[Message.Role.USER, Message.Role.ASSISTANT],
-    ).order_by("-sequence")[:limit]
-    return list(reversed(messages))

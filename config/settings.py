@@ -205,6 +205,7 @@ CACHE_REDIS_URL = env.str("CACHE_REDIS_URL", default=REDIS_URL)  # the exact-mat
 CACHE_TTL_SECONDS = env.int("CACHE_TTL_SECONDS", default=7 * 24 * 3600)
 CACHE_MAX_ENTRIES = env.int("CACHE_MAX_ENTRIES", default=200_000)
 CACHE_EVICTION = env.str("CACHE_EVICTION", default="lru")
+CACHE_HNSW_EF_SEARCH = env.int("CACHE_HNSW_EF_SEARCH", default=64)  # search breadth of the cache's index
 if CACHE_EVICTION not in ("lru", "lfu"):
     raise ImproperlyConfigured("CACHE_EVICTION must be 'lru' (least recently hit) or 'lfu' (least often hit)")
 # Approved answers: one question per answer, so they pass on closeness and the gap to the next

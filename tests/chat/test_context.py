@@ -89,3 +89,28 @@ def test_bad_profile_input_gets_a_clear_error(db):
     assert response.status_code == 400
     assert response.json()["code"] == "invalid" and {"goal", "facts"} <= set(response.json()["details"])
     assert APIClient().get("/api/v1/profile/").status_code in (401, 403)
+
+
+async def test_with_an_llm_the_summary_is_written_by_the_model(kb, online, settings):
+    settings.CHAT_HISTORY_TURNS = 2
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    online.script.answers.extend(["Squat deep [1].", "Hold it [1].", "Pull up [1].",
+                                  "The visitor is a beginner with dumbbells; asked about squats."])
+    first, _ = await ask("I'm a beginner with dumbbells. How do I squat?", visitor="gus")
+    for question in ("How do I do a plank?", "How do I do a pull-up?"):
+        await ask(question, conversation_id=first.conversation_id, visitor="gus")
+
+    conversation = await in_db(Conversation.objects.get)(pk=first.conversation_id)
+    assert conversation.summary == "The visitor is a beginner with dumbbells; asked about squats."
+    assert conversation.summary_through == 2  # the first question and its answer
+    summary_request = online.script.requests[-1]["messages"]
+    assert "Keep every fact the visitor stated" in summary_request[0]["content"]
+    assert "I'm a beginner with dumbbells." in summary_request[1]["content"]
+
+
+async def test_the_conversation_takes_the_language_of_its_questions(kb):
+    turn, _ = await ask("Wie mache ich eine Kniebeuge mit der Langhantel?", visitor="hans")
+    conversation = await in_db(Conversation.objects.get)(pk=turn.conversation_id)
+    assert conversation.language == "de"
+    entry = await in_db(CacheEntry.objects.get)()
+    assert entry.language == "de"

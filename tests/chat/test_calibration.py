@@ -1,0 +1,35 @@
+"""`manage.py cache_calibrate`: thresholds from labelled questions for a target precision."""
+
+import io
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from chat import cache
+from chat.models import CacheCalibration
+
+pytestmark = pytest.mark.django_db
+LABELLED = Path(__file__).resolve().parent.parent / "data" / "banking77-sample.csv"  # six intents
+
+
+def test_it_stores_thresholds_that_reach_the_target_and_the_cache_uses_them():
+    out = io.StringIO()
+    call_command("cache_calibrate", file=LABELLED, target=0.99, stdout=out)
+    calibration = CacheCalibration.objects.get()
+    assert calibration.precision >= 0.99 and 0 < calibration.hit_rate <= 1 and calibration.labelled == 240
+    cache.forget_guard_params()
+    assert cache.guard_params().min_similarity == calibration.params["min_similarity"]
+    assert "precision" in out.getvalue()
+
+
+@pytest.mark.parametrize("content, message", [
+    ("question,answer\nx,y\n", "columns text,category"),
+    ("text,category\n" + "hello,a\n" * 10, "at least 50"),
+])
+def test_bad_labelled_files_are_refused(tmp_path, content, message):
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    with pytest.raises(CommandError, match=message):
+        call_command("cache_calibrate", file=path)
+    assert not CacheCalibration.objects.exists()
