@@ -38,9 +38,42 @@ def admin(browser) -> None:
     page.screenshot(path=OUT / "retrieval-test.png", full_page=False)
 
 
+def reuse(browser) -> None:
+    """A trainer approves an answer in admin; a visitor gets it marked verified; the costs page."""
+    page = browser.new_page(viewport={"width": 1300, "height": 800})
+    page.goto(BASE + "/admin/login/")
+    page.fill("#id_username", "admin")
+    page.fill("#id_password", "spotter-demo")
+    page.click("input[type=submit]")
+    page.goto(BASE + "/admin/review/approvedanswer/add/")
+    page.fill("#id_question", "How long should I hold a plank?")
+    page.fill("#id_answer", "Start with 3 holds of 20-30 seconds with a straight line from head to heels; "
+                            "add 10 seconds a week while your form stays clean. [Plank]")
+    page.click("input[name=_save]")
+
+    visitor = browser.new_page(viewport={"width": 1100, "height": 760})
+    visitor.goto(BASE + "/")
+    box = visitor.get_by_label("Your message")
+    box.fill("I have a bad left knee. Is the goblet squat OK for me?")
+    box.press("Enter")
+    visitor.locator(".msg.assistant .confidence").first.wait_for(timeout=30000)
+    box.fill("How long should I hold a plank?")
+    box.press("Enter")
+    visitor.locator(".msg.assistant .verified").wait_for(timeout=30000)
+    visitor.get_by_role("button", name="My profile").click()
+    visitor.get_by_role("region", name="What the assistant remembers about you").wait_for()
+    visitor.screenshot(path=OUT / "widget-verified-profile.png")
+
+    page.goto(BASE + "/admin/monitoring/answerfact/costs/")
+    page.screenshot(path=OUT / "admin-costs.png", full_page=False)
+    page.goto(BASE + "/admin/chat/cacheentry/")
+    page.screenshot(path=OUT / "admin-cache.png", full_page=False)
+
+
 with sync_playwright() as p:
     chromium = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=ARGS)
     widget(chromium)
     admin(chromium)
+    reuse(chromium)
     chromium.close()
-print("wrote", OUT / "widget.png", OUT / "admin-conversation.png", OUT / "retrieval-test.png")
+print("wrote the screenshots in", OUT)
