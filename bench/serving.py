@@ -41,6 +41,17 @@ QUESTIONS = [
         strict=False,
     )
 ]
+# Never the same question twice, in a run or across runs: a repeat would be answered from the
+# answer cache, and this benchmark measures the path that generates.
+_NONCE = f"{os.getpid():x}{int(time.time()) % 100000:x}"
+_asked = itertools.count()
+
+
+def next_question() -> str:
+    n = next(_asked)
+    return f"{QUESTIONS[n % len(QUESTIONS)]} (#{_NONCE}-{n})"
+
+
 ANSWER = " ".join("Keep your chest up and brace your core before each rep".split() * 3) + " [1]."
 
 
@@ -120,8 +131,8 @@ async def run_level(make_call, concurrency: int, rounds: int, spread: float = 0.
     random moment within that many seconds instead of all in the same millisecond."""
     samples: list[Sample] = []
     began = time.perf_counter()
-    for r in range(rounds):
-        calls = [make_call(QUESTIONS[(r * concurrency + i) % len(QUESTIONS)]) for i in range(concurrency)]
+    for _ in range(rounds):
+        calls = [make_call(next_question()) for _ in range(concurrency)]
         samples.extend(await asyncio.gather(*(_after(random.uniform(0, spread), c) for c in calls)))
     return samples, time.perf_counter() - began
 

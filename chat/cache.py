@@ -184,7 +184,7 @@ def nearest_entries(scope: Scope, vector: QueryVector, k: int) -> list[tuple[Cac
     """The k nearest servable entries in scope with their cosine similarity, nearest first: one
     statement, whole rows (the vectors left out), so a hit needs no second read."""
     expression = _vector_expression(scope.space_id, scope.dimensions)
-    literal = "[" + ",".join(f"{x:.7g}" for x in vector.vector) + "]"
+    literal = vector.literal()
     personal = "visitor_id = %s AND profile_hash = %s" if scope.visitor_id else "visitor_id = ''"
     params: list[Any] = [literal, scope.prompt_version_id, scope.kb_version, scope.language,
                          timezone.now() - timedelta(seconds=settings.CACHE_TTL_SECONDS)]

@@ -2,10 +2,27 @@
 
 import functools
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from channels.db import database_sync_to_async
+from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.db import close_old_connections
+
+_executor: ThreadPoolExecutor | None = None
+
+
+def _db_threads() -> ThreadPoolExecutor:
+    """A few threads, each with its own connection from the pool.
+
+    One shared thread (Channels' default) serialises every query of every chat: at 50 chats a
+    second its queue grew without bound, each step waiting ~200 ms. A thread per call (Django's
+    default for sync views) measured worse: fifty threads fighting for the GIL. A handful lets the
+    database work on the other core while Python waits (BENCHMARKS.md)."""
+    global _executor
+    if _executor is None:
+        _executor = ThreadPoolExecutor(max_workers=settings.CHAT_DB_THREADS, thread_name_prefix="pipeline-db")
+    return _executor
 
 
 def db_call(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -23,4 +40,4 @@ def db_call(function: Callable[..., Any]) -> Callable[..., Any]:
         finally:
             close_old_connections()
 
-    return database_sync_to_async(closing)
+    return sync_to_async(closing, thread_sensitive=False, executor=_db_threads())

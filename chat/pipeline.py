@@ -136,9 +136,7 @@ async def start_turn(
 async def run_turn(turn: Turn, sink: AnswerSink) -> dict[str, Any]:
     """Answer a started turn; returns the `end` or `error` frame it sent to the sink.
 
-    ORM calls run on Channels' one shared thread. A thread per turn (as Django's ASGI handler
-    does per request) measured slower at 50 chats: fifty threads fighting for the GIL cost more
-    than the short queries lose by queueing (BENCHMARKS.md).
+    ORM calls run on a few shared database threads (chat/db.py), never one per turn.
     """
     try:
         with turn.timer.step("route"):

@@ -49,6 +49,14 @@ class QueryVector:
     dimensions: int
     vector: list[float]
 
+    def literal(self) -> str:
+        """The vector as pgvector's text input, formatted once however many queries use it."""
+        cached = self.__dict__.get("_literal")
+        if cached is None:
+            cached = "[" + ",".join(f"{x:.7g}" for x in self.vector) + "]"
+            object.__setattr__(self, "_literal", cached)
+        return cached
+
 
 class Embedder(Protocol):
     def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
@@ -94,6 +102,10 @@ class OnnxEmbedder:
         self._tokenizer.enable_padding(pad_id=self._tokenizer.token_to_id("[PAD]") or 0)
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = settings.EMBEDDING_THREADS
+        # Idle threads sleep instead of spinning: spinning kept a core busy between queries,
+        # taken from the event loop and the database.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
         self._session = onnxruntime.InferenceSession(
             str(_onnx_export(path)), options, providers=["CPUExecutionProvider"]
         )

@@ -20,7 +20,7 @@ def approved_candidates(
 ) -> list[ApprovedCandidate]:
     """The servable approved answers whose questions are nearest, nearest first: one statement, an
     exact scan (trainers approve hundreds or thousands, not millions)."""
-    literal = "[" + ",".join(f"{x:.7g}" for x in vector.vector) + "]"
+    literal = vector.literal()
     columns = ", ".join(f.column for f in ApprovedAnswer._meta.concrete_fields if f.name != "embedding")
     sql = (
         f"SELECT {columns}, 1 - (embedding <=> %s::vector) AS similarity FROM review_approvedanswer "
