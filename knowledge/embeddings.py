@@ -20,6 +20,7 @@ import threading
 import time
 import weakref
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -258,6 +259,18 @@ def forget_active_space() -> None:
 def embed_query(text: str) -> QueryVector:
     ref = active_space_ref()
     return QueryVector(ref.space_id, ref.spec.dimensions, embed_texts([text], ref.spec)[0])
+
+
+_background = ThreadPoolExecutor(max_workers=2, thread_name_prefix="embed-query")
+
+
+def embed_query_background(text: str) -> Future[QueryVector]:
+    """Embed a query on another thread (the model releases the GIL) while the caller goes on, for
+    instance with the full-text side of a search; `search` takes the future."""
+    ref = active_space_ref()  # here: the worker thread never touches the database
+    return _background.submit(
+        lambda: QueryVector(ref.space_id, ref.spec.dimensions, embed_texts([text], ref.spec)[0])
+    )
 
 
 def _active_space_ref_closing() -> SpaceRef:

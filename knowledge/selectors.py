@@ -11,6 +11,7 @@ diversity (MMR).
 from __future__ import annotations
 
 import re
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -61,7 +62,7 @@ def kb_version() -> int:
 def search(
     *,
     query: str,
-    vector: QueryVector | None,
+    vector: QueryVector | Future[QueryVector] | None,
     k: int | None = None,
     filters: SearchFilters = SearchFilters(),
     min_score: float | None = None,
@@ -69,14 +70,17 @@ def search(
     mode: Mode = "hybrid",
     fusion: str | None = None,
 ) -> list[SearchHit]:
-    """The top k chunks for a query; `vector` is the query embedded in the active space."""
+    """The top k chunks for a query; `vector` is the query embedded in the active space, or the
+    future of it (`embed_query_background`): the full-text side runs while it is computed."""
     k = k or settings.KNOWLEDGE_TOP_K
     n = max(settings.KNOWLEDGE_CANDIDATES, k)
-    use_dense = mode != "lexical" and vector is not None
     use_lexical = mode != "dense" and bool(query.strip())
     terms = query_terms(query, filters.language) if query.strip() else []
-    dense_ids = _dense_candidates(vector, n, filters) if use_dense else []
     lexical_ids = _lexical_candidates(query, n, filters, terms) if use_lexical else []
+    if isinstance(vector, Future):
+        vector = vector.result()
+    use_dense = mode != "lexical" and vector is not None
+    dense_ids = _dense_candidates(vector, n, filters) if use_dense else []
     candidates = _candidate_rows(list(dict.fromkeys(dense_ids + lexical_ids)), terms, vector, with_vectors=diverse)
     if mode == "hybrid":
         ranked = _fuse(candidates, dense_ids, lexical_ids, fusion or settings.KNOWLEDGE_FUSION)
