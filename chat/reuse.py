@@ -106,7 +106,12 @@ def _approved(question: str, route: Route, vector: QueryVector | None) -> Reused
     if vector is None:
         return None
     candidates = approved_candidates(vector=vector, language=route.language, prompt_name=route.prompt.name)
-    nearest = [Neighbour(c.answer.pk, c.answer.question, str(c.answer.pk), c.similarity) for c in candidates]
+    # Keyed by their text: the same answer approved twice agrees with itself; two different
+    # answers to one question disagree, and neither is served until a trainer settles it.
+    nearest = [
+        Neighbour(c.answer.pk, c.answer.question, cache.answer_key(c.answer.answer, []), c.similarity)
+        for c in candidates
+    ]
     decision = decide(question, nearest, _approved_params())
     if not decision.accepted:
         return None

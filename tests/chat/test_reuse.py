@@ -203,3 +203,14 @@ async def test_an_expired_or_other_language_approved_answer_is_not_served(kb):
                                                             answer="alt", language="de"))
     _, end = await ask(SQUAT, visitor="carol")
     assert end["reuse"] == "none"
+
+
+async def test_two_different_answers_approved_for_one_question_are_not_served(kb):
+    for text in ("Brace and sit back.", "Keep the bar over mid-foot."):
+        await in_db(approved_answer_save)(answer=ApprovedAnswer(question=SQUAT, answer=text))
+    _, end = await ask(SQUAT, visitor="dave")
+    assert end["reuse"] == "none"
+    await in_db(approved_answer_save)(answer=ApprovedAnswer(question=SQUAT + " ", answer="Brace and sit back."))
+    await in_db(ApprovedAnswer.objects.filter(answer="Keep the bar over mid-foot.").update)(is_active=False)
+    _, end = await ask(SQUAT, visitor="erin")
+    assert end["reuse"] == "approved"  # the same answer approved twice agrees with itself
