@@ -25,7 +25,7 @@ from typing import Any
 
 import redis
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -166,17 +166,25 @@ _indexed_spaces: set[int] = set()
 
 
 def index_ensure(space_id: int, dimensions: int) -> None:
-    """The space's HNSW index over servable entries, created with the first entry stored in it."""
+    """The space's HNSW index over servable entries, created with the first entry stored in it.
+
+    DDL on the answer path must never make an answer wait: if another transaction holds the table,
+    give up at once and try again with the next entry (lookups work without the index, slower)."""
     if space_id in _indexed_spaces:
         return
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"CREATE INDEX IF NOT EXISTS {index_name(space_id)} ON chat_cacheentry USING hnsw "
-            f"({_vector_expression(space_id, dimensions)} vector_cosine_ops) "
-            f"WITH (m = {int(settings.KNOWLEDGE_HNSW_M)}, "
-            f"ef_construction = {int(settings.KNOWLEDGE_HNSW_EF_CONSTRUCTION)}) "
-            f"WHERE space_id = {int(space_id)} AND blocked_at IS NULL"
-        )
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL lock_timeout = '100ms'")
+            cursor.execute(
+                f"CREATE INDEX IF NOT EXISTS {index_name(space_id)} ON chat_cacheentry USING hnsw "
+                f"({_vector_expression(space_id, dimensions)} vector_cosine_ops) "
+                f"WITH (m = {int(settings.KNOWLEDGE_HNSW_M)}, "
+                f"ef_construction = {int(settings.KNOWLEDGE_HNSW_EF_CONSTRUCTION)}) "
+                f"WHERE space_id = {int(space_id)} AND blocked_at IS NULL"
+            )
+    except OperationalError as exc:
+        logger.warning("answer cache: index for space %s not created yet (%s)", space_id, exc)
+        return
     _indexed_spaces.add(space_id)
 
 
