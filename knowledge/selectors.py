@@ -21,8 +21,8 @@ from django.db import connection
 from django.urls import reverse
 
 from .embeddings import QueryVector
+from .fts import fts_config
 from .models import KnowledgeBaseVersion, vector_expression
-from .services import fts_config
 
 Mode = Literal["hybrid", "dense", "lexical"]
 

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from .chunking import HEADING_SEPARATOR, ChunkDraft, chunk_text
 from .embeddings import ModelSpec, configured_spec, embed_texts, forget_active_space
+from .fts import fts_config
 from .models import Chunk, ChunkEmbedding, Document, EmbeddingSpace, KnowledgeBaseVersion, Source
 from .parsers import DocumentDraft, IngestError, detect_format, parse_file
 from .signals import documents_changed
@@ -256,10 +257,6 @@ def _document_replace(
     _search_vectors_fill(document)
     kb_version_bump()
     return created
-
-
-def fts_config(language: str) -> str:
-    return settings.KNOWLEDGE_FTS_CONFIGS.get(language.split("-")[0].lower(), "simple")
 
 
 def _search_vectors_fill(document: Document) -> None:
