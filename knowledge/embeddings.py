@@ -18,6 +18,7 @@ import logging
 import os
 import threading
 import time
+import warnings
 import weakref
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -153,12 +154,14 @@ def _onnx_export(path: Path) -> Path:
     partial = target.with_suffix(f".{os.getpid()}.tmp")
     sample = torch.ones(1, 8, dtype=torch.long)
     axes = {0: "batch", 1: "tokens"}
-    torch.onnx.export(
-        LastHiddenState(AutoModel.from_pretrained(str(path)).eval()), (sample, sample, torch.zeros_like(sample)),
-        str(partial), input_names=["input_ids", "attention_mask", "token_type_ids"],
-        output_names=["last_hidden_state"], opset_version=17, dynamo=False,
-        dynamic_axes={"input_ids": axes, "attention_mask": axes, "token_type_ids": axes, "last_hidden_state": axes},
-    )
+    with warnings.catch_warnings():  # the tracer's notes on shapes are about this export, not the user's code
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            LastHiddenState(AutoModel.from_pretrained(str(path)).eval()), (sample, sample, torch.zeros_like(sample)),
+            str(partial), input_names=["input_ids", "attention_mask", "token_type_ids"],
+            output_names=["last_hidden_state"], opset_version=17, dynamo=False,
+            dynamic_axes={"input_ids": axes, "attention_mask": axes, "token_type_ids": axes, "last_hidden_state": axes},
+        )
     os.replace(partial, target)
     return target
 
