@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
 
 BENCH_DB = "spotter_bench"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def with_database(url: str, name: str) -> str:
@@ -40,3 +44,23 @@ def drop_bench_database(name: str = BENCH_DB) -> None:
 def pct(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def run_in_bench_database(run: Callable[[], int], *, name: str = BENCH_DB, keep_db: bool = False) -> int:
+    """Django set up against a fresh, migrated `name` database; `run()`; the database dropped after
+    (unless kept for a look)."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    sys.path.insert(0, str(ROOT))
+    use_bench_database(name)
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    try:
+        return run()
+    finally:
+        if not keep_db:
+            drop_bench_database(name)

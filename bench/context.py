@@ -20,11 +20,9 @@ import asyncio
 import logging
 import os
 import sys
-from pathlib import Path
 
-from common import drop_bench_database, use_bench_database
+from common import run_in_bench_database
 
-ROOT = Path(__file__).resolve().parent.parent
 DB = "spotter_bench_context"
 FACTS = ["I'm training for a 10 km race in June.", "I have a bad left knee.", "I only have dumbbells at home."]
 OPENING = [f"{FACTS[0]} How should I warm up?", f"{FACTS[1]} Is the goblet squat safe for me?",
@@ -91,23 +89,9 @@ def main() -> int:
     parser.add_argument("--turns", type=int, default=30)
     parser.add_argument("--keep-db", action="store_true")
     args = parser.parse_args()
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    sys.path.insert(0, str(ROOT))
-    use_bench_database(DB)
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-    try:
-        return run(min(args.turns, len(OPENING) + len(QUESTIONS)))
-    finally:
-        if not args.keep_db:
-            drop_bench_database(DB)
-
+    turns = min(args.turns, len(OPENING) + len(QUESTIONS))
+    return run_in_bench_database(lambda: run(turns), name=DB, keep_db=args.keep_db)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -28,9 +28,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import drop_bench_database, pct, use_bench_database
+from common import ROOT, pct, run_in_bench_database
 
-ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SQUAD = ROOT.parent / "shared" / "data" / "squad-v1.1-dev-xquad-en" / "xquad.en.json"
 @dataclass(frozen=True)
 class Question:
@@ -229,22 +228,12 @@ def main() -> int:
     parser.add_argument("--keep-db", action="store_true")
     args = parser.parse_args()
 
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    sys.path.insert(0, str(ROOT))
-    use_bench_database()
-    import django
+    def run_with_settings() -> int:
+        from django.conf import settings
 
-    django.setup()
-    from django.conf import settings
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-    try:
         return run(args, settings)
-    finally:
-        if not args.keep_db:
-            drop_bench_database()
+
+    return run_in_bench_database(run_with_settings, keep_db=args.keep_db)
 
 
 def run(args, settings) -> int:

@@ -30,6 +30,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from knowledge.embeddings import QueryVector
+from knowledge.models import vector_expression  # the same per-space index expression as chunks'
 
 from .models import CacheCalibration, CacheEntry, Message
 from .reuse_guard import Decision, GuardParams, Neighbour, decide
@@ -138,12 +139,16 @@ def _redis_delete(keys: list[str]) -> None:
 # --- PostgreSQL, the semantic level ----------------------------------------------------------------
 
 
+def _versions(scope: Scope) -> Q:
+    """Same embedding space, prompt version, knowledge-base version and language."""
+    return Q(space_id=scope.space_id, prompt_version_id=scope.prompt_version_id, kb_version=scope.kb_version,
+             language=scope.language)
+
+
 def _in_scope(scope: Scope) -> Q:
-    return Q(
-        space_id=scope.space_id, prompt_version_id=scope.prompt_version_id, kb_version=scope.kb_version,
-        language=scope.language, blocked_at__isnull=True,
-        created_at__gte=timezone.now() - timedelta(seconds=settings.CACHE_TTL_SECONDS),
-    ) & _personal(scope)
+    """Servable for this scope: not blocked, not expired, not someone else's."""
+    fresh = Q(created_at__gte=timezone.now() - timedelta(seconds=settings.CACHE_TTL_SECONDS))
+    return _versions(scope) & Q(blocked_at__isnull=True) & fresh & _personal(scope)
 
 
 def _personal(scope: Scope) -> Q:
@@ -155,11 +160,6 @@ def _personal(scope: Scope) -> Q:
 
 def index_name(space_id: int) -> str:
     return f"chat_cacheentry_hnsw_s{int(space_id)}"
-
-
-def _vector_expression(space_id: int, dimensions: int) -> str:
-    # The CASE keeps other spaces' vectors (another size) out of this space's index; see knowledge.models.
-    return f"((CASE WHEN space_id = {int(space_id)} THEN embedding END)::vector({int(dimensions)}))"
 
 
 _indexed_spaces: set[int] = set()
@@ -177,7 +177,7 @@ def index_ensure(space_id: int, dimensions: int) -> None:
             cursor.execute("SET LOCAL lock_timeout = '100ms'")
             cursor.execute(
                 f"CREATE INDEX IF NOT EXISTS {index_name(space_id)} ON chat_cacheentry USING hnsw "
-                f"({_vector_expression(space_id, dimensions)} vector_cosine_ops) "
+                f"({vector_expression(space_id, dimensions)} vector_cosine_ops) "
                 f"WITH (m = {int(settings.KNOWLEDGE_HNSW_M)}, "
                 f"ef_construction = {int(settings.KNOWLEDGE_HNSW_EF_CONSTRUCTION)}) "
                 f"WHERE space_id = {int(space_id)} AND blocked_at IS NULL"
@@ -191,7 +191,7 @@ def index_ensure(space_id: int, dimensions: int) -> None:
 def nearest_entries(scope: Scope, vector: QueryVector, k: int) -> list[tuple[CacheEntry, float]]:
     """The k nearest servable entries in scope with their cosine similarity, nearest first: one
     statement, whole rows (the vectors left out), so a hit needs no second read."""
-    expression = _vector_expression(scope.space_id, scope.dimensions)
+    expression = vector_expression(scope.space_id, scope.dimensions)
     literal = vector.literal()
     personal = "visitor_id = %s AND profile_hash = %s" if scope.visitor_id else "visitor_id = ''"
     params: list[Any] = [literal, scope.prompt_version_id, scope.kb_version, scope.language,
@@ -283,13 +283,9 @@ def entry_store(
     this question or this answer was blocked there (a thumbs-down is not undone by asking again)."""
     qhash = question_hash(question)
     key = answer_key(answer, chunk_ids)
-    if CacheEntry.objects.filter(_in_scope(scope), question_hash=qhash).exists():
-        return None
-    blocked = CacheEntry.objects.filter(
-        space_id=scope.space_id, prompt_version_id=scope.prompt_version_id, kb_version=scope.kb_version,
-        language=scope.language, blocked_at__isnull=False,
-    ).filter(Q(question_hash=qhash) | Q(answer_key=key))
-    if blocked.exists():
+    cached = _in_scope(scope) & Q(question_hash=qhash)
+    blocked = _versions(scope) & Q(blocked_at__isnull=False) & (Q(question_hash=qhash) | Q(answer_key=key))
+    if CacheEntry.objects.filter(cached | blocked).exists():  # one round trip on the answer path
         return None
     index_ensure(scope.space_id, scope.dimensions)
     entry = CacheEntry.objects.create(

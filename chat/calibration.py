@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .reuse_guard import LEXICAL, LEXICAL_CHECKS, GuardParams, Neighbour, agreement, passes_agreement
+from .reuse_guard import LEXICAL, LEXICAL_CHECKS, GuardParams, Neighbour, agreement
 
 
 @dataclass(frozen=True)
@@ -69,15 +69,6 @@ def leave_one_out(vectors: np.ndarray, questions: Sequence[str], answers: Sequen
             if observation:
                 observations.append(observation)
     return observations
-
-
-def rates(observations: Sequence[Observation], params: GuardParams) -> tuple[float, float, int]:
-    """(precision, hit rate, wrong hits) of the guard with these parameters."""
-    hits = [o for o in observations
-            if o.lexical_ok and passes_agreement(o.similarity, o.gap, o.support, params)]
-    correct = sum(o.correct for o in hits)
-    precision = correct / len(hits) if hits else 1.0
-    return precision, len(hits) / max(len(observations), 1), len(hits) - correct
 
 
 def calibrate(observations: Sequence[Observation], target_precision: float, neighbours: int = 10) -> Calibration:

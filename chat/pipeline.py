@@ -211,7 +211,7 @@ def build_context(turn: Turn, route: Route, hits: list[SearchHit]) -> Context:
         conversation_id=turn.conversation_id, sequence__lt=turn.question_sequence,
         status=Message.Status.COMPLETE, role__in=[Message.Role.USER, Message.Role.ASSISTANT],
     ).order_by("sequence"))
-    full_history = sum(count_tokens(m.text) for m in earlier)
+    tokens = {m.pk: count_tokens(m.text) for m in earlier}
     unfolded = [m for m in earlier if m.sequence > route.summary_through]
     verbatim = unfolded[-settings.CHAT_HISTORY_TURNS:] if settings.CHAT_HISTORY_TURNS else []
     to_fold = unfolded[: len(unfolded) - len(verbatim)]
@@ -221,12 +221,12 @@ def build_context(turn: Turn, route: Route, hits: list[SearchHit]) -> Context:
     fixed = count_tokens(system_head) + count_tokens(turn.question)
     while True:
         summary = memory.fold_extractive(route.summary, to_fold) if to_fold else route.summary
-        used = fixed + count_tokens(summary) + sum(count_tokens(m.text) for m in verbatim)
+        used = fixed + count_tokens(summary) + sum(tokens[m.pk] for m in verbatim)
         if used <= settings.CHAT_CONTEXT_TOKEN_BUDGET or not verbatim:
             break
         to_fold.append(verbatim.pop(0))
-    kept, excerpts = _excerpts_within(hits, settings.CHAT_CONTEXT_TOKEN_BUDGET - used)
-    used += sum(count_tokens(e) for e in excerpts)
+    kept, excerpts, excerpt_tokens = _excerpts_within(hits, settings.CHAT_CONTEXT_TOKEN_BUDGET - used)
+    used += excerpt_tokens
     system = system_head
     if summary:
         system += "\n\nEarlier in this conversation (summary):\n" + summary
@@ -237,25 +237,26 @@ def build_context(turn: Turn, route: Route, hits: list[SearchHit]) -> Context:
                 ChatMessage("user", turn.question)]
     return Context(
         messages=messages, hits=kept, tokens=used,
-        full_history_tokens=fixed + full_history + sum(count_tokens(e) for e in excerpts),
+        full_history_tokens=fixed + sum(tokens.values()) + excerpt_tokens,
         had_history=bool(earlier), fold_pending=bool(to_fold),
     )
 
 
-def _excerpts_within(hits: list[SearchHit], budget: int) -> tuple[list[SearchHit], list[str]]:
-    """Numbered excerpts, best first, as many as fit."""
+def _excerpts_within(hits: list[SearchHit], budget: int) -> tuple[list[SearchHit], list[str], int]:
+    """Numbered excerpts, best first, as many as fit, and the tokens they take."""
     kept: list[SearchHit] = []
     excerpts: list[str] = []
+    used = 0
     for hit in hits:
         label = f"{hit.title} › {hit.heading}" if hit.heading else hit.title
         excerpt = f"[{len(kept) + 1}] {label}\n{hit.text}"
         cost = count_tokens(excerpt)
-        if cost > budget:
+        if used + cost > budget:
             break
         kept.append(hit)
         excerpts.append(excerpt)
-        budget -= cost
-    return kept, excerpts
+        used += cost
+    return kept, excerpts, used
 
 
 async def generate(turn: Turn, route: Route, context: Context, sink: AnswerSink) -> Generation:
@@ -327,7 +328,7 @@ def finish(turn: Turn, route: Route, context: Context, generation: Generation) -
     if confidence < settings.REVIEW_CONFIDENCE_THRESHOLD:
         review_item_enqueue(message_id=turn.answer_id, priority=1 - confidence, reason="low confidence")
     vector = turn.embedding.result() if turn.embedding.done() and not turn.embedding.exception() else None
-    if vector is not None and cacheable(route=route, had_history=context.had_history,
+    if vector is not None and cacheable(had_history=context.had_history,
                                         injection_suspected=turn.injection_suspected, text=generation.text):
         answer_cache(
             route=route, question=turn.question, vector=vector, text=generation.text, sources=sources,

@@ -154,7 +154,7 @@ def _generation_cost_estimate(route: Route, question: str, answer: str) -> Decim
 # --- storing a generated answer ---------------------------------------------------------------------
 
 
-def cacheable(*, route: Route, had_history: bool, injection_suspected: bool, text: str) -> bool:
+def cacheable(*, had_history: bool, injection_suspected: bool, text: str) -> bool:
     """A follow-up's answer depends on the turns before it, so only opening questions are cached."""
     return settings.CACHE_ENABLED and bool(text.strip()) and not had_history and not injection_suspected
 

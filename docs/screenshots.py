@@ -15,6 +15,16 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--
         "--disable-component-update", "--disable-sync"]
 
 
+def admin_page(browser):
+    """A page logged in to admin as the demo admin."""
+    page = browser.new_page(viewport={"width": 1300, "height": 800})
+    page.goto(BASE + "/admin/login/")
+    page.fill("#id_username", "admin")
+    page.fill("#id_password", "spotter-demo")
+    page.click("input[type=submit]")
+    return page
+
+
 def widget(browser) -> None:
     page = browser.new_page(viewport={"width": 1100, "height": 760})
     page.goto(BASE + "/")
@@ -26,11 +36,7 @@ def widget(browser) -> None:
 
 
 def admin(browser) -> None:
-    page = browser.new_page(viewport={"width": 1300, "height": 800})
-    page.goto(BASE + "/admin/login/")
-    page.fill("#id_username", "admin")
-    page.fill("#id_password", "spotter-demo")
-    page.click("input[type=submit]")
+    page = admin_page(browser)
     page.goto(BASE + "/admin/chat/conversation/")
     page.locator("#result_list tbody th a").first.click()
     page.locator(".inline-group").first.wait_for()
@@ -41,11 +47,7 @@ def admin(browser) -> None:
 
 def reuse(browser) -> None:
     """A trainer approves an answer in admin; a visitor gets it marked verified; the costs page."""
-    page = browser.new_page(viewport={"width": 1300, "height": 800})
-    page.goto(BASE + "/admin/login/")
-    page.fill("#id_username", "admin")
-    page.fill("#id_password", "spotter-demo")
-    page.click("input[type=submit]")
+    page = admin_page(browser)
     page.goto(BASE + "/admin/review/approvedanswer/add/")
     page.fill("#id_question", "How long should I hold a plank?")
     page.fill("#id_answer", "Start with 3 holds of 20-30 seconds with a straight line from head to heels; "

@@ -260,7 +260,10 @@ def forget_active_space() -> None:
 
 
 def embed_query(text: str) -> QueryVector:
-    ref = active_space_ref()
+    return _embed_in(active_space_ref(), text)
+
+
+def _embed_in(ref: SpaceRef, text: str) -> QueryVector:
     return QueryVector(ref.space_id, ref.spec.dimensions, embed_texts([text], ref.spec)[0])
 
 
@@ -271,9 +274,7 @@ def embed_query_background(text: str) -> Future[QueryVector]:
     """Embed a query on another thread (the model releases the GIL) while the caller goes on, for
     instance with the full-text side of a search; `search` takes the future."""
     ref = active_space_ref()  # here: the worker thread never touches the database
-    return _background.submit(
-        lambda: QueryVector(ref.space_id, ref.spec.dimensions, embed_texts([text], ref.spec)[0])
-    )
+    return _background.submit(_embed_in, ref, text)
 
 
 def _active_space_ref_closing() -> SpaceRef:

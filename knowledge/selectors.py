@@ -111,10 +111,6 @@ def _filter_sql(filters: SearchFilters, params: list) -> str:
     return "".join(f" AND {c}" for c in clauses)
 
 
-def _vector_literal(vector: QueryVector) -> str:
-    return vector.literal()
-
-
 def _dense_candidates(vector: QueryVector, n: int, filters: SearchFilters) -> list[int]:
     """Nearest chunks through the space's partial HNSW index (space id and size are literals so
     the planner matches the index expression and predicate)."""
@@ -129,7 +125,7 @@ def _dense_candidates(vector: QueryVector, n: int, filters: SearchFilters) -> li
         f"WHERE e.space_id = {space}{where} "
         f"ORDER BY {vector_expression(space, dims, 'e')} <=> %s::vector({dims}) LIMIT %s"
     )
-    params = [*filter_params, _vector_literal(vector), n]
+    params = [*filter_params, vector.literal(), n]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return [row[0] for row in cursor.fetchall()]
@@ -242,7 +238,7 @@ def _candidate_rows(
     if vector is not None:
         dims, space = int(vector.dimensions), int(vector.space_id)
         dense = f"1 - ({vector_expression(space, dims, 'e')} <=> %s::vector({dims}))"
-        params.append(_vector_literal(vector))
+        params.append(vector.literal())
         join = f" LEFT JOIN knowledge_chunkembedding e ON e.chunk_id = c.id AND e.space_id = {space}"
         embedding = ", e.embedding::text" if with_vectors else ", NULL"
     else:

@@ -19,6 +19,9 @@ def _tokenizer() -> Tokenizer:
     return tokenizer
 
 
+# The same texts come back turn after turn (a conversation's history, the system prompt, popular
+# chunks): each is tokenized once per process.
+@lru_cache(maxsize=8192)
 def count_tokens(text: str) -> int:
     if not text:
         return 0

@@ -6,7 +6,7 @@ from datetime import datetime
 from uuid import UUID
 
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.db.models.functions import Greatest
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -44,9 +44,8 @@ def approved_answers_embed(*, answers: list[ApprovedAnswer] | None = None) -> in
     """Embed questions in the active space: new ones, edited ones, all of them after a model switch."""
     ref = active_space_ref()
     if answers is None:
-        answers = list(ApprovedAnswer.objects.filter(
-            Q(space_id__isnull=True) | ~Q(space_id=ref.space_id) | Q(embedding__isnull=True)
-        ))
+        # exclude() keeps rows whose space is NULL: never embedded
+        answers = list(ApprovedAnswer.objects.exclude(space_id=ref.space_id, embedding__isnull=False))
     if not answers:
         return 0
     vectors = embed_texts([a.question for a in answers], ref.spec)

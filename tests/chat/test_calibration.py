@@ -7,7 +7,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from chat import cache
-from chat.models import CacheCalibration
+from chat.models import CacheCalibration, CacheEntry
 
 pytestmark = pytest.mark.django_db
 LABELLED = Path(__file__).resolve().parent.parent / "data" / "banking77-sample.csv"  # six intents
@@ -33,3 +33,19 @@ def test_bad_labelled_files_are_refused(tmp_path, content, message):
     with pytest.raises(CommandError, match=message):
         call_command("cache_calibrate", file=path)
     assert not CacheCalibration.objects.exists()
+
+
+def test_without_a_file_it_learns_from_the_cache_and_approved_answers():
+    import csv
+
+    with LABELLED.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    CacheEntry.objects.bulk_create(
+        CacheEntry(question=r["text"], question_hash=str(n), answer=r["category"], answer_key=r["category"],
+                   space_id=1, embedding=[1.0], kb_version=1, language="en")
+        for n, r in enumerate(rows)
+    )
+    call_command("cache_calibrate", target=0.95, stdout=io.StringIO())
+    calibration = CacheCalibration.objects.get()
+    assert calibration.source == "approved answers and cache entries" and calibration.labelled == len(rows)
+    assert calibration.precision >= 0.95
