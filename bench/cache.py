@@ -231,8 +231,9 @@ def run(args) -> int:
             rows.append((f"{total:,}", f"{pct(lookups, 50):.2f}", f"{pct(lookups, 99):.2f}", f"{pct(scans, 50):.0f}",
                          f"{pct(scans, 99):.0f}", f"{speedup:.0f}×"))
             fields.update({"lookup_p99_ms_100k": pct(lookups, 99), "scan_speedup_100k": speedup})
-        print(f"\nLookup latency, embedding excluded (HNSW m={settings.KNOWLEDGE_HNSW_M}, "
-              f"ef_search={settings.CACHE_HNSW_EF_SEARCH}; scan = every vector read from Redis and compared)\n")
+        print(f"\nLookup latency, embedding excluded (HNSW m={settings.CACHE_HNSW_M}, "
+              f"ef_construction={settings.CACHE_HNSW_EF_CONSTRUCTION}, ef_search={settings.CACHE_HNSW_EF_SEARCH}; "
+              "scan = every vector read from Redis and compared)\n")
         table(rows, ("entries", "lookup p50 ms", "lookup p99 ms", "scan p50 ms", "scan p99 ms", "speedup (p50)"))
     _forget_bench_keys(scope)
     print("\nRESULT " + " ".join(f"{k}={v:.4f}" if "ms" not in k and "speedup" not in k else f"{k}={v:.1f}"

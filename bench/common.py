@@ -9,6 +9,8 @@ from pathlib import Path
 
 BENCH_DB = "spotter_bench"
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # the project's packages, for a bench run as `python bench/x.py`
+    sys.path.insert(0, str(ROOT))
 
 
 def with_database(url: str, name: str) -> str:
@@ -38,6 +40,10 @@ def drop_bench_database(name: str = BENCH_DB) -> None:
     from django.db import connections
 
     connections.close_all()
+    drop_database(name)
+
+
+def drop_database(name: str) -> None:
     _admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
@@ -51,7 +57,6 @@ def run_in_bench_database(run: Callable[[], int], *, name: str = BENCH_DB, keep_
     (unless kept for a look)."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    sys.path.insert(0, str(ROOT))
     use_bench_database(name)
     import django
 

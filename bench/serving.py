@@ -25,13 +25,15 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import openai
+import psutil
 import websockets
+from common import ROOT, drop_database, use_bench_database
 
-ROOT = Path(__file__).resolve().parent.parent
+from config.stack import WEBSOCKET_OPTIONS
+
 # One distinct question per exercise: every query is embedded and searched for real.
 QUESTIONS = [
     template.format(e["name"])
@@ -52,6 +54,7 @@ def next_question() -> str:
     return f"{QUESTIONS[n % len(QUESTIONS)]} (#{_NONCE}-{n})"
 
 
+BENCH_DB = "spotter_bench_serving"
 ANSWER = " ".join("Keep your chest up and brace your core before each rep".split() * 3) + " [1]."
 
 
@@ -99,25 +102,26 @@ async def direct_once(client: openai.AsyncOpenAI, question: str) -> Sample:
     return Sample((ttft - began) * 1000, (end - began) * 1000, tokens)
 
 
-async def websocket_once(ws_url: str, token: str, question: str) -> Sample:
-    async with websockets.connect(f"{ws_url}?token={token}") as ws:
-        began = time.perf_counter()
-        await ws.send(json.dumps({"type": "message", "text": question}))
-        ttft, tokens, frames = None, 0, []
-        while True:
-            try:
-                frame = json.loads(await asyncio.wait_for(ws.recv(), 30))
-            except TimeoutError:
-                raise RuntimeError(f"no frame for 30 s after {frames[-3:]}") from None
-            frames.append(frame)
-            if frame["type"] == "token":
-                tokens += 1
-                ttft = ttft or time.perf_counter()
-            elif frame["type"] == "end":
-                break
-            elif frame["type"] == "error":
-                raise RuntimeError(frame)
-        end = time.perf_counter()
+async def websocket_once(ws, question: str) -> Sample:
+    """One question on a chat's open socket, in a new conversation (an opening question, as the
+    answer cache sees it), timed from the send to the first token."""
+    began = time.perf_counter()
+    await ws.send(json.dumps({"type": "message", "text": question}))
+    ttft, tokens, frames = None, 0, []
+    while True:
+        try:
+            frame = json.loads(await asyncio.wait_for(ws.recv(), 30))
+        except TimeoutError:
+            raise RuntimeError(f"no frame for 30 s after {frames[-3:]}") from None
+        frames.append(frame)
+        if frame["type"] == "token":
+            tokens += 1
+            ttft = ttft or time.perf_counter()
+        elif frame["type"] == "end":
+            break
+        elif frame["type"] == "error":
+            raise RuntimeError(frame)
+    end = time.perf_counter()
     return Sample((ttft - began) * 1000, (end - began) * 1000, tokens)
 
 
@@ -137,34 +141,71 @@ async def run_level(make_call, concurrency: int, rounds: int, spread: float = 0.
     return samples, time.perf_counter() - began
 
 
-async def measure(args: argparse.Namespace, llm_url: str, http_url: str) -> list[dict]:
+class CpuMeter:
+    """CPU time per process role, so a row can say where each answer's milliseconds went."""
+
+    def __init__(self, server: subprocess.Popen, llm: subprocess.Popen) -> None:
+        self.roles = {"server": server.pid, "llm": llm.pid, "bench": os.getpid()}
+
+    def _processes(self) -> dict[str, list[psutil.Process]]:
+        found: dict[str, list[psutil.Process]] = {}
+        for role, pid in self.roles.items():
+            root = psutil.Process(pid)
+            found[role] = [root, *root.children(recursive=True)] if role == "server" else [root]
+        found["postgres"] = [p for p in psutil.process_iter(["name"]) if p.info["name"] == "postgres"]
+        found["redis"] = [p for p in psutil.process_iter(["name"]) if (p.info["name"] or "").startswith("redis")]
+        return found
+
+    def snapshot(self) -> dict[str, float]:
+        totals = {}
+        for role, processes in self._processes().items():
+            seconds = 0.0
+            for process in processes:
+                try:
+                    times = process.cpu_times()
+                except psutil.NoSuchProcess:
+                    continue
+                seconds += times.user + times.system
+            totals[role] = seconds
+        return totals
+
+
+async def measure(args: argparse.Namespace, llm_url: str, http_url: str, meter: CpuMeter) -> list[dict]:
     client = openai.AsyncOpenAI(base_url=llm_url, api_key="bench", max_retries=0)
     ws_url = http_url.replace("http", "ws", 1) + "/ws/chat/"
     async with httpx.AsyncClient() as http:
         tokens = [
             (await http.post(f"{http_url}/api/v1/visitors/")).json()["token"] for _ in range(max(args.concurrency))
         ]
+    # One socket per chat, open for the whole run, as the widget keeps its own: a round is one
+    # question from each chat. (The direct path reuses the openai client's connections likewise.)
+    sockets = [await websockets.connect(f"{ws_url}?token={token}") for token in tokens]
     rows = []
     # Warm both paths (connection pools, model, first queries) outside the measurement.
     await run_level(lambda q: direct_once(client, q), 4, 1)
-    await run_level(lambda q: websocket_once(ws_url, tokens[0], q), 4, 1)
+    await run_level(lambda q, chats=iter(sockets): websocket_once(next(chats), q), 4, 1)  # noqa: B008
     levels = [(c, 0.0) for c in args.concurrency]
     if args.spread > 0:
         levels.append((max(args.concurrency), args.spread))
     for concurrency, spread in levels:
         rounds = args.rounds if concurrency > 1 else args.rounds * 10
-        visitor_tokens = itertools.cycle(tokens[:concurrency])
+        chats = itertools.cycle(sockets[:concurrency])
         for path, call in (
             ("direct openai", functools.partial(direct_once, client)),
-            ("websocket + pipeline", lambda q, turn=visitor_tokens: websocket_once(ws_url, next(turn), q)),
+            ("websocket + pipeline", lambda q, chat=chats: websocket_once(next(chat), q)),
         ):
+            before = meter.snapshot()
             samples, wall = await run_level(call, concurrency, rounds, spread)
+            after = meter.snapshot()
             rows.append({
+                "cpu_ms": {role: (after[role] - before.get(role, 0.0)) * 1000 / len(samples) for role in after},
                 "path": path, "concurrency": concurrency, "spread": spread, "n": len(samples),
                 "ttft_p50": pct([s.ttft_ms for s in samples], 0.5), "ttft_p99": pct([s.ttft_ms for s in samples], 0.99),
                 "total_p50": pct([s.total_ms for s in samples], 0.5),
                 "tokens_per_s": sum(s.tokens for s in samples) / wall, "ttfts": [s.ttft_ms for s in samples],
             })
+    for ws in sockets:
+        await ws.close()
     return rows
 
 
@@ -186,6 +227,13 @@ def print_table(rows: list[dict], args: argparse.Namespace) -> dict[str, float]:
         print(f"| {full['concurrency']} | {_arrival(full['spread'])} | {p50:.1f} | {p99:.1f} |")
         results[(full["concurrency"], full["spread"])] = {
             "overhead_p50_ms": p50, "overhead_p99_ms": p99, "tokens_per_s": full["tokens_per_s"]}
+    roles = list(rows[0]["cpu_ms"])
+    print("\nCPU ms per answer, by process (2 cores = 2,000 CPU ms a second between them)\n")
+    print("| path | concurrent chats | arrival | " + " | ".join(roles) + " |")
+    print("|---|---:|---|" + "---:|" * len(roles))
+    for r in rows:
+        print(f"| {r['path']} | {r['concurrency']} | {_arrival(r['spread'])} | "
+              + " | ".join(f"{r['cpu_ms'][role]:.1f}" for role in roles) + " |")
     return results[(max(args.concurrency), 0.0)]  # RESULT: the burst, the harder case
 
 
@@ -205,10 +253,14 @@ def main() -> int:
                         help="ASGI processes, as `make run` starts them")
     args = parser.parse_args()
 
+    # A database of its own, fresh each run: the answer cache starts empty every time, so runs
+    # compare (and the dev database is never touched).
+    use_bench_database(BENCH_DB)
     llm_port, http_port = _free_port(), _free_port()
     llm_url, http_url = f"http://127.0.0.1:{llm_port}/v1", f"http://127.0.0.1:{http_port}"
     env = dict(os.environ, OPENAI_BASE_URL=llm_url, OPENAI_API_KEY="bench", LLM_MODEL="fake-model",
                LLM_PRICING='{"fake-model": [0.15, 0.60]}', LOG_LEVEL="WARNING", PYTHONPATH=str(ROOT))
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
     subprocess.run([sys.executable, "manage.py", "ingest", "demo/free-exercise-db/exercises.json",
                     "--mapping", "demo/exercises.mapping.json", "--source", "free-exercise-db", "-v", "0"],
                    cwd=ROOT, env=env, check=True)
@@ -217,17 +269,18 @@ def main() -> int:
                           str(args.ttft_ms), "--tokens-per-s", str(args.tokens_per_s), "--answer", ANSWER],
                          cwd=ROOT, env=env),
         subprocess.Popen([sys.executable, "-m", "uvicorn", "config.asgi:application", "--port", str(http_port),
-                          "--ws", "websockets-sansio", "--no-access-log", "--log-level", "warning",
+                          *WEBSOCKET_OPTIONS, "--no-access-log", "--log-level", "warning",
                           "--workers", str(args.workers)], cwd=ROOT, env=env),
     ]
     try:
         _wait_http(f"{llm_url}/models")
         _wait_http(f"{http_url}/healthz")
-        rows = asyncio.run(measure(args, llm_url, http_url))
+        rows = asyncio.run(measure(args, llm_url, http_url, CpuMeter(server=procs[1], llm=procs[0])))
     finally:
         for proc in procs:
             proc.terminate()
             proc.wait(10)
+        drop_database(BENCH_DB)
     result = print_table(rows, args)
     print(f"\nRESULT overhead_p50_ms={result['overhead_p50_ms']:.1f} overhead_p99_ms={result['overhead_p99_ms']:.1f} "
           f"tokens_per_s={result['tokens_per_s']:.0f}")

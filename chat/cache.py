@@ -178,8 +178,8 @@ def index_ensure(space_id: int, dimensions: int) -> None:
             cursor.execute(
                 f"CREATE INDEX IF NOT EXISTS {index_name(space_id)} ON chat_cacheentry USING hnsw "
                 f"({vector_expression(space_id, dimensions)} vector_cosine_ops) "
-                f"WITH (m = {int(settings.KNOWLEDGE_HNSW_M)}, "
-                f"ef_construction = {int(settings.KNOWLEDGE_HNSW_EF_CONSTRUCTION)}) "
+                f"WITH (m = {int(settings.CACHE_HNSW_M)}, "
+                f"ef_construction = {int(settings.CACHE_HNSW_EF_CONSTRUCTION)}) "
                 f"WHERE space_id = {int(space_id)} AND blocked_at IS NULL"
             )
     except OperationalError as exc:

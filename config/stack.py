@@ -140,6 +140,11 @@ def _supervise(procs: dict[str, subprocess.Popen]) -> int:
     return code
 
 
+# Per-message compression off: answer frames are a few words each, too small to gain from it, and
+# compressing every token frame cost the server (and every client) CPU (BENCHMARKS.md).
+WEBSOCKET_OPTIONS = ["--ws", "websockets-sansio", "--ws-per-message-deflate", "false"]
+
+
 def web_workers() -> str:
     """ASGI processes (WEB_CONCURRENCY, default 1). They share the Redis channel layer, so any of
     them can serve any socket; but each loads its own embedding model, and on a 2-core machine
@@ -156,7 +161,7 @@ def cmd_run(host: str, port: int) -> int:
         procs = {
             "asgi": _start(env, "ASGI server (uvicorn + Channels)", [
                 PY, "-m", "uvicorn", "config.asgi:application", "--host", host, "--port", str(port),
-                "--ws", "websockets-sansio", "--no-access-log", "--workers", web_workers()]),
+                *WEBSOCKET_OPTIONS, "--no-access-log", "--workers", web_workers()]),
             "worker": _start(env, "Celery worker", [
                 PY, "-m", "celery", "-A", "config", "worker", "--loglevel", "INFO", "--concurrency", "2"]),
             "beat": _start(env, "Celery beat", [

@@ -44,6 +44,7 @@ class Script:
     faults: deque[str] = field(default_factory=deque)
     model_faults: dict[str, str] = field(default_factory=dict)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    clients: list[tuple[str, int]] = field(default_factory=list)  # (host, port) per chat request
 
     def next_answer(self) -> str:
         return self.answers.popleft() if self.answers else self.default_answer
@@ -90,6 +91,7 @@ class _App:
             await self._json(send, 200, {"object": "list", "data": [
                 {"id": "fake-model", "object": "model", "created": 0, "owned_by": "spotter-tests"}]})
         elif path == "/v1/chat/completions" and method == "POST":
+            self.script.clients.append(tuple(scope.get("client") or ("", 0)))
             await self._chat(send, payload)
         elif path == "/v1/embeddings" and method == "POST":
             await self._embeddings(send, payload)

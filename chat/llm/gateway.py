@@ -122,13 +122,18 @@ class LLMGateway:
 
 
 async def _events(lines: AsyncIterator[str]) -> AsyncIterator[dict]:
-    """The JSON payloads of a chat-completions event stream, up to `[DONE]`."""
+    """The JSON payloads of a chat-completions event stream, up to `[DONE]`.
+
+    The body is read to its end, past `[DONE]`: a response closed before its last chunk takes its
+    connection down with it, and every answer paid a new TCP (with OpenAI, TLS) connection."""
+    done = False
     async for line in lines:
-        if not line.startswith("data:"):
+        if done or not line.startswith("data:"):
             continue
         data = line[5:].strip()
         if data == "[DONE]":
-            return
+            done = True
+            continue
         event = json.loads(data)
         if event.get("error"):
             raise _StreamCut(f"error event in the stream: {event['error']}")

@@ -32,6 +32,15 @@ async def test_it_streams_tokens_and_usage(llm_server):
     assert deltas[-1].tokens_out == 4 and deltas[-1].tokens_in > 0
 
 
+async def test_answers_in_a_row_reuse_one_connection(llm_server):
+    """Each answer on a new connection would pay a TCP (with a hosted LLM, a TLS) handshake."""
+    gateway = make_gateway(llm_server)
+    for _ in range(3):
+        text, _ = await collect(gateway)
+        assert text.startswith("Keep")
+    assert len(set(llm_server.script.clients)) == 1
+
+
 @pytest.mark.parametrize("fault", ["429", "500"])
 async def test_it_retries_before_the_first_token(llm_server, fault):
     llm_server.script.faults.extend([fault, fault])
