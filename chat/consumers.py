@@ -19,7 +19,13 @@ from .db import db_call
 from .errors import CodedError
 from .models import Conversation, Feedback, Message
 from .selectors import conversation_get_for_visitor, message_get_in_conversation
-from .streams import ConversationBroadcast, conversation_group, stream_log_after
+from .streams import (
+    ConversationBroadcast,
+    conversation_group,
+    stream_log_after,
+    watchers_add,
+    watchers_remove,
+)
 from .visitors import visitor_id_from_token
 
 
@@ -42,7 +48,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         # Without a (valid) token the socket gets a visitor of its own, which cannot resume elsewhere.
         self.visitor_id = visitor_id_from_token(token) if token else None
         self.visitor_id = self.visitor_id or uuid.uuid4().hex
-        self.groups_joined: set[str] = set()
+        self.conversations_watched: set[str] = set()
         self.sent_seq: dict[str, int] = {}
         self.ended: set[str] = set()
         self.conversation_id: str | None = None
@@ -52,8 +58,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         for broadcast in self.answering:
             broadcast.detach()
-        for group in self.groups_joined:
-            await self.channel_layer.group_discard(group, self.channel_name)
+        for conversation_id in self.conversations_watched:
+            await watchers_remove(conversation_id)
+            await self.channel_layer.group_discard(conversation_group(conversation_id), self.channel_name)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
         try:
@@ -141,11 +148,13 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         return conversation
 
     async def _watch(self, conversation_id: str) -> None:
+        """Follow the conversation: registered as a watcher first, then in its group (the order
+        ConversationBroadcast relies on to send nothing that a resuming socket could miss)."""
         self.conversation_id = conversation_id
-        group = conversation_group(conversation_id)
-        if group not in self.groups_joined:
-            await self.channel_layer.group_add(group, self.channel_name)
-            self.groups_joined.add(group)
+        if conversation_id not in self.conversations_watched:
+            self.conversations_watched.add(conversation_id)
+            await watchers_add(conversation_id)
+            await self.channel_layer.group_add(conversation_group(conversation_id), self.channel_name)
 
     async def _replay(self, message_id: uuid.UUID, after_seq: int) -> None:
         """Send what the client missed. Joined the group first, so nothing falls in between;

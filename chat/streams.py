@@ -38,12 +38,34 @@ def _log_key(message_id: uuid.UUID | str) -> str:
     return f"spotter:stream:{uuid.UUID(str(message_id)).hex}"
 
 
-async def stream_log_append(message_id: uuid.UUID, texts: list[str]) -> None:
+def _watchers_key(conversation_id: uuid.UUID | str) -> str:
+    return f"spotter:watchers:{uuid.UUID(str(conversation_id)).hex}"
+
+
+async def watchers_add(conversation_id: uuid.UUID | str) -> None:
+    """A socket now follows this conversation (call before joining its group and replaying)."""
+    key = _watchers_key(conversation_id)
+    async with _redis().pipeline(transaction=False) as pipe:
+        pipe.incr(key)
+        pipe.expire(key, settings.CHAT_STREAM_LOG_TTL_SECONDS)  # a crashed process's count fades
+        await pipe.execute()
+
+
+async def watchers_remove(conversation_id: uuid.UUID | str) -> None:
+    await _redis().decr(_watchers_key(conversation_id))
+
+
+async def stream_log_append(message_id: uuid.UUID, texts: list[str], conversation_id: uuid.UUID | str) -> int:
+    """Append to the message's token log; returns how many sockets follow the conversation, read
+    after the append (see ConversationBroadcast for why that order matters)."""
     key = _log_key(message_id)
     async with _redis().pipeline(transaction=False) as pipe:
-        pipe.rpush(key, *texts)
-        pipe.expire(key, settings.CHAT_STREAM_LOG_TTL_SECONDS)
-        await pipe.execute()
+        if texts:
+            pipe.rpush(key, *texts)
+            pipe.expire(key, settings.CHAT_STREAM_LOG_TTL_SECONDS)
+        pipe.get(_watchers_key(conversation_id))
+        results = await pipe.execute()
+    return int(results[-1] or 0)
 
 
 async def stream_log_after(message_id: uuid.UUID | str, after_seq: int) -> list[tuple[int, str]]:
@@ -68,8 +90,13 @@ class ConversationBroadcast:
     log (for `resume`) and to the conversation's group (for any other socket watching), both in
     batches of `GROUP_BATCH_SECONDS`: a channel layer that carried every token of 50 concurrent
     answers overflowed its capacity and dropped frames, and one Redis round trip per token is
-    CPU the first token of the next chat waits for. A socket resuming mid-batch joined the group
-    first, so the tokens not yet in the log reach it with the next batch.
+    CPU the first token of the next chat waits for.
+
+    A batch goes to the group only when some socket other than the asking one follows the
+    conversation (nearly always none: the group send, and the asking socket receiving and
+    dropping its own frames, were a tenth of the server's CPU). Nothing is lost by it: a
+    watcher registers before it joins the group and reads the log, and a flush appends to the
+    log before it counts watchers, so a batch it did not send is in the log the watcher reads.
     """
 
     GROUP_BATCH_SECONDS = 0.25  # only resuming sockets wait on it; the asking one gets tokens at once
@@ -77,7 +104,7 @@ class ConversationBroadcast:
     def __init__(self, conversation_id: uuid.UUID, message_id: uuid.UUID, *, direct: Send | None = None,
                  origin: str = "") -> None:
         self.group = conversation_group(conversation_id)
-        self.message_id = message_id
+        self.conversation_id, self.message_id = conversation_id, message_id
         self.layer = get_channel_layer()
         self.direct, self.origin = direct, origin
         self._pending: list[dict[str, Any]] = []
@@ -103,9 +130,11 @@ class ConversationBroadcast:
             if not frames:
                 return
             texts = [f["text"] for f in frames if f["type"] == "token"]
-            if texts:
-                await stream_log_append(self.message_id, texts)
-            await self.layer.group_send(self.group, {"type": "chat.frames", "frames": frames, "origin": self.origin})
+            watchers = await stream_log_append(self.message_id, texts, self.conversation_id)
+            if watchers > (1 if self.direct is not None else 0):
+                await self.layer.group_send(
+                    self.group, {"type": "chat.frames", "frames": frames, "origin": self.origin}
+                )
 
     async def token(self, seq: int, text: str) -> None:
         frame = {"type": "token", "message_id": str(self.message_id), "seq": seq, "text": text}

@@ -67,6 +67,14 @@ def _fresh_breaker():
     gateway._breaker.record_success()
 
 
+@pytest.fixture(autouse=True)
+async def _llm_connections_closed():
+    """A test's event loop ends with the test: the LLM clients made on it close their connections
+    first (aiohttp warns about sessions left open)."""
+    yield
+    await gateway.close_clients()
+
+
 @pytest.fixture
 def online(settings, llm_server):
     """Point the gateway at the fake OpenAI-compatible server (fast retries for tests)."""

@@ -60,7 +60,11 @@ class LLMGateway:
             client = self._clients[loop] = openai.AsyncOpenAI(
                 api_key=self.api_key or "not-needed", base_url=self.base_url or None,
                 timeout=self.timeout, max_retries=0,  # retries are ours: only before the first token
+                # The SDK's aiohttp transport: reading a token's chunk through httpcore/h11/anyio
+                # was a seventh of the server's CPU at 50 chats (BENCHMARKS.md).
+                http_client=openai.DefaultAioHttpClient(timeout=self.timeout),
             )
+            _loop_clients.setdefault(loop, []).append(client)
         return client
 
     async def stream(self, messages: Sequence[ChatMessage], *, model: str = "") -> AsyncIterator[Delta]:
@@ -112,7 +116,7 @@ class LLMGateway:
             max_tokens=self.max_tokens,
             temperature=self.temperature,
         ) as response:
-            async for chunk in _events(response.iter_lines()):
+            async for chunk in _events(_lines(response.http_response.aiter_bytes())):
                 for delta, done in _deltas(chunk, model):
                     finished = finished or done
                     if delta is not None:
@@ -121,17 +125,28 @@ class LLMGateway:
             raise _StreamCut("stream ended without a finish reason")
 
 
-async def _events(lines: AsyncIterator[str]) -> AsyncIterator[dict]:
+async def _lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """Lines of the body as bytes: the SDK's text and line decoders cost more than the split."""
+    pending = b""
+    async for chunk in chunks:
+        *lines, pending = (pending + chunk).split(b"\n")
+        for line in lines:
+            yield line.rstrip(b"\r")
+    if pending:
+        yield pending
+
+
+async def _events(lines: AsyncIterator[bytes]) -> AsyncIterator[dict]:
     """The JSON payloads of a chat-completions event stream, up to `[DONE]`.
 
     The body is read to its end, past `[DONE]`: a response closed before its last chunk takes its
     connection down with it, and every answer paid a new TCP (with OpenAI, TLS) connection."""
     done = False
     async for line in lines:
-        if done or not line.startswith("data:"):
+        if done or not line.startswith(b"data:"):
             continue
         data = line[5:].strip()
-        if data == "[DONE]":
+        if data == b"[DONE]":
             done = True
             continue
         event = json.loads(data)
@@ -152,6 +167,18 @@ def _deltas(chunk: dict, model: str) -> list[tuple[Delta | None, bool]]:
         content = (choice.get("delta") or {}).get("content")
         out.append((Delta(text=content, model=name) if content else None, choice.get("finish_reason") is not None))
     return out
+
+
+# Every client by its event loop, so a loop that ends (a test's) can close its connections.
+_loop_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list[openai.AsyncOpenAI]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def close_clients() -> None:
+    """Close the HTTP clients made on the running event loop (before that loop ends)."""
+    for client in _loop_clients.pop(asyncio.get_running_loop(), []):
+        await client.close()
 
 
 _breaker = CircuitBreaker(failure_threshold=5, reset_seconds=30.0)

@@ -212,6 +212,29 @@ async def test_resume_during_streaming_continues_without_gaps_or_duplicates(kb, 
     await again.disconnect()
 
 
+async def test_a_second_tab_following_the_conversation_sees_the_next_answer_live(kb, online):
+    """Batches go to the conversation's group only while another socket follows it: here one does."""
+    online.script.tokens_per_s = 80
+    token = visitor_token_issue()[1]
+    first = await connect(token)
+    opened = await ask_and_finish(first, "How do I do a barbell squat?")
+    second = await connect(token)  # the other tab catches up on the first answer, then follows
+    await second.send_json_to({"type": "resume", "conversation_id": opened["conversation_id"],
+                               "message_id": opened["message_id"], "after_seq": 0})
+    await receive_until_end(second)
+
+    await first.send_json_to({"type": "message", "text": "And how deep should I go?",
+                              "conversation_id": opened["conversation_id"]})
+    start = await first.receive_json_from(timeout=TIMEOUT)
+    asked = await receive_until_end(first, start["message_id"])
+    followed = await receive_until_end(second, start["message_id"])
+    assert token_text(followed) == token_text(asked) and token_text(asked)
+    assert [f["seq"] for f in followed if f["type"] == "token"] == [f["seq"] for f in asked if f["type"] == "token"]
+    assert followed[-1]["type"] == "end"
+    await first.disconnect()
+    await second.disconnect()
+
+
 async def test_a_failed_generation_sends_an_error_frame(kb, online):
     online.script.model_faults["fake-model"] = "500"
     ws = await connect()
