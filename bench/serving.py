@@ -32,7 +32,7 @@ import psutil
 import websockets
 from common import ROOT, drop_database, use_bench_database
 
-from config.stack import WEBSOCKET_OPTIONS
+from config.stack import WEBSOCKET_OPTIONS, asgi_env
 
 # One distinct question per exercise: every query is embedded and searched for real.
 QUESTIONS = [
@@ -270,7 +270,7 @@ def main() -> int:
                          cwd=ROOT, env=env),
         subprocess.Popen([sys.executable, "-m", "uvicorn", "config.asgi:application", "--port", str(http_port),
                           *WEBSOCKET_OPTIONS, "--no-access-log", "--log-level", "warning",
-                          "--workers", str(args.workers)], cwd=ROOT, env=env),
+                          "--workers", str(args.workers)], cwd=ROOT, env=asgi_env(env)),
     ]
     try:
         _wait_http(f"{llm_url}/models")

@@ -207,10 +207,11 @@ CACHE_TTL_SECONDS = env.int("CACHE_TTL_SECONDS", default=7 * 24 * 3600)
 CACHE_MAX_ENTRIES = env.int("CACHE_MAX_ENTRIES", default=200_000)
 CACHE_EVICTION = env.str("CACHE_EVICTION", default="lru")
 CACHE_HNSW_EF_SEARCH = env.int("CACHE_HNSW_EF_SEARCH", default=64)  # search breadth of the cache's index
-# Lighter than the knowledge base's: every generated answer is an insert into this index, and the
-# guard needs the close neighbours, which a narrow build finds (bench/cache.py measures both).
-CACHE_HNSW_M = env.int("CACHE_HNSW_M", default=16)
-CACHE_HNSW_EF_CONSTRUCTION = env.int("CACHE_HNSW_EF_CONSTRUCTION", default=64)
+# Every generated answer is an insert into this index: m=16/ef_construction=64 makes an insert ~3x
+# cheaper but took lookup p99 at 100k entries from 4.9 to 6.5 ms, over the cache's 5 ms target
+# (bench/cache.py, BENCHMARKS.md); a deployment short of database CPU may choose that trade.
+CACHE_HNSW_M = env.int("CACHE_HNSW_M", default=32)
+CACHE_HNSW_EF_CONSTRUCTION = env.int("CACHE_HNSW_EF_CONSTRUCTION", default=200)
 if CACHE_EVICTION not in ("lru", "lfu"):
     raise ImproperlyConfigured("CACHE_EVICTION must be 'lru' (least recently hit) or 'lfu' (least often hit)")
 # Approved answers: one question per answer, so they pass on closeness and the gap to the next

@@ -145,6 +145,13 @@ def _supervise(procs: dict[str, subprocess.Popen]) -> int:
 WEBSOCKET_OPTIONS = ["--ws", "websockets-sansio", "--ws-per-message-deflate", "false"]
 
 
+def asgi_env(env: dict[str, str]) -> dict[str, str]:
+    """The web process embeds questions one or a few at a time: there one ONNX thread costs a third
+    less CPU per query than two, at the same latency (BENCHMARKS.md). Ingestion (Celery, commands)
+    embeds large batches and keeps every core. An EMBEDDING_THREADS set by the user wins."""
+    return {**env, "EMBEDDING_THREADS": env.get("EMBEDDING_THREADS", "1")}
+
+
 def web_workers() -> str:
     """ASGI processes (WEB_CONCURRENCY, default 1). They share the Redis channel layer, so any of
     them can serve any socket; but each loads its own embedding model, and on a 2-core machine
@@ -159,7 +166,7 @@ def cmd_run(host: str, port: int) -> int:
         _manage(env, "collectstatic", "--no-input", "-v", "0")
         _manage(env, "demo_setup")
         procs = {
-            "asgi": _start(env, "ASGI server (uvicorn + Channels)", [
+            "asgi": _start(asgi_env(env), "ASGI server (uvicorn + Channels)", [
                 PY, "-m", "uvicorn", "config.asgi:application", "--host", host, "--port", str(port),
                 *WEBSOCKET_OPTIONS, "--no-access-log", "--workers", web_workers()]),
             "worker": _start(env, "Celery worker", [
