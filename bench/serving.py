@@ -183,7 +183,8 @@ async def measure(args: argparse.Namespace, llm_url: str, http_url: str, meter: 
     rows = []
     # Warm both paths (connection pools, model, first queries) outside the measurement.
     await run_level(lambda q: direct_once(client, q), 4, 1)
-    await run_level(lambda q, chats=iter(sockets): websocket_once(next(chats), q), 4, 1)  # noqa: B008
+    warming = iter(sockets)
+    await run_level(lambda q: websocket_once(next(warming), q), 4, 1)
     levels = [(c, 0.0) for c in args.concurrency]
     if args.spread > 0:
         levels.append((max(args.concurrency), args.spread))
