@@ -252,6 +252,8 @@ def main() -> int:
                         help="also run the highest concurrency with arrivals spread over this many seconds (0: off)")
     parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "1")),
                         help="ASGI processes, as `make run` starts them")
+    parser.add_argument("--keep-database", action="store_true",
+                        help=f"leave {BENCH_DB} in place afterwards (to read the answers' step timings)")
     args = parser.parse_args()
 
     # A database of its own, fresh each run: the answer cache starts empty every time, so runs
@@ -281,7 +283,8 @@ def main() -> int:
         for proc in procs:
             proc.terminate()
             proc.wait(10)
-        drop_database(BENCH_DB)
+        if not args.keep_database:
+            drop_database(BENCH_DB)
     result = print_table(rows, args)
     print(f"\nRESULT overhead_p50_ms={result['overhead_p50_ms']:.1f} overhead_p99_ms={result['overhead_p99_ms']:.1f} "
           f"tokens_per_s={result['tokens_per_s']:.0f}")

@@ -25,7 +25,7 @@ from typing import Any
 
 import redis
 from django.conf import settings
-from django.db import OperationalError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -162,26 +162,34 @@ def index_name(space_id: int) -> str:
     return f"chat_cacheentry_hnsw_s{int(space_id)}"
 
 
+def index_sql(space_id: int, dimensions: int) -> str:
+    return (
+        f"CREATE INDEX IF NOT EXISTS {index_name(space_id)} ON chat_cacheentry USING hnsw "
+        f"({vector_expression(space_id, dimensions)} vector_cosine_ops) "
+        f"WITH (m = {int(settings.CACHE_HNSW_M)}, ef_construction = {int(settings.CACHE_HNSW_EF_CONSTRUCTION)}) "
+        f"WHERE space_id = {int(space_id)} AND blocked_at IS NULL"
+    )
+
+
 _indexed_spaces: set[int] = set()
+# DDL on the answer path must never make an answer wait long on another transaction's locks.
+INDEX_LOCK_TIMEOUT = "100ms"
 
 
 def index_ensure(space_id: int, dimensions: int) -> None:
     """The space's HNSW index over servable entries, created with the first entry stored in it.
 
-    DDL on the answer path must never make an answer wait: if another transaction holds the table,
-    give up at once and try again with the next entry (lookups work without the index, slower)."""
+    If another transaction holds the table, give up at once and try again with the next entry
+    (lookups work without the index, slower). Answers finishing together race to create it:
+    the losers find the winner's index (a duplicate catalog name) and use it."""
     if space_id in _indexed_spaces:
         return
     try:
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("SET LOCAL lock_timeout = '100ms'")
-            cursor.execute(
-                f"CREATE INDEX IF NOT EXISTS {index_name(space_id)} ON chat_cacheentry USING hnsw "
-                f"({vector_expression(space_id, dimensions)} vector_cosine_ops) "
-                f"WITH (m = {int(settings.CACHE_HNSW_M)}, "
-                f"ef_construction = {int(settings.CACHE_HNSW_EF_CONSTRUCTION)}) "
-                f"WHERE space_id = {int(space_id)} AND blocked_at IS NULL"
-            )
+            cursor.execute(f"SET LOCAL lock_timeout = '{INDEX_LOCK_TIMEOUT}'")
+            cursor.execute(index_sql(space_id, dimensions))
+    except IntegrityError:
+        pass  # created by a concurrent transaction that committed first
     except OperationalError as exc:
         logger.warning("answer cache: index for space %s not created yet (%s)", space_id, exc)
         return

@@ -1,18 +1,22 @@
 """Answer reuse through the real pipeline: approved answers, the two cache levels, scopes,
 invalidation, blocking, expiry and eviction, and Redis going away."""
 
+import asyncio
 from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
+import psycopg
 import pytest
 from channels.db import database_sync_to_async as in_db
+from django.db import connection
 from django.utils import timezone
 
 from chat import cache
 from chat.models import CacheCalibration, CacheEntry, Message
 from chat.services import feedback_set
 from experiments.models import PromptVersion
+from knowledge.embeddings import active_space_ref
 from knowledge.models import Document
 from knowledge.selectors import kb_version
 from knowledge.services import documents_upsert
@@ -170,6 +174,26 @@ async def test_expired_entries_are_not_served_and_eviction_keeps_the_size_cap(kb
     assert counts["expired"] >= 1 and counts["evicted"] >= 1
     left = await in_db(list)(CacheEntry.objects.values_list("question", flat=True))
     assert left == ["How do I do a plank?"]
+
+
+async def test_an_answer_finishing_while_another_creates_the_cache_index_is_cached(kb, monkeypatch):
+    """Answers that finish together race to create the space's index: the loser must still cache."""
+    monkeypatch.setattr(cache, "INDEX_LOCK_TIMEOUT", "30s")  # the test, not the timeout, decides the order
+    space = await in_db(active_space_ref)()
+    params = await in_db(connection.get_connection_params)()
+    with psycopg.connect(**params) as other, psycopg.connect(**params, autocommit=True) as observer:
+        other.execute(cache.index_sql(space.space_id, space.spec.dimensions))  # not committed yet
+        asking = asyncio.ensure_future(ask(SQUAT, visitor="alice"))
+        while not observer.execute("SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                   "AND query LIKE 'CREATE INDEX%%'").fetchone():
+            assert not asking.done(), asking.result()
+            await asyncio.sleep(0.01)
+        other.commit()  # the other answer's index lands first
+        turn, end = await asking
+    assert end["type"] == "end"
+    assert await in_db(CacheEntry.objects.filter(message_id=turn.answer_id).exists)()
+    _, again = await ask(SQUAT, visitor="bob")
+    assert again["reuse"] == "cache"
 
 
 async def test_with_redis_down_answers_are_still_served_and_reused(kb, settings):
