@@ -7,15 +7,17 @@ question, embedding the query, retrieval, context, the channel layer and the web
     make bench                       # runs this under the embedded Postgres and Redis
     python bench/serving.py --rounds 3 --ttft-ms 200 --tokens-per-s 50
 
-Prints one table and ends with `RESULT overhead_p50_ms=… overhead_p99_ms=… tokens_per_s=…`
-(overheads at the highest concurrency).
+Levels: 1 chat, then the highest concurrency (50) three ways: back-to-back in a burst (every
+chat asks in the same millisecond, the next round when all answers ended), back-to-back spread
+over a second, and paced like people (each chat reads and thinks 2–8 s before its next question).
+Prints the tables and ends with `RESULT overhead_p50_ms=… overhead_p99_ms=… tokens_per_s=…` for
+the paced 50 chats, followed by the burst's overheads (`burst_overhead_p50_ms=…`).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import functools
 import itertools
 import json
 import os
@@ -130,14 +132,41 @@ async def _after(delay: float, call):
     return await call
 
 
-async def run_level(make_call, concurrency: int, rounds: int, spread: float = 0.0) -> tuple[list[Sample], float]:
-    """`rounds` rounds of `concurrency` chats; with `spread`, each chat of a round starts at a
-    random moment within that many seconds instead of all in the same millisecond."""
-    samples: list[Sample] = []
+@dataclass(frozen=True)
+class Arrival:
+    """How a level's chats ask: `back-to-back` rounds (every chat asks, all answers end, the next
+    round), within a round all at once (`spread` 0) or each at a random moment within `spread`
+    seconds; or `paced` like people: each chat reads the answer and thinks for a random
+    `think` seconds before asking again, on its own clock."""
+
+    spread: float = 0.0
+    think: tuple[float, float] | None = None
+
+    @property
+    def label(self) -> str:
+        if self.think:
+            return f"paced, {self.think[0]:g}–{self.think[1]:g} s between questions"
+        return f"back-to-back, spread over {self.spread:g} s" if self.spread else "back-to-back, burst"
+
+
+async def run_level(call, concurrency: int, rounds: int, arrival: Arrival) -> tuple[list[Sample], float]:
+    """`rounds` questions from each of `concurrency` chats; `call(chat, question)` asks one."""
     began = time.perf_counter()
-    for _ in range(rounds):
-        calls = [make_call(next_question()) for _ in range(concurrency)]
-        samples.extend(await asyncio.gather(*(_after(random.uniform(0, spread), c) for c in calls)))
+    if arrival.think:
+        async def chat(index: int) -> list[Sample]:
+            asked = []
+            for _ in range(rounds):
+                await asyncio.sleep(random.uniform(*arrival.think))
+                asked.append(await call(index, next_question()))
+            return asked
+
+        samples = [s for asked in await asyncio.gather(*(chat(i) for i in range(concurrency))) for s in asked]
+    else:
+        samples = []
+        for _ in range(rounds):
+            samples.extend(await asyncio.gather(*(
+                _after(random.uniform(0, arrival.spread), call(i, next_question())) for i in range(concurrency)
+            )))
     return samples, time.perf_counter() - began
 
 
@@ -181,26 +210,30 @@ async def measure(args: argparse.Namespace, llm_url: str, http_url: str, meter: 
     # question from each chat. (The direct path reuses the openai client's connections likewise.)
     sockets = [await websockets.connect(f"{ws_url}?token={token}") for token in tokens]
     rows = []
+
+    async def direct(chat: int, question: str) -> Sample:
+        return await direct_once(client, question)
+
+    async def over_websocket(chat: int, question: str) -> Sample:
+        return await websocket_once(sockets[chat], question)
+
     # Warm both paths (connection pools, model, first queries) outside the measurement.
-    await run_level(lambda q: direct_once(client, q), 4, 1)
-    warming = iter(sockets)
-    await run_level(lambda q: websocket_once(next(warming), q), 4, 1)
-    levels = [(c, 0.0) for c in args.concurrency]
+    for call in (direct, over_websocket):
+        await run_level(call, len(sockets[:4]), 1, Arrival())
+    levels = [(c, Arrival()) for c in args.concurrency]
     if args.spread > 0:
-        levels.append((max(args.concurrency), args.spread))
-    for concurrency, spread in levels:
+        levels.append((max(args.concurrency), Arrival(spread=args.spread)))
+    if args.think and max(args.think) > 0:
+        levels.append((max(args.concurrency), Arrival(think=tuple(args.think))))
+    for concurrency, arrival in levels:
         rounds = args.rounds if concurrency > 1 else args.rounds * 10
-        chats = itertools.cycle(sockets[:concurrency])
-        for path, call in (
-            ("direct openai", functools.partial(direct_once, client)),
-            ("websocket + pipeline", lambda q, chat=chats: websocket_once(next(chat), q)),
-        ):
+        for path, call in (("direct openai", direct), ("websocket + pipeline", over_websocket)):
             before = meter.snapshot()
-            samples, wall = await run_level(call, concurrency, rounds, spread)
+            samples, wall = await run_level(call, concurrency, rounds, arrival)
             after = meter.snapshot()
             rows.append({
                 "cpu_ms": {role: (after[role] - before.get(role, 0.0)) * 1000 / len(samples) for role in after},
-                "path": path, "concurrency": concurrency, "spread": spread, "n": len(samples),
+                "path": path, "concurrency": concurrency, "arrival": arrival.label, "n": len(samples),
                 "ttft_p50": pct([s.ttft_ms for s in samples], 0.5), "ttft_p99": pct([s.ttft_ms for s in samples], 0.99),
                 "total_p50": pct([s.total_ms for s in samples], 0.5),
                 "tokens_per_s": sum(s.tokens for s in samples) / wall, "ttfts": [s.ttft_ms for s in samples],
@@ -217,7 +250,7 @@ def print_table(rows: list[dict], args: argparse.Namespace) -> dict[str, float]:
           "| tokens/s delivered |")
     print("|---|---:|---|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['path']} | {r['concurrency']} | {_arrival(r['spread'])} | {r['n']} | {r['ttft_p50']:.1f} | "
+        print(f"| {r['path']} | {r['concurrency']} | {r['arrival']} | {r['n']} | {r['ttft_p50']:.1f} | "
               f"{r['ttft_p99']:.1f} | {r['total_p50']:.1f} | {r['tokens_per_s']:.0f} |")
     print("\n| concurrent chats | arrival | added TTFT p50 ms | added TTFT p99 ms |")
     print("|---:|---|---:|---:|")
@@ -225,21 +258,30 @@ def print_table(rows: list[dict], args: argparse.Namespace) -> dict[str, float]:
     for direct, full in zip(rows[::2], rows[1::2], strict=True):
         p50 = full["ttft_p50"] - direct["ttft_p50"]
         p99 = full["ttft_p99"] - direct["ttft_p99"]
-        print(f"| {full['concurrency']} | {_arrival(full['spread'])} | {p50:.1f} | {p99:.1f} |")
-        results[(full["concurrency"], full["spread"])] = {
+        print(f"| {full['concurrency']} | {full['arrival']} | {p50:.1f} | {p99:.1f} |")
+        results[(full["concurrency"], full["arrival"])] = {
             "overhead_p50_ms": p50, "overhead_p99_ms": p99, "tokens_per_s": full["tokens_per_s"]}
     roles = list(rows[0]["cpu_ms"])
     print("\nCPU ms per answer, by process (2 cores = 2,000 CPU ms a second between them)\n")
     print("| path | concurrent chats | arrival | " + " | ".join(roles) + " |")
     print("|---|---:|---|" + "---:|" * len(roles))
     for r in rows:
-        print(f"| {r['path']} | {r['concurrency']} | {_arrival(r['spread'])} | "
+        print(f"| {r['path']} | {r['concurrency']} | {r['arrival']} | "
               + " | ".join(f"{r['cpu_ms'][role]:.1f}" for role in roles) + " |")
-    return results[(max(args.concurrency), 0.0)]  # RESULT: the burst, the harder case
+    return results
 
 
-def _arrival(spread: float) -> str:
-    return f"spread over {spread:g} s" if spread else "burst"
+def result_line(results: dict, args: argparse.Namespace) -> str:
+    """The 50 chats paced like people first (when run), then the back-to-back burst, the stress case."""
+    most = max(args.concurrency)
+    burst = results[(most, Arrival().label)]
+    main = results.get((most, Arrival(think=tuple(args.think)).label), burst)
+    line = (f"RESULT overhead_p50_ms={main['overhead_p50_ms']:.1f} overhead_p99_ms={main['overhead_p99_ms']:.1f} "
+            f"tokens_per_s={main['tokens_per_s']:.0f}")
+    if main is not burst:
+        line += (f" burst_overhead_p50_ms={burst['overhead_p50_ms']:.1f}"
+                 f" burst_overhead_p99_ms={burst['overhead_p99_ms']:.1f}")
+    return line
 
 
 def main() -> int:
@@ -250,6 +292,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=4, help="rounds at each concurrency (x10 at 1)")
     parser.add_argument("--spread", type=float, default=1.0,
                         help="also run the highest concurrency with arrivals spread over this many seconds (0: off)")
+    parser.add_argument("--think", type=float, nargs=2, default=[2.0, 8.0], metavar=("MIN", "MAX"),
+                        help="also run the highest concurrency paced like people: each chat waits a random "
+                             "MIN–MAX seconds after an answer before its next question (0 0: off)")
     parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "1")),
                         help="ASGI processes, as `make run` starts them")
     parser.add_argument("--keep-database", action="store_true",
@@ -285,9 +330,7 @@ def main() -> int:
             proc.wait(10)
         if not args.keep_database:
             drop_database(BENCH_DB)
-    result = print_table(rows, args)
-    print(f"\nRESULT overhead_p50_ms={result['overhead_p50_ms']:.1f} overhead_p99_ms={result['overhead_p99_ms']:.1f} "
-          f"tokens_per_s={result['tokens_per_s']:.0f}")
+    print(f"\n{result_line(print_table(rows, args), args)}")
     return 0
 
 

@@ -12,6 +12,7 @@ import uuid
 from typing import Any
 from urllib.parse import parse_qs
 
+from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from . import pipeline, services
@@ -43,6 +44,16 @@ def _optional_str(content: dict[str, Any], key: str, max_length: int = 200) -> s
 
 
 class ChatConsumer(AsyncJsonWebsocketConsumer):
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Channels' dispatch without its `aclose_old_connections()` before every message: that is a
+        hop onto one shared thread per frame, so at 50 chats every frame of every socket queued
+        behind it, and it would close nothing here: this consumer reaches the database only
+        through `db_call`, whose threads hand their connections back themselves."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
     async def connect(self) -> None:
         token = parse_qs(self.scope.get("query_string", b"").decode()).get("token", [""])[0]
         # Without a (valid) token the socket gets a visitor of its own, which cannot resume elsewhere.

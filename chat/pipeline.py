@@ -76,6 +76,9 @@ class Turn:
     injection_suspected: bool
     timer: StepTimer
     embedding: asyncio.Future[QueryVector]  # started before the question is stored, in parallel
+    # Routed in the same database call that stored the question; a routing failure is kept for
+    # run_turn to fail the stored answer with (the question is safe by then). None: repeated.
+    route: Route | Exception | None = None
     partial: list[str] = field(default_factory=list)
 
 
@@ -112,11 +115,10 @@ async def start_turn(
         guarded = guard(text)
     embedding = asyncio.ensure_future(embed_query_async(guarded.text))
     try:
-        with timer.step("persist_question"):
-            records = await db_call(services.turn_start)(
-                visitor_id=visitor_id, conversation_id=conversation_id, channel=channel, text=guarded.text,
-                client_msg_id=client_msg_id, pii_redacted=bool(guarded.pii_found),
-            )
+        records, route = await db_call(_persist_and_route)(
+            timer, visitor_id=visitor_id, conversation_id=conversation_id, channel=channel, text=guarded.text,
+            client_msg_id=client_msg_id, pii_redacted=bool(guarded.pii_found),
+        )
     except BaseException:
         embedding.cancel()
         raise
@@ -126,8 +128,26 @@ async def start_turn(
         visitor_id=visitor_id, conversation_id=records.conversation_id, question_id=records.question.pk,
         question_sequence=records.question.sequence, answer_id=records.answer.pk,
         question=records.question.text, repeated=records.repeated,
-        injection_suspected=guarded.injection_suspected, timer=timer, embedding=embedding,
+        injection_suspected=guarded.injection_suspected, timer=timer, embedding=embedding, route=route,
     )
+
+
+def _persist_and_route(
+    timer: StepTimer, *, visitor_id: str, **question: Any
+) -> tuple[services.TurnRecords, Route | Exception | None]:
+    """Store the question, then route it, in one trip to a database thread (each trip is a thread
+    hop and a pooled connection the first token waits for)."""
+    with timer.step("persist_question"):
+        records = services.turn_start(visitor_id=visitor_id, **question)
+    if records.repeated:
+        return records, None
+    try:
+        with timer.step("route"):
+            return records, route_turn(
+                conversation_id=records.conversation_id, visitor_id=visitor_id, question=records.question.text
+            )
+    except Exception as exc:  # the question is stored whatever happens here
+        return records, exc
 
 
 # --- run ------------------------------------------------------------------------------------------
@@ -138,18 +158,25 @@ async def run_turn(turn: Turn, sink: AnswerSink) -> dict[str, Any]:
 
     ORM calls run on a few shared database threads (chat/db.py), never one per turn.
     """
+    # The search needs only the question and its embedding: it runs while route and reuse do, and
+    # is dropped if a stored answer is served (the first token no longer waits for both in turn).
+    searching = asyncio.ensure_future(_timed_retrieve(turn))
+    searching.add_done_callback(_consume_outcome)
     try:
-        with turn.timer.step("route"):
+        route = turn.route
+        if isinstance(route, Exception):
+            raise route
+        if route is None:  # a repeated turn is replayed, not run; routed here if run all the same
             route = await db_call(route_turn)(
                 conversation_id=turn.conversation_id, visitor_id=turn.visitor_id, question=turn.question
             )
         with turn.timer.step("reuse"):
             reused = await db_call(reuse_find)(question=turn.question, route=route, vector=await _vector(turn))
         if reused is not None:
+            searching.cancel()
             frame = await serve_reused(turn, route, reused, sink)
         else:
-            with turn.timer.step("retrieve"):
-                hits = await retrieve(turn)
+            hits = await searching
             with turn.timer.step("build_context"):
                 context = await db_call(build_context)(turn, route, hits)
             with turn.timer.step("generate"):
@@ -157,10 +184,12 @@ async def run_turn(turn: Turn, sink: AnswerSink) -> dict[str, Any]:
             with turn.timer.step("finish"):
                 frame = await db_call(finish)(turn, route, context, generation)
     except LLMError as exc:
+        searching.cancel()
         frame = await _fail(turn, exc.code, "The assistant could not answer right now. Please try again.", exc)
         await sink.error(frame)
         return frame
     except Exception as exc:
+        searching.cancel()
         logger.exception("answer %s failed", turn.answer_id)
         frame = await _fail(turn, "internal_error", "Something went wrong while answering.", exc)
         await sink.error(frame)
@@ -191,6 +220,18 @@ async def _vector(turn: Turn) -> QueryVector | None:
         return None
 
 
+async def _timed_retrieve(turn: Turn) -> list[SearchHit]:
+    with turn.timer.step("retrieve"):
+        return await retrieve(turn)
+
+
+def _consume_outcome(task: asyncio.Future[Any]) -> None:
+    """A search nobody awaits any more (the answer was reused, or failed first) may still fail:
+    its error is read here rather than reported as never retrieved."""
+    if not task.cancelled():
+        task.exception()
+
+
 async def retrieve(turn: Turn) -> list[SearchHit]:
     """Hybrid search: the question's words (full text) and its embedding (dense), fused."""
     return await db_call(search)(query=turn.question, vector=await _vector(turn), k=settings.KNOWLEDGE_TOP_K)
@@ -210,7 +251,7 @@ def build_context(turn: Turn, route: Route, hits: list[SearchHit]) -> Context:
     earlier = list(Message.objects.filter(
         conversation_id=turn.conversation_id, sequence__lt=turn.question_sequence,
         status=Message.Status.COMPLETE, role__in=[Message.Role.USER, Message.Role.ASSISTANT],
-    ).order_by("sequence"))
+    ).order_by("sequence")) if turn.question_sequence > 1 else []  # an opening question has no history
     tokens = {m.pk: count_tokens(m.text) for m in earlier}
     unfolded = [m for m in earlier if m.sequence > route.summary_through]
     verbatim = unfolded[-settings.CHAT_HISTORY_TURNS:] if settings.CHAT_HISTORY_TURNS else []
@@ -249,8 +290,11 @@ def _excerpts_within(hits: list[SearchHit], budget: int) -> tuple[list[SearchHit
     used = 0
     for hit in hits:
         label = f"{hit.title} › {hit.heading}" if hit.heading else hit.title
-        excerpt = f"[{len(kept) + 1}] {label}\n{hit.text}"
-        cost = count_tokens(excerpt)
+        number = f"[{len(kept) + 1}]"
+        excerpt = f"{number} {label}\n{hit.text}"
+        # Counted in parts (the tokenizer splits at spaces, so the sum is exact): a chunk's text
+        # then comes from count_tokens' cache whatever number it gets.
+        cost = count_tokens(number) + count_tokens(label) + count_tokens(hit.text)
         if used + cost > budget:
             break
         kept.append(hit)

@@ -5,6 +5,8 @@ so the real `openai` client is exercised end to end. Behaviour is scripted:
 
 - answers: a queue of answer texts (the default answer when empty)
 - ttft / tokens_per_s: time to first token and streaming rate
+- tokens_per_write: token events sent in one write (as a server does that produced several
+  tokens before the client read; a client that falls behind sees the same)
 - faults: a queue of faults consumed one per chat request: "429", "500", "timeout" (never
   answers), "cut" (streams a few tokens, then drops the connection), "error_event" (a 200
   stream whose first event is an error, as OpenAI sends when a model fails mid-request)
@@ -41,6 +43,7 @@ class Script:
     default_answer: str = DEFAULT_ANSWER
     ttft: float = 0.0
     tokens_per_s: float = 0.0  # 0: as fast as possible
+    tokens_per_write: int = 1
     faults: deque[str] = field(default_factory=deque)
     model_faults: dict[str, str] = field(default_factory=dict)
     requests: list[dict[str, Any]] = field(default_factory=list)
@@ -145,14 +148,19 @@ class _App:
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]})
 
-        async def event(delta: dict[str, Any], finish: str | None = None, usage: dict | None = None) -> None:
+        unsent: list[bytes] = []
+
+        async def event(delta: dict[str, Any], finish: str | None = None, usage: dict | None = None,
+                        hold: bool = False) -> None:
             chunk = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": int(time.time()),
                      "model": model,
                      "choices": [] if usage else [{"index": 0, "delta": delta, "finish_reason": finish}]}
             if usage:
                 chunk["usage"] = usage
-            body = f"data: {json.dumps(chunk)}\n\n".encode()
-            await send({"type": "http.response.body", "body": body, "more_body": True})
+            unsent.append(f"data: {json.dumps(chunk)}\n\n".encode())
+            if not hold:
+                await send({"type": "http.response.body", "body": b"".join(unsent), "more_body": True})
+                unsent.clear()
 
         await asyncio.sleep(self.script.ttft)
         if payload.get("_fault") == "error_event":
@@ -166,7 +174,8 @@ class _App:
                 raise ConnectionAbortedError("fault injected: stream cut")  # uvicorn drops the connection
             if i and self.script.tokens_per_s:
                 await asyncio.sleep(1 / self.script.tokens_per_s)
-            await event({"content": token})
+            last_of_write = (i + 1) % self.script.tokens_per_write == 0 or i == len(tokens) - 1
+            await event({"content": token}, hold=not last_of_write)
         await event({}, finish="stop")
         if (payload.get("stream_options") or {}).get("include_usage"):
             await event({}, usage={"prompt_tokens": prompt_tokens, "completion_tokens": len(tokens),

@@ -116,43 +116,66 @@ class LLMGateway:
             max_tokens=self.max_tokens,
             temperature=self.temperature,
         ) as response:
-            async for chunk in _events(_lines(response.http_response.aiter_bytes())):
-                for delta, done in _deltas(chunk, model):
-                    finished = finished or done
-                    if delta is not None:
-                        yield delta
+            async for events in _event_batches(_line_batches(response.http_response.aiter_bytes())):
+                deltas = []
+                for event in events:
+                    for delta, done in _deltas(event, model):
+                        finished = finished or done
+                        if delta is not None:
+                            deltas.append(delta)
+                for delta in _joined(deltas):
+                    yield delta
         if not finished:
             raise _StreamCut("stream ended without a finish reason")
 
 
-async def _lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    """Lines of the body as bytes: the SDK's text and line decoders cost more than the split."""
+async def _line_batches(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[bytes]]:
+    """The body's complete lines, as bytes, per read: the SDK's text and line decoders cost more
+    than the split."""
     pending = b""
     async for chunk in chunks:
         *lines, pending = (pending + chunk).split(b"\n")
-        for line in lines:
-            yield line.rstrip(b"\r")
+        if lines:
+            yield [line.rstrip(b"\r") for line in lines]
     if pending:
-        yield pending
+        yield [pending]
 
 
-async def _events(lines: AsyncIterator[bytes]) -> AsyncIterator[dict]:
-    """The JSON payloads of a chat-completions event stream, up to `[DONE]`.
+async def _event_batches(batches: AsyncIterator[list[bytes]]) -> AsyncIterator[list[dict]]:
+    """The JSON payloads of a chat-completions event stream, up to `[DONE]`, per read.
 
     The body is read to its end, past `[DONE]`: a response closed before its last chunk takes its
     connection down with it, and every answer paid a new TCP (with OpenAI, TLS) connection."""
     done = False
-    async for line in lines:
-        if done or not line.startswith(b"data:"):
-            continue
-        data = line[5:].strip()
-        if data == b"[DONE]":
-            done = True
-            continue
-        event = json.loads(data)
-        if event.get("error"):
-            raise _StreamCut(f"error event in the stream: {event['error']}")
-        yield event
+    async for lines in batches:
+        events = []
+        for line in lines:
+            if done or not line.startswith(b"data:"):
+                continue
+            data = line[5:].strip()
+            if data == b"[DONE]":
+                done = True
+                continue
+            event = json.loads(data)
+            if event.get("error"):
+                raise _StreamCut(f"error event in the stream: {event['error']}")
+            events.append(event)
+        if events:
+            yield events
+
+
+def _joined(deltas: list[Delta]) -> list[Delta]:
+    """Text that arrived in one read goes on as one piece. Idle, that is one token per read, as
+    before; when the process falls behind, the tokens waiting in the socket leave as one frame
+    instead of one each, so a busy server spends less per token just when it has least to spare."""
+    out: list[Delta] = []
+    for delta in deltas:
+        previous = out[-1] if out else None
+        if previous is not None and previous.text and delta.text and previous.model == delta.model:
+            out[-1] = Delta(text=previous.text + delta.text, model=delta.model)
+        else:
+            out.append(delta)
+    return out
 
 
 def _deltas(chunk: dict, model: str) -> list[tuple[Delta | None, bool]]:

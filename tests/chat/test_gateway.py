@@ -26,10 +26,23 @@ async def collect(gateway, model=""):
 
 async def test_it_streams_tokens_and_usage(llm_server):
     llm_server.script.answers.append("Feet shoulder width apart.")
+    llm_server.script.tokens_per_s = 100  # each token its own read
     text, deltas = await collect(make_gateway(llm_server))
     assert text == "Feet shoulder width apart."
-    assert len([d for d in deltas if d.text]) == 4
+    assert [d.text for d in deltas if d.text] == ["Feet ", "shoulder ", "width ", "apart."]
     assert deltas[-1].tokens_out == 4 and deltas[-1].tokens_in > 0
+
+
+async def test_tokens_that_arrive_together_go_on_as_one_piece(llm_server):
+    """A server (or a client that fell behind) with several tokens in one read: one delta for them,
+    so the socket gets one frame, not one per token."""
+    llm_server.script.answers.append("Feet shoulder width apart, then sit back.")
+    llm_server.script.tokens_per_write = 3
+    llm_server.script.tokens_per_s = 20  # the writes themselves apart
+    text, deltas = await collect(make_gateway(llm_server))
+    assert text == "Feet shoulder width apart, then sit back."
+    assert [d.text for d in deltas if d.text] == ["Feet shoulder width ", "apart, then sit ", "back."]
+    assert deltas[-1].tokens_out == 7
 
 
 async def test_answers_in_a_row_reuse_one_connection(llm_server):

@@ -77,6 +77,19 @@ async def test_it_keeps_the_question_and_marks_the_answer_failed_when_the_llm_fa
     assert (await in_db(AnswerFact.objects.get)(message_id=turn.answer_id)).status == "failed"
 
 
+async def test_a_routing_failure_fails_the_answer_and_keeps_the_question(kb, monkeypatch):
+    def broken_route(**_):
+        raise RuntimeError("routing broke")
+
+    monkeypatch.setattr(pipeline, "route_turn", broken_route)
+    turn, frame = await ask("How do I do a barbell squat?")
+    assert frame["type"] == "error" and frame["code"] == "internal_error"
+    question = await in_db(Message.objects.get)(pk=turn.question_id)
+    answer = await in_db(Message.objects.get)(pk=turn.answer_id)
+    assert question.text == "How do I do a barbell squat?"
+    assert answer.status == Message.Status.FAILED and "routing broke" in answer.error
+
+
 async def test_a_cut_stream_keeps_the_partial_text_on_the_failed_answer(kb, online):
     online.script.answers.append("one two three four five six seven eight")
     online.script.faults.append("cut")
