@@ -1,8 +1,9 @@
 """The answer pipeline: one typed chain that every entry point calls.
 
-    start_turn:  guard -> persist the question (and an empty answer) before anything can fail
-    run_turn:    route -> reuse (approved answer, then cache: served as is) or
-                 retrieve -> build context -> generate (streamed to a sink) -> finish (and cache)
+    start_turn:  guard -> persist the question (and an empty answer) before anything can fail,
+                 then route it (one database trip); the query's embedding starts after the guard
+    run_turn:    reuse (approved answer, then cache: served as is) or, with retrieve running
+                 alongside reuse, build context -> generate (streamed to a sink) -> finish (and cache)
 
 Each step's duration (ms) is stored with the answer in `Message.timings`.
 """
@@ -166,7 +167,7 @@ async def run_turn(turn: Turn, sink: AnswerSink) -> dict[str, Any]:
         route = turn.route
         if isinstance(route, Exception):
             raise route
-        if route is None:  # a repeated turn is replayed, not run; routed here if run all the same
+        if route is None:  # only a repeated turn has none, and callers replay those instead
             route = await db_call(route_turn)(
                 conversation_id=turn.conversation_id, visitor_id=turn.visitor_id, question=turn.question
             )
