@@ -165,12 +165,8 @@ async def run_turn(turn: Turn, sink: AnswerSink) -> dict[str, Any]:
     searching.add_done_callback(_consume_outcome)
     try:
         route = turn.route
-        if isinstance(route, Exception):
-            raise route
-        if route is None:  # only a repeated turn has none, and callers replay those instead
-            route = await db_call(route_turn)(
-                conversation_id=turn.conversation_id, visitor_id=turn.visitor_id, question=turn.question
-            )
+        if not isinstance(route, Route):  # routing failed in start_turn (a repeated turn is never run)
+            raise route or RuntimeError("a repeated turn is replayed, not run")
         with turn.timer.step("reuse"):
             reused = await db_call(reuse_find)(question=turn.question, route=route, vector=await _vector(turn))
         if reused is not None:
