@@ -104,18 +104,21 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             visitor_id=self.visitor_id, conversation_id=content.get("conversation_id"), text=content.get("text"),
             client_msg_id=_optional_str(content, "client_msg_id", 100), channel=Conversation.Channel.WIDGET,
         )
-        await self._watch(str(turn.conversation_id))
         await self.send_json(
             {"type": "start", "conversation_id": str(turn.conversation_id), "message_id": str(turn.answer_id)}
         )
         if turn.repeated:  # the client re-sent a question we have: give it that answer again
+            await self._watch(str(turn.conversation_id))
             await self._replay(turn.answer_id, after_seq=0)
-        else:
-            broadcast = ConversationBroadcast(
-                turn.conversation_id, turn.answer_id, direct=self._deliver, origin=self.channel_name
-            )
-            self.answering.add(broadcast)
-            pipeline.launch_turn(turn, broadcast).add_done_callback(lambda _: self.answering.discard(broadcast))
+            return
+        broadcast = ConversationBroadcast(
+            turn.conversation_id, turn.answer_id, direct=self._deliver, origin=self.channel_name
+        )
+        self.answering.add(broadcast)
+        pipeline.launch_turn(turn, broadcast).add_done_callback(lambda _: self.answering.discard(broadcast))
+        # After the launch, not before: the answer need not wait for these round trips to Redis.
+        # This socket gets its own answer directly; the watch is for what others send to it.
+        await self._watch(str(turn.conversation_id))
 
     async def on_feedback(self, content: dict[str, Any]) -> None:
         value = content.get("value")

@@ -2,8 +2,13 @@
 
     start_turn:  guard -> persist the question (and an empty answer) before anything can fail,
                  then route it (one database trip); the query's embedding starts after the guard
-    run_turn:    reuse (approved answer, then cache: served as is) or, with retrieve running
-                 alongside reuse, build context -> generate (streamed to a sink) -> finish (and cache)
+                 and runs meanwhile, outside the GIL
+    run_turn:    reuse (approved answer, then cache: served as is) or retrieve -> build context
+                 (one database trip, the search's full-text half first while the embedding is still
+                 being computed) -> generate (streamed to a sink) -> finish (and cache)
+
+Few trips, done in turn: every step is interpreter time and the interpreter is one core however
+many threads share it; steps run side by side only fought over it (BENCHMARKS.md).
 
 Each step's duration (ms) is stored with the answer in `Message.timings`.
 """
@@ -11,6 +16,7 @@ Each step's duration (ms) is stored with the answer in `Message.timings`.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import re
 import time
@@ -23,7 +29,7 @@ from typing import Any
 from django.conf import settings
 
 from knowledge.embeddings import QueryVector, embed_query_async
-from knowledge.selectors import SearchHit, search
+from knowledge.selectors import SearchHit, search, search_full_text
 from knowledge.tokens import count_tokens
 from monitoring.services import answer_fact_record
 from review.services import review_item_enqueue
@@ -31,6 +37,7 @@ from review.services import review_item_enqueue
 from . import memory, services, tasks
 from .db import db_call
 from .guard import guard
+from .language import detect_language
 from .llm import offline
 from .llm.gateway import get_gateway, llm_enabled
 from .llm.pricing import answer_cost
@@ -114,7 +121,7 @@ async def start_turn(
     timer = StepTimer()
     with timer.step("guard"):
         guarded = guard(text)
-    embedding = asyncio.ensure_future(embed_query_async(guarded.text))
+    embedding = asyncio.ensure_future(_timed_embedding(timer, guarded.text))
     try:
         records, route = await db_call(_persist_and_route)(
             timer, visitor_id=visitor_id, conversation_id=conversation_id, channel=channel, text=guarded.text,
@@ -139,13 +146,17 @@ def _persist_and_route(
     """Store the question, then route it, in one trip to a database thread (each trip is a thread
     hop and a pooled connection the first token waits for)."""
     with timer.step("persist_question"):
-        records = services.turn_start(visitor_id=visitor_id, **question)
+        # A conversation this question opens is created in its language when the question tells
+        # (route would otherwise write it in a second statement).
+        records = services.turn_start(
+            visitor_id=visitor_id, language=detect_language(question["text"], fallback=""), **question)
     if records.repeated:
         return records, None
     try:
         with timer.step("route"):
             return records, route_turn(
-                conversation_id=records.conversation_id, visitor_id=visitor_id, question=records.question.text
+                conversation_id=records.conversation_id, visitor_id=visitor_id, question=records.question.text,
+                opened=records.opened,
             )
     except Exception as exc:  # the question is stored whatever happens here
         return records, exc
@@ -159,34 +170,23 @@ async def run_turn(turn: Turn, sink: AnswerSink) -> dict[str, Any]:
 
     ORM calls run on a few shared database threads (chat/db.py), never one per turn.
     """
-    # The search needs only the question and its embedding: it runs while route and reuse do, and
-    # is dropped if a stored answer is served (the first token no longer waits for both in turn).
-    searching = asyncio.ensure_future(_timed_retrieve(turn))
-    searching.add_done_callback(_consume_outcome)
     try:
         route = turn.route
         if not isinstance(route, Route):  # routing failed in start_turn (a repeated turn is never run)
             raise route or RuntimeError("a repeated turn is replayed, not run")
-        with turn.timer.step("reuse"):
-            reused = await db_call(reuse_find)(question=turn.question, route=route, vector=await _vector(turn))
-        if reused is not None:
-            searching.cancel()
-            frame = await serve_reused(turn, route, reused, sink)
+        prepared = await db_call(prepare_answer)(turn, route, _embedding_for_threads(turn))
+        if isinstance(prepared, Reused):
+            frame = await serve_reused(turn, route, prepared, sink)
         else:
-            hits = await searching
-            with turn.timer.step("build_context"):
-                context = await db_call(build_context)(turn, route, hits)
             with turn.timer.step("generate"):
-                generation = await generate(turn, route, context, sink)
+                generation = await generate(turn, route, prepared, sink)
             with turn.timer.step("finish"):
-                frame = await db_call(finish)(turn, route, context, generation)
+                frame = await db_call(finish)(turn, route, prepared, generation)
     except LLMError as exc:
-        searching.cancel()
         frame = await _fail(turn, exc.code, "The assistant could not answer right now. Please try again.", exc)
         await sink.error(frame)
         return frame
     except Exception as exc:
-        searching.cancel()
         logger.exception("answer %s failed", turn.answer_id)
         frame = await _fail(turn, "internal_error", "Something went wrong while answering.", exc)
         await sink.error(frame)
@@ -206,32 +206,61 @@ def launch_turn(turn: Turn, sink: AnswerSink) -> asyncio.Task[dict[str, Any]]:
     return task
 
 
-async def _vector(turn: Turn) -> QueryVector | None:
-    """The question's embedding; None if embedding failed (search then runs on full text alone)."""
+async def _timed_embedding(timer: StepTimer, question: str) -> QueryVector:
+    with timer.step("embed"):
+        return await embed_query_async(question)
+
+
+# A database thread never waits longer for a question's embedding; the search then runs on the
+# question's words alone.
+EMBEDDING_WAIT_SECONDS = 10.0
+
+
+def _embedding_for_threads(turn: Turn) -> concurrent.futures.Future[QueryVector | None]:
+    """The question's embedding as a database thread can wait for it; None if embedding failed
+    (the answer is then made from a full-text search alone)."""
+    bridged: concurrent.futures.Future[QueryVector | None] = concurrent.futures.Future()
+
+    def copy(done: asyncio.Future[QueryVector]) -> None:
+        if done.cancelled():
+            bridged.cancel()
+        elif done.exception() is not None:
+            logger.error("embedding the question of %s failed", turn.answer_id, exc_info=done.exception())
+            bridged.set_result(None)
+        else:
+            bridged.set_result(done.result())
+
+    if turn.embedding.done():
+        copy(turn.embedding)  # now: a callback added to a done future would run only later
+    else:
+        turn.embedding.add_done_callback(copy)
+    return bridged
+
+
+def prepare_answer(
+    turn: Turn, route: Route, embedding: concurrent.futures.Future[QueryVector | None]
+) -> Reused | Context:
+    """A stored answer to serve, else the context to generate from: one trip to a database thread.
+
+    Reuse goes first, so a reused answer costs no search. The search's full-text half goes before
+    it when the embedding is still being computed: the thread would only wait otherwise."""
+    full_text = None
+    if not embedding.done():
+        with turn.timer.step("retrieve_full_text"):
+            full_text = search_full_text(turn.question, k=settings.KNOWLEDGE_TOP_K)
     try:
-        return await turn.embedding
-    except asyncio.CancelledError:
-        raise
-    except Exception:
-        logger.exception("embedding the question of %s failed", turn.answer_id)
-        return None
-
-
-async def _timed_retrieve(turn: Turn) -> list[SearchHit]:
+        vector = embedding.result(timeout=EMBEDDING_WAIT_SECONDS)
+    except TimeoutError:
+        logger.error("embedding the question of %s took over %s s", turn.answer_id, EMBEDDING_WAIT_SECONDS)
+        vector = None
+    with turn.timer.step("reuse"):
+        reused = reuse_find(question=turn.question, route=route, vector=vector)
+    if reused is not None:
+        return reused
     with turn.timer.step("retrieve"):
-        return await retrieve(turn)
-
-
-def _consume_outcome(task: asyncio.Future[Any]) -> None:
-    """A search nobody awaits any more (the answer was reused, or failed first) may still fail:
-    its error is read here rather than reported as never retrieved."""
-    if not task.cancelled():
-        task.exception()
-
-
-async def retrieve(turn: Turn) -> list[SearchHit]:
-    """Hybrid search: the question's words (full text) and its embedding (dense), fused."""
-    return await db_call(search)(query=turn.question, vector=await _vector(turn), k=settings.KNOWLEDGE_TOP_K)
+        hits = search(query=turn.question, vector=vector, k=settings.KNOWLEDGE_TOP_K, full_text=full_text)
+    with turn.timer.step("build_context"):
+        return build_context(turn, route, hits)
 
 
 def _role(message: Message) -> str:
@@ -289,9 +318,9 @@ def _excerpts_within(hits: list[SearchHit], budget: int) -> tuple[list[SearchHit
         label = f"{hit.title} › {hit.heading}" if hit.heading else hit.title
         number = f"[{len(kept) + 1}]"
         excerpt = f"{number} {label}\n{hit.text}"
-        # Counted in parts (the tokenizer splits at spaces, so the sum is exact): a chunk's text
-        # then comes from count_tokens' cache whatever number it gets.
-        cost = count_tokens(number) + count_tokens(label) + count_tokens(hit.text)
+        # Counted in parts (the tokenizer splits at spaces, so the sum is exact): the chunk's own
+        # part was counted when it was written.
+        cost = count_tokens(number) + count_tokens(label) + (hit.token_count or count_tokens(hit.text))
         if used + cost > budget:
             break
         kept.append(hit)

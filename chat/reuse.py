@@ -68,10 +68,15 @@ class Reused:
     approved_id: int | None = None
 
 
-def route_turn(*, conversation_id: uuid.UUID, visitor_id: str, question: str) -> Route:
-    """Prompt, knowledge-base version, language, profile (with facts this question states) and summary."""
+def route_turn(
+    *, conversation_id: uuid.UUID, visitor_id: str, question: str, opened: Conversation | None = None
+) -> Route:
+    """Prompt, knowledge-base version, language, profile (with facts this question states) and summary.
+
+    `opened`: the conversation as this turn created it, so it need not be read back."""
     profile = memory.profile_remember(visitor_id=visitor_id, text=question)
-    conversation = Conversation.objects.only("language", "summary", "summary_through").get(pk=conversation_id)
+    conversation = opened or Conversation.objects.only("language", "summary", "summary_through").get(
+        pk=conversation_id)
     fallback = conversation.language or (profile.language if profile and profile.language else "") \
         or settings.CHAT_DEFAULT_LANGUAGE
     language = detect_language(question, fallback)

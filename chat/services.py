@@ -28,6 +28,7 @@ class TurnRecords:
     question: Message
     answer: Message
     repeated: bool  # the client re-sent a client_msg_id we already have
+    opened: Conversation | None = None  # the conversation this turn created (what it holds is known)
 
 
 def _parse_uuid(value: object, code: str, what: str) -> uuid.UUID:
@@ -37,24 +38,25 @@ def _parse_uuid(value: object, code: str, what: str) -> uuid.UUID:
     return pk
 
 
-def conversation_create(*, visitor_id: str, channel: str) -> Conversation:
-    return Conversation.objects.create(visitor_id=visitor_id, channel=channel)
+def conversation_create(*, visitor_id: str, channel: str, language: str = "") -> Conversation:
+    return Conversation.objects.create(visitor_id=visitor_id, channel=channel, language=language)
 
 
 def turn_start(
     *, visitor_id: str, conversation_id: object | None, channel: str, text: str, client_msg_id: str,
-    pii_redacted: bool,
+    pii_redacted: bool, language: str = "",
 ) -> TurnRecords:
     """Store the question and an empty answer in `streaming` state, before anything can fail.
 
     Three statements on the hot path (every chat's first token waits behind them): a guarded
     UPDATE that checks the visitor owns the conversation and locks it, the last sequence, and
-    one INSERT of both messages. A re-sent client_msg_id trips the unique constraint.
+    one INSERT of both messages; for a new conversation (created in `language` when it is known),
+    its INSERT and the messages'. A re-sent client_msg_id trips the unique constraint.
     """
     pk = None if conversation_id in (None, "") else _parse_uuid(conversation_id, "conversation_not_found",
                                                                 "conversation")
     try:
-        return _turn_create(visitor_id, pk, channel, text, client_msg_id, pii_redacted)
+        return _turn_create(visitor_id, pk, channel, text, client_msg_id, pii_redacted, language)
     except IntegrityError:
         if not client_msg_id or pk is None:
             raise
@@ -64,10 +66,13 @@ def turn_start(
 
 @transaction.atomic
 def _turn_create(
-    visitor_id: str, pk: uuid.UUID | None, channel: str, text: str, client_msg_id: str, pii_redacted: bool
+    visitor_id: str, pk: uuid.UUID | None, channel: str, text: str, client_msg_id: str, pii_redacted: bool,
+    language: str,
 ) -> TurnRecords:
+    opened = None
     if pk is None:
-        pk, last = conversation_create(visitor_id=visitor_id, channel=channel).pk, 0
+        opened = conversation_create(visitor_id=visitor_id, channel=channel, language=language)
+        pk, last = opened.pk, 0
     else:
         owned = Conversation.objects.filter(pk=pk, visitor_id=visitor_id).update(updated_at=timezone.now())
         if not owned:
@@ -82,7 +87,7 @@ def _turn_create(
         status=Message.Status.STREAMING, reply_to=question,
     )
     Message.objects.bulk_create([question, answer])
-    return TurnRecords(pk, question, answer, repeated=False)
+    return TurnRecords(pk, question, answer, repeated=False, opened=opened)
 
 
 def answer_complete(*, message_id: uuid.UUID, text: str, facts: dict[str, Any]) -> bool:

@@ -1,5 +1,7 @@
 from dataclasses import dataclass
 
+import cachetools.func
+
 from .models import PromptVersion
 
 # Used until an operator creates a prompt version; deliberately domain-free.
@@ -17,8 +19,18 @@ class PromptChoice:
     name: str = ""  # the prompt's name (approved answers can be scoped to it)
 
 
+# Read for every answer, so kept per process this long: a change made in this process is seen at
+# once (see forget_active_prompt), one made in another process within this time.
+ACTIVE_PROMPT_CACHE_SECONDS = 2.0
+
+
+@cachetools.func.ttl_cache(maxsize=1, ttl=ACTIVE_PROMPT_CACHE_SECONDS)
 def prompt_for_new_answer() -> PromptChoice:
     active = PromptVersion.objects.filter(is_active=True).first()
     if active is None:
         return PromptChoice(None, DEFAULT_SYSTEM_PROMPT, "")
     return PromptChoice(active.pk, active.system_prompt, active.model, active.name)
+
+
+def forget_active_prompt() -> None:
+    prompt_for_new_answer.cache_clear()

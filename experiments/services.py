@@ -1,7 +1,10 @@
 from django.db import transaction
 from django.db.models import Max
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 
 from .models import PromptVersion
+from .selectors import forget_active_prompt
 
 
 @transaction.atomic
@@ -10,7 +13,7 @@ def prompt_version_create(*, name: str, system_prompt: str, model: str = "", act
     latest = PromptVersion.objects.select_for_update().filter(name=name).aggregate(v=Max("version"))["v"] or 0
     if activate:
         PromptVersion.objects.filter(is_active=True).update(is_active=False)
-    return PromptVersion.objects.create(
+    return PromptVersion.objects.create(  # the post_save receiver forgets the cached active prompt
         name=name, version=latest + 1, system_prompt=system_prompt, model=model, is_active=activate
     )
 
@@ -19,3 +22,16 @@ def prompt_version_create(*, name: str, system_prompt: str, model: str = "", act
 def prompt_version_activate(*, prompt_version: PromptVersion) -> None:
     PromptVersion.objects.filter(is_active=True).exclude(pk=prompt_version.pk).update(is_active=False)
     PromptVersion.objects.filter(pk=prompt_version.pk).update(is_active=True)
+    _forget_active_prompt_now_and_on_commit()
+
+
+def _forget_active_prompt_now_and_on_commit() -> None:
+    """Now for this thread (it sees its own transaction), again on commit for the others (one that
+    read in between cached the old version)."""
+    forget_active_prompt()
+    transaction.on_commit(forget_active_prompt)
+
+
+@receiver([post_save, post_delete], sender=PromptVersion)
+def _prompt_version_saved(sender, **kwargs) -> None:
+    _forget_active_prompt_now_and_on_commit()

@@ -15,6 +15,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+import cachetools.func
 import numpy as np
 from django.conf import settings
 from django.db import connection
@@ -47,6 +48,7 @@ class SearchHit:
     lexical_score: float = 0.0  # IDF-weighted full-text rank (BM25-like), 0 when no query term matches
     source_id: int | None = None
     embedding: tuple[float, ...] | None = field(default=None, repr=False, compare=False)
+    token_count: int = 0  # the chunk's tokens (knowledge.tokens), counted when it was written; 0: unknown
 
 
 def document_url(url: str, document_id: int) -> str:
@@ -54,9 +56,38 @@ def document_url(url: str, document_id: int) -> str:
     return url or reverse("knowledge-document", args=[document_id])
 
 
+# Read for every answer (it scopes the answer cache), so kept per process this long: a bump made
+# in this process is seen at once (kb_version_bump forgets it), one made elsewhere within this time.
+KB_VERSION_CACHE_SECONDS = 2.0
+
+
+@cachetools.func.ttl_cache(maxsize=1, ttl=KB_VERSION_CACHE_SECONDS)
 def kb_version() -> int:
     row = KnowledgeBaseVersion.objects.filter(pk=1).values_list("version", flat=True).first()
     return row or 1
+
+
+@dataclass(frozen=True)
+class FullTextSide:
+    """The half of a hybrid search that needs no embedding: the query's lexemes and the chunks
+    the full-text retriever proposes, best first."""
+
+    terms: list[Term]
+    ids: list[int]
+
+
+def _candidate_count(k: int) -> int:
+    return max(settings.KNOWLEDGE_CANDIDATES, k)
+
+
+def search_full_text(
+    query: str, *, k: int | None = None, filters: SearchFilters = SearchFilters(), mode: Mode = "hybrid"
+) -> FullTextSide:
+    """Run it while the query is being embedded, then hand it to `search`."""
+    terms = query_terms(query, filters.language) if query.strip() else []
+    use_lexical = mode != "dense" and bool(query.strip())
+    n = _candidate_count(k or settings.KNOWLEDGE_TOP_K)
+    return FullTextSide(terms, _lexical_candidates(query, n, filters, terms) if use_lexical else [])
 
 
 def search(
@@ -69,18 +100,19 @@ def search(
     diverse: bool = False,
     mode: Mode = "hybrid",
     fusion: str | None = None,
+    full_text: FullTextSide | None = None,
 ) -> list[SearchHit]:
     """The top k chunks for a query; `vector` is the query embedded in the active space, or the
-    future of it (`embed_query_background`): the full-text side runs while it is computed."""
+    future of it (`embed_query_background`): the full-text side runs while it is computed.
+    `full_text`: that side already run (`search_full_text`, same query, k, filters and mode)."""
     k = k or settings.KNOWLEDGE_TOP_K
-    n = max(settings.KNOWLEDGE_CANDIDATES, k)
-    use_lexical = mode != "dense" and bool(query.strip())
-    terms = query_terms(query, filters.language) if query.strip() else []
-    lexical_ids = _lexical_candidates(query, n, filters, terms) if use_lexical else []
+    if full_text is None:
+        full_text = search_full_text(query, k=k, filters=filters, mode=mode)
+    terms, lexical_ids = full_text.terms, full_text.ids
     if isinstance(vector, Future):
         vector = vector.result()
     use_dense = mode != "lexical" and vector is not None
-    dense_ids = _dense_candidates(vector, n, filters) if use_dense else []
+    dense_ids = _dense_candidates(vector, _candidate_count(k), filters) if use_dense else []
     candidates = _candidate_rows(list(dict.fromkeys(dense_ids + lexical_ids)), terms, vector, with_vectors=diverse)
     if mode == "hybrid":
         ranked = _fuse(candidates, dense_ids, lexical_ids, fusion or settings.KNOWLEDGE_FUSION)
@@ -246,7 +278,7 @@ def _candidate_rows(
     score, score_params = _lexical_score(terms)
     sql = (
         f"SELECT c.id, c.document_id, d.title, d.url, c.heading, c.text, d.source_id, "
-        f"coalesce({dense}, 0), {score}{embedding} "
+        f"coalesce({dense}, 0), {score}{embedding}, c.token_count "
         # Joining from the id list makes each candidate one primary-key lookup; `c.id = ANY(...)`
         # let the planner walk the whole chunk table at 100k chunks.
         f"FROM unnest(%s::bigint[]) AS wanted(id) JOIN knowledge_chunk c ON c.id = wanted.id "
@@ -261,6 +293,7 @@ def _candidate_rows(
             url=row[3], heading=row[4], text=row[5],
             source_id=row[6], dense_score=round(float(row[7]), 4), lexical_score=round(float(row[8]), 4),
             score=0.0, embedding=tuple(float(x) for x in row[9][1:-1].split(",")) if row[9] else None,
+            token_count=row[10],
         )
         for row in rows
     ]

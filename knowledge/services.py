@@ -18,6 +18,7 @@ from .embeddings import ModelSpec, configured_spec, embed_texts, forget_active_s
 from .fts import fts_config
 from .models import Chunk, ChunkEmbedding, Document, EmbeddingSpace, KnowledgeBaseVersion, Source
 from .parsers import DocumentDraft, IngestError, detect_format, parse_file
+from .selectors import kb_version
 from .signals import documents_changed
 
 logger = logging.getLogger(__name__)
@@ -44,6 +45,10 @@ def kb_version_bump() -> None:
     updated = KnowledgeBaseVersion.objects.filter(pk=1).update(version=F("version") + 1, updated_at=timezone.now())
     if not updated:
         KnowledgeBaseVersion.objects.get_or_create(pk=1, defaults={"version": 2})
+    # Now for this thread (it reads its own transaction), again on commit for the threads that
+    # read the old version in between.
+    kb_version.cache_clear()
+    transaction.on_commit(kb_version.cache_clear)
 
 
 @transaction.atomic

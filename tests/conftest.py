@@ -15,9 +15,11 @@ import uvicorn
 from django.conf import settings as django_settings
 
 from chat.llm import gateway
+from experiments.selectors import forget_active_prompt
 from knowledge.embeddings import forget_active_space
 from knowledge.models import Source
 from knowledge.parsers import DocumentDraft, records_to_drafts
+from knowledge.selectors import kb_version
 from knowledge.services import documents_sync, lexeme_stats_refresh
 from tests.llm_server import LLMServer
 
@@ -52,12 +54,19 @@ def llm_server() -> Iterator[LLMServer]:
         yield server
 
 
+def _forget_process_caches() -> None:
+    forget_active_space()
+    forget_active_prompt()
+    kb_version.cache_clear()
+
+
 @pytest.fixture(autouse=True)
-def _fresh_embedding_space_cache():
-    """Each test's database starts without spaces; a space cached by an earlier test must not leak."""
-    forget_active_space()
+def _fresh_process_caches():
+    """Each test's database starts empty; an embedding space, prompt or knowledge-base version
+    cached by an earlier test must not leak into it."""
+    _forget_process_caches()
     yield
-    forget_active_space()
+    _forget_process_caches()
 
 
 @pytest.fixture(autouse=True)

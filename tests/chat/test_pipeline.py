@@ -90,6 +90,20 @@ async def test_a_routing_failure_fails_the_answer_and_keeps_the_question(kb, mon
     assert answer.status == Message.Status.FAILED and "routing broke" in answer.error
 
 
+async def test_when_embedding_the_question_fails_it_answers_from_the_full_text_search(kb, online, monkeypatch, caplog):
+    async def broken_embedding(text):
+        raise RuntimeError("the embedding model is gone")
+
+    monkeypatch.setattr(pipeline, "embed_query_async", broken_embedding)
+    online.script.answers.append("Squat deep [1].")
+    turn, end = await ask("How do I do a barbell squat?")
+    answer = await in_db(Message.objects.get)(pk=turn.answer_id)
+    assert end["type"] == "end" and answer.status == Message.Status.COMPLETE
+    assert "Squat" in end["sources"][0]["title"]  # the question's words found the excerpts
+    assert "Squat" in online.script.requests[-1]["messages"][0]["content"]
+    assert f"embedding the question of {turn.answer_id} failed" in caplog.text
+
+
 async def test_a_cut_stream_keeps_the_partial_text_on_the_failed_answer(kb, online):
     online.script.answers.append("one two three four five six seven eight")
     online.script.faults.append("cut")

@@ -216,3 +216,10 @@ def test_a_cited_document_has_a_readable_page(kb, client):
     document = Document.objects.get(title="Plank")
     page = client.get(f"/kb/documents/{document.pk}/")
     assert page.status_code == 200 and b"Plank" in page.content
+
+
+def test_answers_in_a_row_read_the_knowledge_base_version_once_and_a_bump_at_once(django_assert_num_queries):
+    with django_assert_num_queries(1):
+        version = [kb_version() for _ in range(5)][-1]
+    services.kb_version_bump()
+    assert kb_version() == version + 1
