@@ -216,13 +216,40 @@ def nearest_entries(scope: Scope, vector: QueryVector, k: int) -> list[tuple[Cac
         f"AND prompt_version_id IS NOT DISTINCT FROM %s AND kb_version = %s AND language = %s "
         f"AND created_at >= %s AND {personal} ORDER BY {distance} LIMIT {int(k)}"
     )
-    with transaction.atomic(), connection.cursor() as cursor:
-        # A narrower search than the knowledge base's: ten neighbours, not forty candidates. And
-        # the index even for a small cache: the planner's pick below a few thousand entries, a
-        # scan de-TOASTing every vector, cost ~3x the index's time at 1,600 entries, and grows.
-        cursor.execute(f"SET LOCAL hnsw.ef_search = {int(settings.CACHE_HNSW_EF_SEARCH)}; "
-                       "SET LOCAL enable_seqscan = off")
-        return [(entry, float(entry.similarity)) for entry in CacheEntry.objects.raw(sql, params)]
+    # A narrower search than the knowledge base's: ten neighbours, not forty candidates. And the
+    # index even for a small cache: the planner's pick below a few thousand entries, a scan
+    # de-TOASTing every vector, cost ~3x the index's time at 1,600 entries, and grows.
+    settings_sql = (f"SET LOCAL hnsw.ef_search = {int(settings.CACHE_HNSW_EF_SEARCH)}; "
+                    "SET LOCAL enable_seqscan = off; ")
+    with connection.cursor() as cursor:
+        # One round trip on every answer's path: PostgreSQL runs the statements of one query
+        # string as one implicit transaction (outside a transaction block), so the SET LOCALs hold
+        # for this SELECT only; the rows are in the third result.
+        cursor.execute(settings_sql + sql, params)
+        cursor.nextset()
+        cursor.nextset()
+        return [(entry, float(entry.similarity)) for entry in _models_from_rows(CacheEntry, cursor)]
+
+
+def _models_from_rows(model: type[CacheEntry], cursor: Any) -> list[CacheEntry]:
+    """Instances from the cursor's current result, as `Model.objects.raw` builds them (columns
+    that are no field become attributes), for a result `raw` cannot reach."""
+    names = [column.name for column in cursor.description]
+    fields = {field.column: field for field in model._meta.concrete_fields}
+    loaded = [name for name in names if name in fields]
+    instances = []
+    for row in cursor.fetchall():
+        values = dict(zip(names, row, strict=True))
+        instance = model.from_db(connection.alias, [fields[name].attname for name in loaded], [
+            fields[name].from_db_value(values[name], None, connection)
+            if hasattr(fields[name], "from_db_value") else values[name]
+            for name in loaded
+        ])
+        for name in names:
+            if name not in fields:
+                setattr(instance, name, values[name])
+        instances.append(instance)
+    return instances
 
 
 def neighbours(scope: Scope, vector: QueryVector, k: int) -> list[Neighbour]:
