@@ -112,8 +112,8 @@ def search(
     if isinstance(vector, Future):
         vector = vector.result()
     use_dense = mode != "lexical" and vector is not None
-    dense_ids = _dense_candidates(vector, _candidate_count(k), filters) if use_dense else []
-    candidates = _candidate_rows(list(dict.fromkeys(dense_ids + lexical_ids)), terms, vector, with_vectors=diverse)
+    dense = _dense_candidates_sql(vector, _candidate_count(k), filters) if use_dense else None
+    dense_ids, candidates = _candidate_rows(lexical_ids, terms, vector, with_vectors=diverse, dense=dense)
     if mode == "hybrid":
         ranked = _fuse(candidates, dense_ids, lexical_ids, fusion or settings.KNOWLEDGE_FUSION)
     else:  # one retriever: its own order, its own score (the other is shown, not used)
@@ -143,9 +143,9 @@ def _filter_sql(filters: SearchFilters, params: list) -> str:
     return "".join(f" AND {c}" for c in clauses)
 
 
-def _dense_candidates(vector: QueryVector, n: int, filters: SearchFilters) -> list[int]:
+def _dense_candidates_sql(vector: QueryVector, n: int, filters: SearchFilters) -> tuple[str, list]:
     """Nearest chunks through the space's partial HNSW index (space id and size are literals so
-    the planner matches the index expression and predicate)."""
+    the planner matches the index expression and predicate): the statement and its parameters."""
     dims, space = int(vector.dimensions), int(vector.space_id)
     filter_params: list = []
     where = _filter_sql(filters, filter_params)
@@ -157,10 +157,7 @@ def _dense_candidates(vector: QueryVector, n: int, filters: SearchFilters) -> li
         f"WHERE e.space_id = {space}{where} "
         f"ORDER BY {vector_expression(space, dims, 'e')} <=> %s::vector({dims}) LIMIT %s"
     )
-    params = [*filter_params, vector.literal(), n]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return [row[0] for row in cursor.fetchall()]
+    return sql, [*filter_params, vector.literal(), n]
 
 
 # websearch syntax a person typed on purpose: "exact phrase", -excluded, OR
@@ -261,33 +258,43 @@ def _lexical_candidates(query: str, n: int, filters: SearchFilters, terms: list[
 
 
 def _candidate_rows(
-    ids: list[int], terms: list[Term], vector: QueryVector | None, with_vectors: bool
-) -> list[SearchHit]:
-    """Every candidate with both scores, whichever retriever proposed it."""
-    if not ids:
-        return []
+    lexical_ids: list[int], terms: list[Term], vector: QueryVector | None, with_vectors: bool,
+    dense: tuple[str, list] | None,
+) -> tuple[list[int], list[SearchHit]]:
+    """The dense retriever's candidates, nearest first, and every candidate with both scores,
+    whichever retriever proposed it: one statement (the dense search `dense` is a CTE of it)."""
+    if not lexical_ids and dense is None:
+        return [], []
     params: list = []
     if vector is not None:
         dims, space = int(vector.dimensions), int(vector.space_id)
-        dense = f"1 - ({vector_expression(space, dims, 'e')} <=> %s::vector({dims}))"
+        dense_score = f"1 - ({vector_expression(space, dims, 'e')} <=> %s::vector({dims}))"
         params.append(vector.literal())
         join = f" LEFT JOIN knowledge_chunkembedding e ON e.chunk_id = c.id AND e.space_id = {space}"
         embedding = ", e.embedding::text" if with_vectors else ", NULL"
     else:
-        dense, join, embedding = "0", "", ", NULL"
+        dense_score, join, embedding = "0", "", ", NULL"
     score, score_params = _lexical_score(terms)
+    # Joining from the id list makes each candidate one primary-key lookup; `c.id = ANY(...)` let
+    # the planner walk the whole chunk table at 100k chunks.
+    if dense is None:
+        with_dense, wanted, in_dense, dense_params = "", "unnest(%s::bigint[]) AS wanted(id)", "false", []
+    else:
+        with_dense = f"WITH dense AS MATERIALIZED ({dense[0]}) "
+        wanted = "(SELECT chunk_id FROM dense UNION SELECT unnest(%s::bigint[])) AS wanted(id)"
+        in_dense, dense_params = "c.id IN (SELECT chunk_id FROM dense)", dense[1]
     sql = (
-        f"SELECT c.id, c.document_id, d.title, d.url, c.heading, c.text, d.source_id, "
-        f"coalesce({dense}, 0), {score}{embedding}, c.token_count "
-        # Joining from the id list makes each candidate one primary-key lookup; `c.id = ANY(...)`
-        # let the planner walk the whole chunk table at 100k chunks.
-        f"FROM unnest(%s::bigint[]) AS wanted(id) JOIN knowledge_chunk c ON c.id = wanted.id "
+        f"{with_dense}SELECT c.id, c.document_id, d.title, d.url, c.heading, c.text, d.source_id, "
+        f"coalesce({dense_score}, 0), {score}{embedding}, c.token_count, {in_dense} "
+        f"FROM {wanted} JOIN knowledge_chunk c ON c.id = wanted.id "
         f"JOIN knowledge_document d ON d.id = c.document_id{join}"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, *score_params, ids])
+        cursor.execute(sql, [*dense_params, *params, *score_params, lexical_ids])
         rows = cursor.fetchall()
-    return [
+    # The index returns the nearest in order of their exact distance, which the rows carry.
+    dense_ids = [row[0] for row in sorted((r for r in rows if r[11]), key=lambda r: (-r[7], r[0]))]
+    return dense_ids, [
         SearchHit(
             chunk_id=row[0], document_id=row[1], title=row[2],
             url=row[3], heading=row[4], text=row[5],
