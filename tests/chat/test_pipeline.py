@@ -25,6 +25,12 @@ async def ask(text, sink=None, conversation_id=None, visitor="v1"):
     )
 
 
+async def stored(turn):
+    """The turn's question and answer as stored."""
+    get = in_db(Message.objects.get)
+    return await get(pk=turn.question_id), await get(pk=turn.answer_id)
+
+
 async def test_it_answers_offline_from_the_knowledge_base_with_citations(kb):
     sink = RecordingSink()
     turn, end = await ask("How do I do a barbell squat?", sink)
@@ -70,8 +76,7 @@ async def test_it_keeps_the_question_and_marks_the_answer_failed_when_the_llm_fa
     online.script.model_faults["fake-model"] = "500"
     turn, frame = await ask("How do I do a barbell squat?")
     assert frame["type"] == "error" and frame["code"] == "llm_unavailable"
-    question = await in_db(Message.objects.get)(pk=turn.question_id)
-    answer = await in_db(Message.objects.get)(pk=turn.answer_id)
+    question, answer = await stored(turn)
     assert question.text == "How do I do a barbell squat?"
     assert answer.status == Message.Status.FAILED and "llm_unavailable" in answer.error
     assert (await in_db(AnswerFact.objects.get)(message_id=turn.answer_id)).status == "failed"
@@ -84,8 +89,7 @@ async def test_a_routing_failure_fails_the_answer_and_keeps_the_question(kb, mon
     monkeypatch.setattr(pipeline, "route_turn", broken_route)
     turn, frame = await ask("How do I do a barbell squat?")
     assert frame["type"] == "error" and frame["code"] == "internal_error"
-    question = await in_db(Message.objects.get)(pk=turn.question_id)
-    answer = await in_db(Message.objects.get)(pk=turn.answer_id)
+    question, answer = await stored(turn)
     assert question.text == "How do I do a barbell squat?"
     assert answer.status == Message.Status.FAILED and "routing broke" in answer.error
 
