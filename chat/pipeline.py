@@ -1,11 +1,12 @@
 """The answer pipeline: one typed chain that every entry point calls.
 
     start_turn:  guard -> persist the question (and an empty answer) before anything can fail,
-                 then route it (one database trip); the query's embedding starts after the guard
-                 and runs meanwhile, outside the GIL
-    run_turn:    reuse (approved answer, then cache: served as is) or retrieve -> build context
-                 (one database trip, the search's full-text half first while the embedding is still
-                 being computed) -> generate (streamed to a sink) -> finish (and cache)
+                 route it, and go on preparing the answer: reuse (approved answer, then cache:
+                 served as is) or retrieve -> build context (the search's full-text half first while
+                 the embedding is still being computed). One trip to a database thread, which
+                 tells the event loop once the question is stored. The query's embedding starts
+                 after the guard and runs meanwhile, outside the GIL.
+    run_turn:    waits for what was prepared -> generate (streamed to a sink) -> finish (and cache)
 
 Few trips, done in turn: every step is interpreter time and the interpreter is one core however
 many threads share it; steps run side by side only fought over it (BENCHMARKS.md).
@@ -21,14 +22,14 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
 
-from knowledge.embeddings import QueryVector, embed_query_async
+from knowledge.embeddings import QueryVector, embed_query_soon
 from knowledge.selectors import SearchHit, search, search_full_text
 from knowledge.tokens import count_tokens
 from monitoring.services import answer_fact_record
@@ -66,7 +67,15 @@ class StepTimer:
         try:
             yield
         finally:
-            self.steps[name] = round((time.perf_counter() - begun) * 1000, 2)
+            self._record(name, begun)
+
+    def step_until_done(self, name: str, future: concurrent.futures.Future[Any]) -> None:
+        """A step from now until `future` is done, in whichever thread it ends."""
+        begun = time.perf_counter()
+        future.add_done_callback(lambda _: self._record(name, begun))
+
+    def _record(self, name: str, begun: float) -> None:
+        self.steps[name] = round((time.perf_counter() - begun) * 1000, 2)
 
     def elapsed_ms(self) -> int:
         return round((time.perf_counter() - self.started) * 1000)
@@ -83,10 +92,12 @@ class Turn:
     repeated: bool
     injection_suspected: bool
     timer: StepTimer
-    embedding: asyncio.Future[QueryVector]  # started before the question is stored, in parallel
+    embedding: concurrent.futures.Future[QueryVector]  # started before the question is stored, in parallel
     # Routed in the same database call that stored the question; a routing failure is kept for
     # run_turn to fail the stored answer with (the question is safe by then). None: repeated.
     route: Route | Exception | None = None
+    # What the database thread that stored the question goes on to prepare (None: nothing to run).
+    prepared: asyncio.Future[Reused | Context | None] | None = None
     partial: list[str] = field(default_factory=list)
 
 
@@ -117,49 +128,102 @@ class Generation:
 async def start_turn(
     *, visitor_id: str, conversation_id: object | None, text: object, client_msg_id: str, channel: str
 ) -> Turn:
-    """Raises GuardError or services.NotFound; once it returns, the question is stored."""
+    """Raises GuardError or services.NotFound; once it returns, the question is stored and the
+    answer is being prepared (`Turn.prepared`) on the database thread that stored it."""
     timer = StepTimer()
     with timer.step("guard"):
         guarded = guard(text)
-    embedding = asyncio.ensure_future(_timed_embedding(timer, guarded.text))
+    embedding = embed_query_soon(guarded.text)
+    timer.step_until_done("embed", embedding)
+    loop = asyncio.get_running_loop()
+    stored: asyncio.Future[Turn] = loop.create_future()
+
+    def announce(outcome: Turn | BaseException) -> None:  # called on the database thread
+        loop.call_soon_threadsafe(_settle, stored, outcome)
+
+    question = _Question(
+        visitor_id=visitor_id, conversation_id=conversation_id, channel=channel, text=guarded.text,
+        client_msg_id=client_msg_id, pii_redacted=bool(guarded.pii_found),
+        injection_suspected=guarded.injection_suspected,
+    )
+    prepared = asyncio.ensure_future(db_call(_store_and_prepare)(timer, question, embedding, announce))
     try:
-        records, route = await db_call(_persist_and_route)(
-            timer, visitor_id=visitor_id, conversation_id=conversation_id, channel=channel, text=guarded.text,
-            client_msg_id=client_msg_id, pii_redacted=bool(guarded.pii_found),
-        )
+        turn = await stored
     except BaseException:
         embedding.cancel()
         raise
-    if records.repeated:
+    if turn.repeated:
         embedding.cancel()
-    return Turn(
-        visitor_id=visitor_id, conversation_id=records.conversation_id, question_id=records.question.pk,
-        question_sequence=records.question.sequence, answer_id=records.answer.pk,
-        question=records.question.text, repeated=records.repeated,
-        injection_suspected=guarded.injection_suspected, timer=timer, embedding=embedding, route=route,
-    )
+    turn.prepared = prepared
+    return turn
 
 
-def _persist_and_route(
-    timer: StepTimer, *, visitor_id: str, **question: Any
-) -> tuple[services.TurnRecords, Route | Exception | None]:
-    """Store the question, then route it, in one trip to a database thread (each trip is a thread
-    hop and a pooled connection the first token waits for)."""
+@dataclass(frozen=True)
+class _Question:
+    visitor_id: str
+    conversation_id: object | None
+    channel: str
+    text: str  # guarded
+    client_msg_id: str
+    pii_redacted: bool
+    injection_suspected: bool
+
+
+def _settle(future: asyncio.Future[Turn], outcome: Turn | BaseException) -> None:
+    if future.done():  # the caller went away
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
+
+
+def _store_and_prepare(
+    timer: StepTimer, question: _Question, embedding: concurrent.futures.Future[QueryVector],
+    announce: Callable[[Turn | BaseException], None],
+) -> Reused | Context | None:
+    """Store the question and route it, tell the event loop (which sends `start`), then prepare
+    the answer: one trip to a database thread, where a trip per step made the first token wait
+    for a thread hop, the event loop and a pooled connection each time."""
+    try:
+        turn = _store_and_route(timer, question, embedding)
+    except BaseException as exc:
+        announce(exc)
+        return None
+    announce(turn)
+    if turn.repeated or not isinstance(turn.route, Route):
+        return None
+    return prepare_answer(turn, turn.route)
+
+
+def _store_and_route(
+    timer: StepTimer, question: _Question, embedding: concurrent.futures.Future[QueryVector]
+) -> Turn:
     with timer.step("persist_question"):
         # A conversation this question opens is created in its language when the question tells
         # (route would otherwise write it in a second statement).
         records = services.turn_start(
-            visitor_id=visitor_id, language=detect_language(question["text"], fallback=""), **question)
+            visitor_id=question.visitor_id, conversation_id=question.conversation_id, channel=question.channel,
+            text=question.text, client_msg_id=question.client_msg_id, pii_redacted=question.pii_redacted,
+            language=detect_language(question.text, fallback=""),
+        )
+    turn = Turn(
+        visitor_id=question.visitor_id, conversation_id=records.conversation_id, question_id=records.question.pk,
+        question_sequence=records.question.sequence, answer_id=records.answer.pk,
+        question=records.question.text, repeated=records.repeated,
+        injection_suspected=question.injection_suspected, timer=timer, embedding=embedding,
+    )
     if records.repeated:
-        return records, None
+        return turn
     try:
         with timer.step("route"):
-            return records, route_turn(
-                conversation_id=records.conversation_id, visitor_id=visitor_id, question=records.question.text,
-                opened=records.opened,
+            turn.route = route_turn(
+                conversation_id=records.conversation_id, visitor_id=question.visitor_id,
+                question=records.question.text, opened=records.opened,
             )
     except Exception as exc:  # the question is stored whatever happens here
-        return records, exc
+        turn.route = exc
+    return turn
 
 
 # --- run ------------------------------------------------------------------------------------------
@@ -172,9 +236,11 @@ async def run_turn(turn: Turn, sink: AnswerSink) -> dict[str, Any]:
     """
     try:
         route = turn.route
-        if not isinstance(route, Route):  # routing failed in start_turn (a repeated turn is never run)
+        if not isinstance(route, Route) or turn.prepared is None:  # routing failed in start_turn
             raise route or RuntimeError("a repeated turn is replayed, not run")
-        prepared = await db_call(prepare_answer)(turn, route, _embedding_for_threads(turn))
+        prepared = await turn.prepared
+        if prepared is None:
+            raise RuntimeError("the turn was stored but nothing was prepared")
         if isinstance(prepared, Reused):
             frame = await serve_reused(turn, route, prepared, sink)
         else:
@@ -206,53 +272,38 @@ def launch_turn(turn: Turn, sink: AnswerSink) -> asyncio.Task[dict[str, Any]]:
     return task
 
 
-async def _timed_embedding(timer: StepTimer, question: str) -> QueryVector:
-    with timer.step("embed"):
-        return await embed_query_async(question)
-
-
 # A database thread never waits longer for a question's embedding; the search then runs on the
 # question's words alone.
 EMBEDDING_WAIT_SECONDS = 10.0
 
 
-def _embedding_for_threads(turn: Turn) -> concurrent.futures.Future[QueryVector | None]:
-    """The question's embedding as a database thread can wait for it; None if embedding failed
-    (the answer is then made from a full-text search alone)."""
-    bridged: concurrent.futures.Future[QueryVector | None] = concurrent.futures.Future()
-
-    def copy(done: asyncio.Future[QueryVector]) -> None:
-        if done.cancelled():
-            bridged.cancel()
-        elif done.exception() is not None:
-            logger.error("embedding the question of %s failed", turn.answer_id, exc_info=done.exception())
-            bridged.set_result(None)
+def _wait_for_vector(turn: Turn) -> QueryVector | None:
+    """None when embedding failed or took too long: the answer is then made from a full-text
+    search alone."""
+    embedding = turn.embedding
+    try:
+        return embedding.result(timeout=EMBEDDING_WAIT_SECONDS)
+    except Exception as exc:
+        if embedding.cancelled():  # the turn was abandoned before it was stored
+            return None
+        if embedding.done():
+            logger.error("embedding the question of %s failed", turn.answer_id, exc_info=exc)
         else:
-            bridged.set_result(done.result())
-
-    if turn.embedding.done():
-        copy(turn.embedding)  # now: a callback added to a done future would run only later
-    else:
-        turn.embedding.add_done_callback(copy)
-    return bridged
+            logger.error("embedding the question of %s took over %s s", turn.answer_id, EMBEDDING_WAIT_SECONDS)
+        return None
 
 
-def prepare_answer(
-    turn: Turn, route: Route, embedding: concurrent.futures.Future[QueryVector | None]
-) -> Reused | Context:
-    """A stored answer to serve, else the context to generate from: one trip to a database thread.
+def prepare_answer(turn: Turn, route: Route) -> Reused | Context:
+    """A stored answer to serve, else the context to generate from, on the database thread that
+    stored the question.
 
     Reuse goes first, so a reused answer costs no search. The search's full-text half goes before
     it when the embedding is still being computed: the thread would only wait otherwise."""
     full_text = None
-    if not embedding.done():
+    if not turn.embedding.done():
         with turn.timer.step("retrieve_full_text"):
             full_text = search_full_text(turn.question, k=settings.KNOWLEDGE_TOP_K)
-    try:
-        vector = embedding.result(timeout=EMBEDDING_WAIT_SECONDS)
-    except TimeoutError:
-        logger.error("embedding the question of %s took over %s s", turn.answer_id, EMBEDDING_WAIT_SECONDS)
-        vector = None
+    vector = _wait_for_vector(turn)
     with turn.timer.step("reuse"):
         reused = reuse_find(question=turn.question, route=route, vector=vector)
     if reused is not None:
@@ -397,7 +448,8 @@ def finish(turn: Turn, route: Route, context: Context, generation: Generation) -
     )
     if confidence < settings.REVIEW_CONFIDENCE_THRESHOLD:
         review_item_enqueue(message_id=turn.answer_id, priority=1 - confidence, reason="low confidence")
-    vector = turn.embedding.result() if turn.embedding.done() and not turn.embedding.exception() else None
+    embedded = turn.embedding
+    vector = embedded.result() if embedded.done() and not embedded.cancelled() and not embedded.exception() else None
     if vector is not None and cacheable(had_history=context.had_history,
                                         injection_suspected=turn.injection_suspected, text=generation.text):
         answer_cache(

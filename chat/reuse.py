@@ -77,9 +77,12 @@ def route_turn(
     profile = memory.profile_remember(visitor_id=visitor_id, text=question)
     conversation = opened or Conversation.objects.only("language", "summary", "summary_through").get(
         pk=conversation_id)
-    fallback = conversation.language or (profile.language if profile and profile.language else "") \
-        or settings.CHAT_DEFAULT_LANGUAGE
-    language = detect_language(question, fallback)
+    if opened is not None and opened.language:
+        language = opened.language  # detected in this very question when the conversation was opened
+    else:
+        fallback = conversation.language or (profile.language if profile and profile.language else "") \
+            or settings.CHAT_DEFAULT_LANGUAGE
+        language = detect_language(question, fallback)
     if not conversation.language:
         Conversation.objects.filter(pk=conversation_id, language="").update(language=language)
     return Route(

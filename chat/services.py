@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from django.db import IntegrityError, transaction
-from django.db.models import Max
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Max, Model
+from django.db.models.sql import InsertQuery
 from django.utils import timezone
 
 from . import cache
@@ -48,15 +49,18 @@ def turn_start(
 ) -> TurnRecords:
     """Store the question and an empty answer in `streaming` state, before anything can fail.
 
-    Three statements on the hot path (every chat's first token waits behind them): a guarded
-    UPDATE that checks the visitor owns the conversation and locks it, the last sequence, and
-    one INSERT of both messages; for a new conversation (created in `language` when it is known),
-    its INSERT and the messages'. A re-sent client_msg_id trips the unique constraint.
+    Few round trips on the hot path (every chat's first token waits behind them): for a new
+    conversation (created in `language` when it is known), one statement; for an existing one, a
+    transaction with a guarded UPDATE that checks the visitor owns the conversation and locks it,
+    the last sequence, and one INSERT of both messages. A re-sent client_msg_id trips the unique
+    constraint.
     """
     pk = None if conversation_id in (None, "") else _parse_uuid(conversation_id, "conversation_not_found",
                                                                 "conversation")
     try:
-        return _turn_create(visitor_id, pk, channel, text, client_msg_id, pii_redacted, language)
+        if pk is None:
+            return _turn_open(visitor_id, channel, language, text, client_msg_id, pii_redacted)
+        return _turn_continue(visitor_id, pk, text, client_msg_id, pii_redacted)
     except IntegrityError:
         if not client_msg_id or pk is None:
             raise
@@ -64,30 +68,55 @@ def turn_start(
         return TurnRecords(pk, question, Message.objects.get(reply_to=question), repeated=True)
 
 
-@transaction.atomic
-def _turn_create(
-    visitor_id: str, pk: uuid.UUID | None, channel: str, text: str, client_msg_id: str, pii_redacted: bool,
-    language: str,
+def _turn_open(
+    visitor_id: str, channel: str, language: str, text: str, client_msg_id: str, pii_redacted: bool
 ) -> TurnRecords:
-    opened = None
-    if pk is None:
-        opened = conversation_create(visitor_id=visitor_id, channel=channel, language=language)
-        pk, last = opened.pk, 0
-    else:
-        owned = Conversation.objects.filter(pk=pk, visitor_id=visitor_id).update(updated_at=timezone.now())
-        if not owned:
-            raise NotFound("conversation_not_found", "No such conversation.")
-        last = Message.objects.filter(conversation_id=pk).aggregate(m=Max("sequence"))["m"] or 0
+    """The conversation and both messages in one statement (the conversation's INSERT a CTE of
+    the messages'): one round trip where a transaction took four (BEGIN, two INSERTs, COMMIT)."""
+    opened = Conversation(id=uuid.uuid4(), visitor_id=visitor_id, channel=channel, language=language)
+    question, answer = _message_pair(opened.pk, 0, text, client_msg_id, pii_redacted)
+    conversation_sql, conversation_params = _insert_statement(Conversation, [opened])
+    messages_sql, messages_params = _insert_statement(Message, [question, answer])
+    with connection.cursor() as cursor:
+        cursor.execute(f"WITH opened AS ({conversation_sql}) {messages_sql}",
+                       [*conversation_params, *messages_params])
+    for row in (opened, question, answer):
+        row._state.adding, row._state.db = False, connection.alias  # as saved by the ORM
+    return TurnRecords(opened.pk, question, answer, repeated=False, opened=opened)
+
+
+def _insert_statement(model: type[Model], rows: list[Model]) -> tuple[str, list[Any]]:
+    """The INSERT the ORM would run for these rows (defaults, auto_now and field conversions
+    applied), to be sent as part of a larger statement."""
+    query = InsertQuery(model)
+    query.insert_values(model._meta.concrete_fields, rows)
+    [(statement, params)] = query.get_compiler(connection=connection).as_sql()
+    return statement, list(params)
+
+
+@transaction.atomic
+def _turn_continue(visitor_id: str, pk: uuid.UUID, text: str, client_msg_id: str, pii_redacted: bool) -> TurnRecords:
+    owned = Conversation.objects.filter(pk=pk, visitor_id=visitor_id).update(updated_at=timezone.now())
+    if not owned:
+        raise NotFound("conversation_not_found", "No such conversation.")
+    last = Message.objects.filter(conversation_id=pk).aggregate(m=Max("sequence"))["m"] or 0
+    question, answer = _message_pair(pk, last, text, client_msg_id, pii_redacted)
+    Message.objects.bulk_create([question, answer])
+    return TurnRecords(pk, question, answer, repeated=False)
+
+
+def _message_pair(
+    conversation_id: uuid.UUID, last: int, text: str, client_msg_id: str, pii_redacted: bool
+) -> tuple[Message, Message]:
     question = Message(
-        id=uuid.uuid4(), conversation_id=pk, sequence=last + 1, role=Message.Role.USER, text=text,
+        id=uuid.uuid4(), conversation_id=conversation_id, sequence=last + 1, role=Message.Role.USER, text=text,
         client_msg_id=client_msg_id, pii_redacted=pii_redacted,
     )
     answer = Message(
-        id=uuid.uuid4(), conversation_id=pk, sequence=last + 2, role=Message.Role.ASSISTANT,
+        id=uuid.uuid4(), conversation_id=conversation_id, sequence=last + 2, role=Message.Role.ASSISTANT,
         status=Message.Status.STREAMING, reply_to=question,
     )
-    Message.objects.bulk_create([question, answer])
-    return TurnRecords(pk, question, answer, repeated=False, opened=opened)
+    return question, answer
 
 
 def answer_complete(*, message_id: uuid.UUID, text: str, facts: dict[str, Any]) -> bool:

@@ -4,6 +4,7 @@ from channels.db import database_sync_to_async as in_db
 from chat import pipeline
 from chat.models import Conversation, Message
 from chat.streams import NullSink
+from knowledge import embeddings
 from monitoring.models import AnswerFact
 from review.models import ReviewItem
 
@@ -95,10 +96,10 @@ async def test_a_routing_failure_fails_the_answer_and_keeps_the_question(kb, mon
 
 
 async def test_when_embedding_the_question_fails_it_answers_from_the_full_text_search(kb, online, monkeypatch, caplog):
-    async def broken_embedding(text):
+    def broken_model(texts, spec=None):
         raise RuntimeError("the embedding model is gone")
 
-    monkeypatch.setattr(pipeline, "embed_query_async", broken_embedding)
+    monkeypatch.setattr(embeddings, "embed_texts", broken_model)
     online.script.answers.append("Squat deep [1].")
     turn, end = await ask("How do I do a barbell squat?")
     answer = await in_db(Message.objects.get)(pk=turn.answer_id)
