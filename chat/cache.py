@@ -26,7 +26,7 @@ from typing import Any
 import redis
 from django.conf import settings
 from django.db import IntegrityError, OperationalError, connection, transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from knowledge.embeddings import QueryVector
@@ -282,14 +282,18 @@ def lookup(scope: Scope, question: str, vector: QueryVector | None) -> Hit | Non
 
 def _exact(scope: Scope, qhash: str) -> CacheEntry | None:
     """Redis knows the question's entry; PostgreSQL (its indexed hash) stands in when Redis is down."""
-    servable = CacheEntry.objects.filter(_in_scope(scope), question_hash=qhash).defer("embedding")
     try:
         entry_id = _redis().get(_redis_key(scope, qhash))
     except redis.RedisError as exc:
         logger.warning("answer cache: Redis unavailable (%s); using PostgreSQL", exc)
-        return servable.order_by("-created_at").first()
-    # Re-read from PostgreSQL: an entry blocked or expired since stays unserved.
-    return servable.filter(pk=int(entry_id)).first() if entry_id else None
+        return _servable(scope, qhash).order_by("-created_at").first()
+    # Re-read from PostgreSQL: an entry blocked or expired since stays unserved. (Built only then:
+    # a miss, nearly every question, costs the Redis GET alone.)
+    return _servable(scope, qhash).filter(pk=int(entry_id)).first() if entry_id else None
+
+
+def _servable(scope: Scope, qhash: str) -> QuerySet[CacheEntry]:
+    return CacheEntry.objects.filter(_in_scope(scope), question_hash=qhash).defer("embedding")
 
 
 def hit_record(hit: Hit, *, question: str, vector: QueryVector | None, scope: Scope) -> None:

@@ -29,7 +29,7 @@ from typing import Any
 
 from django.conf import settings
 
-from knowledge.embeddings import QueryVector, embed_query_soon
+from knowledge.embeddings import QueryVector, embed_query_async
 from knowledge.selectors import SearchHit, search, search_full_text
 from knowledge.tokens import count_tokens
 from monitoring.services import answer_fact_record
@@ -67,15 +67,7 @@ class StepTimer:
         try:
             yield
         finally:
-            self._record(name, begun)
-
-    def step_until_done(self, name: str, future: concurrent.futures.Future[Any]) -> None:
-        """A step from now until `future` is done, in whichever thread it ends."""
-        begun = time.perf_counter()
-        future.add_done_callback(lambda _: self._record(name, begun))
-
-    def _record(self, name: str, begun: float) -> None:
-        self.steps[name] = round((time.perf_counter() - begun) * 1000, 2)
+            self.steps[name] = round((time.perf_counter() - begun) * 1000, 2)
 
     def elapsed_ms(self) -> int:
         return round((time.perf_counter() - self.started) * 1000)
@@ -92,7 +84,7 @@ class Turn:
     repeated: bool
     injection_suspected: bool
     timer: StepTimer
-    embedding: concurrent.futures.Future[QueryVector]  # started before the question is stored, in parallel
+    embedding: asyncio.Future[QueryVector]  # started before the question is stored, in parallel
     # Routed in the same database call that stored the question; a routing failure is kept for
     # run_turn to fail the stored answer with (the question is safe by then). None: repeated.
     route: Route | Exception | None = None
@@ -133,8 +125,7 @@ async def start_turn(
     timer = StepTimer()
     with timer.step("guard"):
         guarded = guard(text)
-    embedding = embed_query_soon(guarded.text)
-    timer.step_until_done("embed", embedding)
+    embedding = asyncio.ensure_future(_timed_embedding(timer, guarded.text))
     loop = asyncio.get_running_loop()
     stored: asyncio.Future[Turn] = loop.create_future()
 
@@ -146,7 +137,9 @@ async def start_turn(
         client_msg_id=client_msg_id, pii_redacted=bool(guarded.pii_found),
         injection_suspected=guarded.injection_suspected,
     )
-    prepared = asyncio.ensure_future(db_call(_store_and_prepare)(timer, question, embedding, announce))
+    prepared = asyncio.ensure_future(
+        db_call(_store_and_prepare)(timer, question, embedding, _embedding_for_threads(embedding), announce)
+    )
     try:
         turn = await stored
     except BaseException:
@@ -179,8 +172,8 @@ def _settle(future: asyncio.Future[Turn], outcome: Turn | BaseException) -> None
 
 
 def _store_and_prepare(
-    timer: StepTimer, question: _Question, embedding: concurrent.futures.Future[QueryVector],
-    announce: Callable[[Turn | BaseException], None],
+    timer: StepTimer, question: _Question, embedding: asyncio.Future[QueryVector],
+    vector: concurrent.futures.Future[QueryVector], announce: Callable[[Turn | BaseException], None],
 ) -> Reused | Context | None:
     """Store the question and route it, tell the event loop (which sends `start`), then prepare
     the answer: one trip to a database thread, where a trip per step made the first token wait
@@ -193,12 +186,10 @@ def _store_and_prepare(
     announce(turn)
     if turn.repeated or not isinstance(turn.route, Route):
         return None
-    return prepare_answer(turn, turn.route)
+    return prepare_answer(turn, turn.route, vector)
 
 
-def _store_and_route(
-    timer: StepTimer, question: _Question, embedding: concurrent.futures.Future[QueryVector]
-) -> Turn:
+def _store_and_route(timer: StepTimer, question: _Question, embedding: asyncio.Future[QueryVector]) -> Turn:
     with timer.step("persist_question"):
         # A conversation this question opens is created in its language when the question tells
         # (route would otherwise write it in a second statement).
@@ -272,15 +263,35 @@ def launch_turn(turn: Turn, sink: AnswerSink) -> asyncio.Task[dict[str, Any]]:
     return task
 
 
+async def _timed_embedding(timer: StepTimer, question: str) -> QueryVector:
+    with timer.step("embed"):
+        return await embed_query_async(question)
+
+
 # A database thread never waits longer for a question's embedding; the search then runs on the
 # question's words alone.
 EMBEDDING_WAIT_SECONDS = 10.0
 
 
-def _wait_for_vector(turn: Turn) -> QueryVector | None:
+def _embedding_for_threads(embedding: asyncio.Future[QueryVector]) -> concurrent.futures.Future[QueryVector]:
+    """The question's embedding as a database thread can wait for it."""
+    bridged: concurrent.futures.Future[QueryVector] = concurrent.futures.Future()
+
+    def copy(done: asyncio.Future[QueryVector]) -> None:
+        if done.cancelled():
+            bridged.cancel()
+        elif done.exception() is not None:
+            bridged.set_exception(done.exception())  # type: ignore[arg-type]
+        else:
+            bridged.set_result(done.result())
+
+    embedding.add_done_callback(copy)
+    return bridged
+
+
+def _wait_for_vector(turn: Turn, embedding: concurrent.futures.Future[QueryVector]) -> QueryVector | None:
     """None when embedding failed or took too long: the answer is then made from a full-text
     search alone."""
-    embedding = turn.embedding
     try:
         return embedding.result(timeout=EMBEDDING_WAIT_SECONDS)
     except Exception as exc:
@@ -293,17 +304,19 @@ def _wait_for_vector(turn: Turn) -> QueryVector | None:
         return None
 
 
-def prepare_answer(turn: Turn, route: Route) -> Reused | Context:
+def prepare_answer(
+    turn: Turn, route: Route, embedding: concurrent.futures.Future[QueryVector]
+) -> Reused | Context:
     """A stored answer to serve, else the context to generate from, on the database thread that
     stored the question.
 
     Reuse goes first, so a reused answer costs no search. The search's full-text half goes before
     it when the embedding is still being computed: the thread would only wait otherwise."""
     full_text = None
-    if not turn.embedding.done():
+    if not embedding.done():
         with turn.timer.step("retrieve_full_text"):
             full_text = search_full_text(turn.question, k=settings.KNOWLEDGE_TOP_K)
-    vector = _wait_for_vector(turn)
+    vector = _wait_for_vector(turn, embedding)
     with turn.timer.step("reuse"):
         reused = reuse_find(question=turn.question, route=route, vector=vector)
     if reused is not None:

@@ -5,27 +5,29 @@ A space is one model's vectors (`EmbeddingSpace`). Documents are embedded into e
 with the active space's model, so search keeps working while a new model is built beside it.
 
 The local model is loaded once per process and encodes in batches. Query embeddings from
-concurrent requests are micro-batched on one thread (`embed_query_soon`): on two cores,
-one batched forward pass for many queries is far cheaper than as many single ones.
+concurrent requests are micro-batched (`embed_query_async`): on two cores, one batched forward
+pass for many queries is far cheaper than as many single ones.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
 import os
-import queue
 import threading
 import time
 import warnings
+import weakref
 from collections.abc import Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
@@ -265,77 +267,66 @@ def _embed_in(ref: SpaceRef, text: str) -> QueryVector:
     return QueryVector(ref.space_id, ref.spec.dimensions, embed_texts([text], ref.spec)[0])
 
 
+_background = ThreadPoolExecutor(max_workers=2, thread_name_prefix="embed-query")
+
+
 def embed_query_background(text: str) -> Future[QueryVector]:
-    """Embed a query on the embedding thread (the model releases the GIL) while the caller goes
-    on, for instance with the full-text side of a search; `search` takes the future."""
-    return _query_batcher.submit(text, active_space_ref())  # read here: the caller's transaction sees it
-
-
-def embed_query_soon(text: str) -> Future[QueryVector]:
-    """`embed_query_background` for the event loop: it neither blocks nor touches the database
-    (the active space comes from this process's cache, else the embedding thread reads it)."""
-    return _query_batcher.submit(text, _cached_active_space())
-
-
-class _QueryBatcher:
-    """One thread that embeds queries, those that arrived while a forward pass ran together: on
-    two cores one batched pass for many queries is far cheaper than as many single ones.
-
-    A plain thread and queue, not the event loop: a result reaches a waiting database thread
-    directly, where an asyncio batcher took four turns of a busy event loop (start, hand-off to
-    a worker, result, done callbacks) before the vector was usable."""
-
-    def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[tuple[str, SpaceRef | None, Future[QueryVector]]] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-
-    def submit(self, text: str, space: SpaceRef | None) -> Future[QueryVector]:
-        future: Future[QueryVector] = Future()
-        self._queue.put((text, space, future))
-        if self._thread is None:
-            with self._lock:
-                if self._thread is None:
-                    self._thread = threading.Thread(target=self._run, name="embed-query", daemon=True)
-                    self._thread.start()
-        return future
-
-    def _run(self) -> None:
-        while True:
-            waiting = [self._queue.get()]
-            while not self._queue.empty():
-                waiting.append(self._queue.get_nowait())
-            by_space: dict[SpaceRef, list[tuple[str, Future[QueryVector]]]] = {}
-            for text, space, future in waiting:
-                if future.set_running_or_notify_cancel():
-                    try:
-                        space = space or _active_space_ref_closing()
-                    except Exception as exc:
-                        future.set_exception(exc)
-                        continue
-                    by_space.setdefault(space, []).append((text, future))
-            for space, batch in by_space.items():
-                self._embed(space, batch)
-
-    @staticmethod
-    def _embed(space: SpaceRef, batch: list[tuple[str, Future[QueryVector]]]) -> None:
-        try:
-            vectors = embed_texts([text for text, _ in batch], space.spec)
-        except Exception as exc:  # every waiter gets the failure, none hangs
-            for _, future in batch:
-                future.set_exception(exc)
-            return
-        for (_, future), vector in zip(batch, vectors, strict=True):
-            future.set_result(QueryVector(space.space_id, space.spec.dimensions, vector))
-
-
-_query_batcher = _QueryBatcher()
-# A forked process (a Celery worker) starts its own thread: the parent's does not exist there.
-os.register_at_fork(after_in_child=_query_batcher.__init__)
+    """Embed a query on another thread (the model releases the GIL) while the caller goes on, for
+    instance with the full-text side of a search; `search` takes the future."""
+    ref = active_space_ref()  # here: the worker thread never touches the database
+    return _background.submit(_embed_in, ref, text)
 
 
 def _active_space_ref_closing() -> SpaceRef:
     try:
         return active_space_ref()
     finally:
-        connection.close()  # this thread's connection goes back to the pool
+        connection.close()  # a worker thread's connection goes back to the pool
+
+
+class _QueryBatcher:
+    """Collects the queries that arrive while a forward pass runs and embeds them together."""
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[str, ModelSpec, asyncio.Future[list[float]]]] = []
+        self._running = False
+
+    async def embed(self, text: str, spec: ModelSpec) -> list[float]:
+        future: asyncio.Future[list[float]] = asyncio.get_running_loop().create_future()
+        self._pending.append((text, spec, future))
+        if not self._running:
+            self._running = True
+            asyncio.get_running_loop().create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self._pending:
+                spec = self._pending[0][1]
+                batch = [item for item in self._pending if item[1] == spec]
+                self._pending = [item for item in self._pending if item[1] != spec]
+                try:
+                    vectors = await asyncio.to_thread(embed_texts, [text for text, _, _ in batch], spec)
+                except Exception as exc:  # every waiter gets the failure, none hangs
+                    for _, _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for (_, _, future), vector in zip(batch, vectors, strict=True):
+                    if not future.done():
+                        future.set_result(vector)
+        finally:
+            self._running = False
+
+
+# Futures belong to one event loop, so each loop gets its own batcher.
+_batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _QueryBatcher] = weakref.WeakKeyDictionary()
+
+
+async def embed_query_async(text: str) -> QueryVector:
+    ref = _cached_active_space() or await sync_to_async(_active_space_ref_closing, thread_sensitive=False)()
+    loop = asyncio.get_running_loop()
+    batcher = _batchers.get(loop)
+    if batcher is None:
+        batcher = _batchers[loop] = _QueryBatcher()
+    return QueryVector(ref.space_id, ref.spec.dimensions, await batcher.embed(text, ref.spec))
