@@ -38,7 +38,6 @@ from review.services import review_item_enqueue
 from . import memory, services, tasks
 from .db import db_call
 from .guard import guard
-from .language import detect_language
 from .llm import offline
 from .llm.gateway import get_gateway, llm_enabled
 from .llm.pricing import answer_cost
@@ -84,7 +83,9 @@ class Turn:
     repeated: bool
     injection_suspected: bool
     timer: StepTimer
-    embedding: asyncio.Future[QueryVector]  # started before the question is stored, in parallel
+    # Started before the question is stored and computed meanwhile; as the database threads that
+    # prepare and finish the answer wait for it.
+    embedding: concurrent.futures.Future[QueryVector]
     # Routed in the same database call that stored the question; a routing failure is kept for
     # run_turn to fail the stored answer with (the question is safe by then). None: repeated.
     route: Route | Exception | None = None
@@ -125,7 +126,7 @@ async def start_turn(
     timer = StepTimer()
     with timer.step("guard"):
         guarded = guard(text)
-    embedding = asyncio.ensure_future(_timed_embedding(timer, guarded.text))
+    embedding_task = asyncio.ensure_future(_timed_embedding(timer, guarded.text))
     loop = asyncio.get_running_loop()
     stored: asyncio.Future[Turn] = loop.create_future()
 
@@ -138,15 +139,15 @@ async def start_turn(
         injection_suspected=guarded.injection_suspected,
     )
     prepared = asyncio.ensure_future(
-        db_call(_store_and_prepare)(timer, question, embedding, _embedding_for_threads(embedding), announce)
+        db_call(_store_and_prepare)(timer, question, _embedding_for_threads(embedding_task), announce)
     )
     try:
         turn = await stored
     except BaseException:
-        embedding.cancel()
+        embedding_task.cancel()
         raise
     if turn.repeated:
-        embedding.cancel()
+        embedding_task.cancel()
     turn.prepared = prepared
     return turn
 
@@ -172,8 +173,8 @@ def _settle(future: asyncio.Future[Turn], outcome: Turn | BaseException) -> None
 
 
 def _store_and_prepare(
-    timer: StepTimer, question: _Question, embedding: asyncio.Future[QueryVector],
-    vector: concurrent.futures.Future[QueryVector], announce: Callable[[Turn | BaseException], None],
+    timer: StepTimer, question: _Question, embedding: concurrent.futures.Future[QueryVector],
+    announce: Callable[[Turn | BaseException], None],
 ) -> Reused | Context | None:
     """Store the question and route it, tell the event loop (which sends `start`), then prepare
     the answer: one trip to a database thread, where a trip per step made the first token wait
@@ -186,17 +187,16 @@ def _store_and_prepare(
     announce(turn)
     if turn.repeated or not isinstance(turn.route, Route):
         return None
-    return prepare_answer(turn, turn.route, vector)
+    return prepare_answer(turn, turn.route)
 
 
-def _store_and_route(timer: StepTimer, question: _Question, embedding: asyncio.Future[QueryVector]) -> Turn:
+def _store_and_route(
+    timer: StepTimer, question: _Question, embedding: concurrent.futures.Future[QueryVector]
+) -> Turn:
     with timer.step("persist_question"):
-        # A conversation this question opens is created in its language when the question tells
-        # (route would otherwise write it in a second statement).
         records = services.turn_start(
             visitor_id=question.visitor_id, conversation_id=question.conversation_id, channel=question.channel,
             text=question.text, client_msg_id=question.client_msg_id, pii_redacted=question.pii_redacted,
-            language=detect_language(question.text, fallback=""),
         )
     turn = Turn(
         visitor_id=question.visitor_id, conversation_id=records.conversation_id, question_id=records.question.pk,
@@ -289,9 +289,10 @@ def _embedding_for_threads(embedding: asyncio.Future[QueryVector]) -> concurrent
     return bridged
 
 
-def _wait_for_vector(turn: Turn, embedding: concurrent.futures.Future[QueryVector]) -> QueryVector | None:
+def _wait_for_vector(turn: Turn) -> QueryVector | None:
     """None when embedding failed or took too long: the answer is then made from a full-text
     search alone."""
+    embedding = turn.embedding
     try:
         return embedding.result(timeout=EMBEDDING_WAIT_SECONDS)
     except Exception as exc:
@@ -304,19 +305,17 @@ def _wait_for_vector(turn: Turn, embedding: concurrent.futures.Future[QueryVecto
         return None
 
 
-def prepare_answer(
-    turn: Turn, route: Route, embedding: concurrent.futures.Future[QueryVector]
-) -> Reused | Context:
+def prepare_answer(turn: Turn, route: Route) -> Reused | Context:
     """A stored answer to serve, else the context to generate from, on the database thread that
     stored the question.
 
     Reuse goes first, so a reused answer costs no search. The search's full-text half goes before
     it when the embedding is still being computed: the thread would only wait otherwise."""
     full_text = None
-    if not embedding.done():
+    if not turn.embedding.done():
         with turn.timer.step("retrieve_full_text"):
             full_text = search_full_text(turn.question, k=settings.KNOWLEDGE_TOP_K)
-    vector = _wait_for_vector(turn, embedding)
+    vector = _wait_for_vector(turn)
     with turn.timer.step("reuse"):
         reused = reuse_find(question=turn.question, route=route, vector=vector)
     if reused is not None:

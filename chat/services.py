@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from . import cache
 from .errors import CodedError
+from .language import detect_language
 from .models import Conversation, Feedback, Message
 from .selectors import as_uuid
 
@@ -45,12 +46,12 @@ def conversation_create(*, visitor_id: str, channel: str, language: str = "") ->
 
 def turn_start(
     *, visitor_id: str, conversation_id: object | None, channel: str, text: str, client_msg_id: str,
-    pii_redacted: bool, language: str = "",
+    pii_redacted: bool,
 ) -> TurnRecords:
     """Store the question and an empty answer in `streaming` state, before anything can fail.
 
     Few round trips on the hot path (every chat's first token waits behind them): for a new
-    conversation (created in `language` when it is known), one statement; for an existing one, a
+    conversation (created in the question's language when it tells), one statement; for an existing one, a
     transaction with a guarded UPDATE that checks the visitor owns the conversation and locks it,
     the last sequence, and one INSERT of both messages. A re-sent client_msg_id trips the unique
     constraint.
@@ -59,7 +60,7 @@ def turn_start(
                                                                 "conversation")
     try:
         if pk is None:
-            return _turn_open(visitor_id, channel, language, text, client_msg_id, pii_redacted)
+            return _turn_open(visitor_id, channel, text, client_msg_id, pii_redacted)
         return _turn_continue(visitor_id, pk, text, client_msg_id, pii_redacted)
     except IntegrityError:
         if not client_msg_id or pk is None:
@@ -68,12 +69,15 @@ def turn_start(
         return TurnRecords(pk, question, Message.objects.get(reply_to=question), repeated=True)
 
 
-def _turn_open(
-    visitor_id: str, channel: str, language: str, text: str, client_msg_id: str, pii_redacted: bool
-) -> TurnRecords:
+def _turn_open(visitor_id: str, channel: str, text: str, client_msg_id: str, pii_redacted: bool) -> TurnRecords:
     """The conversation and both messages in one statement (the conversation's INSERT a CTE of
-    the messages'): one round trip where a transaction took four (BEGIN, two INSERTs, COMMIT)."""
-    opened = Conversation(id=uuid.uuid4(), visitor_id=visitor_id, channel=channel, language=language)
+    the messages'): one round trip where a transaction took four (BEGIN, two INSERTs, COMMIT).
+
+    The conversation is created in the question's language when it tells (routing would
+    otherwise write it in a second statement)."""
+    opened = Conversation(
+        id=uuid.uuid4(), visitor_id=visitor_id, channel=channel, language=detect_language(text, fallback="")
+    )
     question, answer = _message_pair(opened.pk, 0, text, client_msg_id, pii_redacted)
     conversation_sql, conversation_params = _insert_statement(Conversation, [opened])
     messages_sql, messages_params = _insert_statement(Message, [question, answer])
