@@ -2,7 +2,7 @@
 
 import functools
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -41,3 +41,42 @@ def db_call(function: Callable[..., Any]) -> Callable[..., Any]:
             close_old_connections()
 
     return sync_to_async(closing, thread_sensitive=False, executor=_db_threads())
+
+
+# --- work alongside, from a database thread ---------------------------------------------------------
+
+_side_executor: ThreadPoolExecutor | None = None
+
+
+def _side_threads() -> ThreadPoolExecutor:
+    """As many as there are database threads: each has at most one piece of work alongside."""
+    global _side_executor
+    if _side_executor is None:
+        _side_executor = ThreadPoolExecutor(max_workers=settings.CHAT_DB_THREADS, thread_name_prefix="pipeline-side")
+    return _side_executor
+
+
+class Alongside:
+    """A database call started on another thread (its own connection) while this one goes on:
+    PostgreSQL runs the statement on the other core while this thread does its own work."""
+
+    def __init__(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        self._call = functools.partial(function, *args, **kwargs)
+        self._future: Future[Any] = _side_threads().submit(self._closing)
+
+    def _closing(self) -> Any:
+        try:
+            return self._call()
+        finally:
+            close_old_connections()
+
+    def result(self) -> Any:
+        """Its result; done here instead when no side thread has taken it up yet (never a wait
+        in a queue, and no thread ever waits for work queued behind itself)."""
+        if self._future.cancel():
+            return self._call()
+        return self._future.result()
+
+    def abandon(self) -> None:
+        """Not needed after all: dropped if it has not started; if it has, it runs to its end."""
+        self._future.cancel()

@@ -3,13 +3,16 @@
     start_turn:  guard -> persist the question (and an empty answer) before anything can fail,
                  route it, and go on preparing the answer: reuse (approved answer, then cache:
                  served as is) or retrieve -> build context (the search's full-text half first while
-                 the embedding is still being computed). One trip to a database thread, which
-                 tells the event loop once the question is stored. The query's embedding starts
-                 after the guard and runs meanwhile, outside the GIL.
+                 the embedding is still being computed; the rest on a side thread while reuse is
+                 looked up). One trip to a database thread, which tells the event loop once the
+                 question is stored. The query's embedding starts after the guard and runs
+                 meanwhile, outside the GIL; the model's thread hands the vector to the database
+                 thread directly.
     run_turn:    waits for what was prepared -> generate (streamed to a sink) -> finish (and cache)
 
 Few trips, done in turn: every step is interpreter time and the interpreter is one core however
-many threads share it; steps run side by side only fought over it (BENCHMARKS.md).
+many threads share it; steps run side by side only fought over it (BENCHMARKS.md). What runs side
+by side is PostgreSQL's work (the nearest chunks) and the model's, both off the GIL.
 
 Each step's duration (ms) is stored with the answer in `Message.timings`.
 """
@@ -29,14 +32,14 @@ from typing import Any
 
 from django.conf import settings
 
-from knowledge.embeddings import QueryVector, embed_query_async
+from knowledge.embeddings import QueryVector, embed_query_soon
 from knowledge.selectors import SearchHit, search, search_full_text
 from knowledge.tokens import count_tokens
 from monitoring.services import answer_fact_record
 from review.services import review_item_enqueue
 
 from . import memory, services, tasks
-from .db import db_call
+from .db import Alongside, db_call
 from .guard import guard
 from .llm import offline
 from .llm.gateway import get_gateway, llm_enabled
@@ -66,7 +69,11 @@ class StepTimer:
         try:
             yield
         finally:
-            self.steps[name] = round((time.perf_counter() - begun) * 1000, 2)
+            self.record(name, begun)
+
+    def record(self, name: str, begun: float) -> None:
+        """A step that began at `begun` (perf_counter) ends now; any thread may record one."""
+        self.steps[name] = round((time.perf_counter() - begun) * 1000, 2)
 
     def elapsed_ms(self) -> int:
         return round((time.perf_counter() - self.started) * 1000)
@@ -126,7 +133,7 @@ async def start_turn(
     timer = StepTimer()
     with timer.step("guard"):
         guarded = guard(text)
-    embedding_task = asyncio.ensure_future(_timed_embedding(timer, guarded.text))
+    embedding = await _start_embedding(timer, guarded.text)
     loop = asyncio.get_running_loop()
     stored: asyncio.Future[Turn] = loop.create_future()
 
@@ -138,16 +145,14 @@ async def start_turn(
         client_msg_id=client_msg_id, pii_redacted=bool(guarded.pii_found),
         injection_suspected=guarded.injection_suspected,
     )
-    prepared = asyncio.ensure_future(
-        db_call(_store_and_prepare)(timer, question, _embedding_for_threads(embedding_task), announce)
-    )
+    prepared = asyncio.ensure_future(db_call(_store_and_prepare)(timer, question, embedding, announce))
     try:
         turn = await stored
     except BaseException:
-        embedding_task.cancel()
+        embedding.cancel()
         raise
     if turn.repeated:
-        embedding_task.cancel()
+        embedding.cancel()
     turn.prepared = prepared
     return turn
 
@@ -263,30 +268,22 @@ def launch_turn(turn: Turn, sink: AnswerSink) -> asyncio.Task[dict[str, Any]]:
     return task
 
 
-async def _timed_embedding(timer: StepTimer, question: str) -> QueryVector:
-    with timer.step("embed"):
-        return await embed_query_async(question)
+async def _start_embedding(timer: StepTimer, question: str) -> concurrent.futures.Future[QueryVector]:
+    """The question's vector to come, set by the model's thread (the database thread that prepares
+    the answer waits for it directly). Never raises: the question is not stored yet."""
+    begun = time.perf_counter()
+    try:
+        embedding = await embed_query_soon(question)
+    except Exception as exc:  # the active space could not be read: full-text search only
+        embedding = concurrent.futures.Future()
+        embedding.set_exception(exc)
+    embedding.add_done_callback(lambda done: done.cancelled() or timer.record("embed", begun))
+    return embedding
 
 
 # A database thread never waits longer for a question's embedding; the search then runs on the
 # question's words alone.
 EMBEDDING_WAIT_SECONDS = 10.0
-
-
-def _embedding_for_threads(embedding: asyncio.Future[QueryVector]) -> concurrent.futures.Future[QueryVector]:
-    """The question's embedding as a database thread can wait for it."""
-    bridged: concurrent.futures.Future[QueryVector] = concurrent.futures.Future()
-
-    def copy(done: asyncio.Future[QueryVector]) -> None:
-        if done.cancelled():
-            bridged.cancel()
-        elif done.exception() is not None:
-            bridged.set_exception(done.exception())  # type: ignore[arg-type]
-        else:
-            bridged.set_result(done.result())
-
-    embedding.add_done_callback(copy)
-    return bridged
 
 
 def _wait_for_vector(turn: Turn) -> QueryVector | None:
@@ -309,19 +306,24 @@ def prepare_answer(turn: Turn, route: Route) -> Reused | Context:
     """A stored answer to serve, else the context to generate from, on the database thread that
     stored the question.
 
-    Reuse goes first, so a reused answer costs no search. The search's full-text half goes before
-    it when the embedding is still being computed: the thread would only wait otherwise."""
+    The search's full-text half goes first when the embedding is still being computed: the thread
+    would only wait otherwise. Then the search runs on a side thread while this one looks for a
+    stored answer: its statements (the nearest chunks, mostly PostgreSQL's time on the other core)
+    overlap the lookup's; in turn they cost ~3 ms more before the first token (BENCHMARKS.md). A
+    reused answer leaves the search unread (dropped if it had not started)."""
     full_text = None
     if not turn.embedding.done():
         with turn.timer.step("retrieve_full_text"):
             full_text = search_full_text(turn.question, k=settings.KNOWLEDGE_TOP_K)
     vector = _wait_for_vector(turn)
+    searching = Alongside(search, query=turn.question, vector=vector, k=settings.KNOWLEDGE_TOP_K, full_text=full_text)
     with turn.timer.step("reuse"):
         reused = reuse_find(question=turn.question, route=route, vector=vector)
     if reused is not None:
+        searching.abandon()
         return reused
-    with turn.timer.step("retrieve"):
-        hits = search(query=turn.question, vector=vector, k=settings.KNOWLEDGE_TOP_K, full_text=full_text)
+    with turn.timer.step("retrieve"):  # what is left of the search once the lookup missed
+        hits = searching.result()
     with turn.timer.step("build_context"):
         return build_context(turn, route, hits)
 

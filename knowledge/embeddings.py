@@ -5,7 +5,7 @@ A space is one model's vectors (`EmbeddingSpace`). Documents are embedded into e
 with the active space's model, so search keeps working while a new model is built beside it.
 
 The local model is loaded once per process and encodes in batches. Query embeddings from
-concurrent requests are micro-batched (`embed_query_async`): on two cores, one batched forward
+concurrent requests are micro-batched (`embed_query_soon`): on two cores, one batched forward
 pass for many queries is far cheaper than as many single ones.
 """
 
@@ -285,48 +285,68 @@ def _active_space_ref_closing() -> SpaceRef:
 
 
 class _QueryBatcher:
-    """Collects the queries that arrive while a forward pass runs and embeds them together."""
+    """Collects the queries that arrive while a forward pass runs and embeds them together.
+
+    Each query's vector is a thread-side future set by the thread that ran the model: a database
+    thread waiting for it wakes at once, not after the callbacks of a busy event loop have run."""
 
     def __init__(self) -> None:
-        self._pending: list[tuple[str, ModelSpec, asyncio.Future[list[float]]]] = []
+        self._pending: list[_PendingQuery] = []
         self._running = False
 
-    async def embed(self, text: str, spec: ModelSpec) -> list[float]:
-        future: asyncio.Future[list[float]] = asyncio.get_running_loop().create_future()
-        self._pending.append((text, spec, future))
+    def submit(self, text: str, ref: SpaceRef) -> Future[QueryVector]:
+        """On the event loop."""
+        future: Future[QueryVector] = Future()
+        self._pending.append((text, ref, future))
         if not self._running:
             self._running = True
             asyncio.get_running_loop().create_task(self._drain())
-        return await future
+        return future
 
     async def _drain(self) -> None:
         try:
             while self._pending:
-                spec = self._pending[0][1]
-                batch = [item for item in self._pending if item[1] == spec]
-                self._pending = [item for item in self._pending if item[1] != spec]
-                try:
-                    vectors = await asyncio.to_thread(embed_texts, [text for text, _, _ in batch], spec)
-                except Exception as exc:  # every waiter gets the failure, none hangs
-                    for _, _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
-                    continue
-                for (_, _, future), vector in zip(batch, vectors, strict=True):
-                    if not future.done():
-                        future.set_result(vector)
+                ref = self._pending[0][1]
+                batch = [item for item in self._pending if item[1] == ref]
+                self._pending = [item for item in self._pending if item[1] != ref]
+                await asyncio.to_thread(_embed_batch, batch, ref)
         finally:
             self._running = False
+
+
+_PendingQuery = tuple[str, SpaceRef, Future[QueryVector]]
+
+
+def _embed_batch(batch: list[_PendingQuery], ref: SpaceRef) -> None:
+    """One forward pass for the batch; sets every future, never raises: a failure fails each
+    question in it, none hangs. Questions abandoned meanwhile are left out."""
+    batch = [item for item in batch if item[2].set_running_or_notify_cancel()]
+    if not batch:
+        return
+    try:
+        vectors = embed_texts([text for text, _, _ in batch], ref.spec)
+    except Exception as exc:
+        for _, _, future in batch:
+            future.set_exception(exc)
+        return
+    for (_, _, future), vector in zip(batch, vectors, strict=True):
+        future.set_result(QueryVector(ref.space_id, ref.spec.dimensions, vector))
 
 
 # Futures belong to one event loop, so each loop gets its own batcher.
 _batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _QueryBatcher] = weakref.WeakKeyDictionary()
 
 
-async def embed_query_async(text: str) -> QueryVector:
+async def embed_query_soon(text: str) -> Future[QueryVector]:
+    """The query's vector to come, micro-batched with the queries asked meanwhile; threads may
+    wait for it (`Future.result`), the event loop through `asyncio.wrap_future`."""
     ref = _cached_active_space() or await sync_to_async(_active_space_ref_closing, thread_sensitive=False)()
     loop = asyncio.get_running_loop()
     batcher = _batchers.get(loop)
     if batcher is None:
         batcher = _batchers[loop] = _QueryBatcher()
-    return QueryVector(ref.space_id, ref.spec.dimensions, await batcher.embed(text, ref.spec))
+    return batcher.submit(text, ref)
+
+
+async def embed_query_async(text: str) -> QueryVector:
+    return await asyncio.wrap_future(await embed_query_soon(text))
