@@ -196,9 +196,9 @@ def index_ensure(space_id: int, dimensions: int) -> None:
     _indexed_spaces.add(space_id)
 
 
-def nearest_entries(scope: Scope, vector: QueryVector, k: int) -> list[tuple[CacheEntry, float]]:
-    """The k nearest servable entries in scope with their cosine similarity, nearest first: one
-    statement, whole rows (the vectors left out), so a hit needs no second read."""
+def neighbours(scope: Scope, vector: QueryVector, k: int) -> list[Neighbour]:
+    """The k nearest servable questions in scope, nearest first, as the guard sees them: one
+    statement reading what the guard reads (the entry a hit serves is read afterwards, by id)."""
     expression = vector_expression(scope.space_id, scope.dimensions)
     literal = vector.literal()
     personal = "visitor_id = %s AND profile_hash = %s" if scope.visitor_id else "visitor_id = ''"
@@ -208,10 +208,9 @@ def nearest_entries(scope: Scope, vector: QueryVector, k: int) -> list[tuple[Cac
         params += [scope.visitor_id, scope.profile_hash]
     params.append(literal)
     distance = f"{expression} <=> %s::vector({int(scope.dimensions)})"
-    columns = ", ".join(f.column for f in CacheEntry._meta.concrete_fields if f.name != "embedding")
     # ORDER BY the indexed expression's distance, ascending, or the planner cannot use the index.
     sql = (
-        f"SELECT {columns}, 1 - ({distance}) AS similarity FROM chat_cacheentry "
+        f"SELECT id, question, answer_key, 1 - ({distance}) AS similarity FROM chat_cacheentry "
         f"WHERE space_id = {int(scope.space_id)} AND blocked_at IS NULL "
         f"AND prompt_version_id IS NOT DISTINCT FROM %s AND kb_version = %s AND language = %s "
         f"AND created_at >= %s AND {personal} ORDER BY {distance} LIMIT {int(k)}"
@@ -228,37 +227,7 @@ def nearest_entries(scope: Scope, vector: QueryVector, k: int) -> list[tuple[Cac
         cursor.execute(settings_sql + sql, params)
         cursor.nextset()
         cursor.nextset()
-        return [(entry, float(entry.similarity)) for entry in _models_from_rows(CacheEntry, cursor)]
-
-
-def _models_from_rows(model: type[CacheEntry], cursor: Any) -> list[CacheEntry]:
-    """Instances from the cursor's current result, as `Model.objects.raw` builds them (columns
-    that are no field become attributes), for a result `raw` cannot reach."""
-    names = [column.name for column in cursor.description]
-    fields = {field.column: field for field in model._meta.concrete_fields}
-    loaded = [name for name in names if name in fields]
-    instances = []
-    for row in cursor.fetchall():
-        values = dict(zip(names, row, strict=True))
-        instance = model.from_db(connection.alias, [fields[name].attname for name in loaded], [
-            fields[name].from_db_value(values[name], None, connection)
-            if hasattr(fields[name], "from_db_value") else values[name]
-            for name in loaded
-        ])
-        for name in names:
-            if name not in fields:
-                setattr(instance, name, values[name])
-        instances.append(instance)
-    return instances
-
-
-def neighbours(scope: Scope, vector: QueryVector, k: int) -> list[Neighbour]:
-    """The k nearest servable questions in scope, nearest first, as the guard sees them."""
-    return [_neighbour(entry, similarity) for entry, similarity in nearest_entries(scope, vector, k)]
-
-
-def _neighbour(entry: CacheEntry, similarity: float) -> Neighbour:
-    return Neighbour(entry.pk, entry.question, entry.answer_key, similarity)
+        return [Neighbour(pk, question, key, float(similarity)) for pk, question, key, similarity in cursor.fetchall()]
 
 
 # --- lookup and store ------------------------------------------------------------------------------
@@ -272,12 +241,12 @@ def lookup(scope: Scope, question: str, vector: QueryVector | None) -> Hit | Non
     if vector is None or vector.space_id != scope.space_id:
         return None
     params = guard_params()
-    nearest = nearest_entries(scope, vector, params.neighbours)
-    decision = decide(question, [_neighbour(e, s) for e, s in nearest], params)
+    decision = decide(question, neighbours(scope, vector, params.neighbours), params)
     if not decision.accepted:
         return None
-    entry = next(e for e, _ in nearest if e.pk == decision.neighbour.entry_id)
-    return Hit(entry, "semantic", decision)
+    # Read again in full: still servable (a thumbs-down in between blocks it), or no hit.
+    entry = _in_scope_entries(scope).filter(pk=decision.neighbour.entry_id).first()
+    return Hit(entry, "semantic", decision) if entry is not None else None
 
 
 def _exact(scope: Scope, qhash: str) -> CacheEntry | None:
@@ -293,7 +262,11 @@ def _exact(scope: Scope, qhash: str) -> CacheEntry | None:
 
 
 def _servable(scope: Scope, qhash: str) -> QuerySet[CacheEntry]:
-    return CacheEntry.objects.filter(_in_scope(scope), question_hash=qhash).defer("embedding")
+    return _in_scope_entries(scope).filter(question_hash=qhash)
+
+
+def _in_scope_entries(scope: Scope) -> QuerySet[CacheEntry]:
+    return CacheEntry.objects.filter(_in_scope(scope)).defer("embedding")
 
 
 def hit_record(hit: Hit, *, question: str, vector: QueryVector | None, scope: Scope) -> None:

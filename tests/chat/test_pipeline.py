@@ -95,6 +95,18 @@ async def test_a_routing_failure_fails_the_answer_and_keeps_the_question(kb, mon
     assert answer.status == Message.Status.FAILED and "routing broke" in answer.error
 
 
+async def test_a_search_failing_on_its_side_thread_fails_the_answer_and_keeps_the_question(kb, monkeypatch):
+    def broken_search(**_):
+        raise RuntimeError("the index is gone")
+
+    monkeypatch.setattr(pipeline, "search", broken_search)
+    turn, frame = await ask("How do I do a barbell squat?")
+    assert frame["type"] == "error" and frame["code"] == "internal_error"
+    question, answer = await stored(turn)
+    assert question.text == "How do I do a barbell squat?"
+    assert answer.status == Message.Status.FAILED and "the index is gone" in answer.error
+
+
 async def test_when_embedding_the_question_fails_it_answers_from_the_full_text_search(kb, online, monkeypatch, caplog):
     def broken_model(texts, spec=None):
         raise RuntimeError("the embedding model is gone")
