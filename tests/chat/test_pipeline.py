@@ -83,28 +83,17 @@ async def test_it_keeps_the_question_and_marks_the_answer_failed_when_the_llm_fa
     assert (await in_db(AnswerFact.objects.get)(message_id=turn.answer_id)).status == "failed"
 
 
-async def test_a_routing_failure_fails_the_answer_and_keeps_the_question(kb, monkeypatch):
-    def broken_route(**_):
-        raise RuntimeError("routing broke")
+@pytest.mark.parametrize(("step", "failure"), [("route_turn", "routing broke"), ("search", "the index is gone")])
+async def test_a_failure_before_generating_fails_the_answer_and_keeps_the_question(kb, monkeypatch, step, failure):
+    def broken(**_):
+        raise RuntimeError(failure)
 
-    monkeypatch.setattr(pipeline, "route_turn", broken_route)
+    monkeypatch.setattr(pipeline, step, broken)  # the search runs on a side thread: its failure comes back
     turn, frame = await ask("How do I do a barbell squat?")
     assert frame["type"] == "error" and frame["code"] == "internal_error"
     question, answer = await stored(turn)
     assert question.text == "How do I do a barbell squat?"
-    assert answer.status == Message.Status.FAILED and "routing broke" in answer.error
-
-
-async def test_a_search_failing_on_its_side_thread_fails_the_answer_and_keeps_the_question(kb, monkeypatch):
-    def broken_search(**_):
-        raise RuntimeError("the index is gone")
-
-    monkeypatch.setattr(pipeline, "search", broken_search)
-    turn, frame = await ask("How do I do a barbell squat?")
-    assert frame["type"] == "error" and frame["code"] == "internal_error"
-    question, answer = await stored(turn)
-    assert question.text == "How do I do a barbell squat?"
-    assert answer.status == Message.Status.FAILED and "the index is gone" in answer.error
+    assert answer.status == Message.Status.FAILED and failure in answer.error
 
 
 async def test_when_embedding_the_question_fails_it_answers_from_the_full_text_search(kb, online, monkeypatch, caplog):
