@@ -183,16 +183,22 @@ def _store_and_prepare(
 ) -> Reused | Context | None:
     """Store the question and route it, tell the event loop (which sends `start`), then prepare
     the answer: one trip to a database thread, where a trip per step made the first token wait
-    for a thread hop, the event loop and a pooled connection each time."""
+    for a thread hop, the event loop and a pooled connection each time.
+
+    The search starts first, on a side thread: it needs only the question's words and vector, and
+    its statements are mostly PostgreSQL's work, on the other core."""
+    searching = Alongside(_search, timer, question.text, embedding)
     try:
         turn = _store_and_route(timer, question, embedding)
     except BaseException as exc:
+        searching.abandon()
         announce(exc)
         return None
     announce(turn)
     if turn.repeated or not isinstance(turn.route, Route):
+        searching.abandon()
         return None
-    return prepare_answer(turn, turn.route)
+    return prepare_answer(turn, turn.route, searching)
 
 
 def _store_and_route(
@@ -290,33 +296,38 @@ def _wait_for_vector(turn: Turn) -> QueryVector | None:
     """None when embedding failed or took too long: the answer is then made from a full-text
     search alone."""
     embedding = turn.embedding
-    try:
-        return embedding.result(timeout=EMBEDDING_WAIT_SECONDS)
-    except Exception as exc:
-        if embedding.cancelled():  # the turn was abandoned before it was stored
-            return None
+    vector = _vector_if_any(embedding)
+    if vector is None and not embedding.cancelled():  # cancelled: the turn was abandoned
         if embedding.done():
-            logger.error("embedding the question of %s failed", turn.answer_id, exc_info=exc)
+            logger.error("embedding the question of %s failed", turn.answer_id, exc_info=embedding.exception())
         else:
             logger.error("embedding the question of %s took over %s s", turn.answer_id, EMBEDDING_WAIT_SECONDS)
+    return vector
+
+
+def _vector_if_any(embedding: concurrent.futures.Future[QueryVector]) -> QueryVector | None:
+    try:
+        return embedding.result(timeout=EMBEDDING_WAIT_SECONDS)
+    except Exception:
         return None
 
 
-def prepare_answer(turn: Turn, route: Route) -> Reused | Context:
-    """A stored answer to serve, else the context to generate from, on the database thread that
-    stored the question.
+def _search(timer: StepTimer, question: str, embedding: concurrent.futures.Future[QueryVector]) -> list[SearchHit]:
+    """The knowledge-base search: its full-text half while the question is still being embedded,
+    then the nearest chunks (without a vector, the full-text half alone; the database thread
+    that waits for the same vector logs why)."""
+    with timer.step("retrieve_full_text"):
+        full_text = search_full_text(question, k=settings.KNOWLEDGE_TOP_K)
+    vector = _vector_if_any(embedding)
+    return search(query=question, vector=vector, k=settings.KNOWLEDGE_TOP_K, full_text=full_text)
 
-    The search's full-text half goes first when the embedding is still being computed: the thread
-    would only wait otherwise. Then the search runs on a side thread while this one looks for a
-    stored answer: its statements (the nearest chunks, mostly PostgreSQL's time on the other core)
-    overlap the lookup's; in turn they cost ~3 ms more before the first token (BENCHMARKS.md). A
+
+def prepare_answer(turn: Turn, route: Route, searching: Alongside) -> Reused | Context:
+    """A stored answer to serve, else the context to generate from, on the database thread that
+    stored the question, while `searching` runs alongside (started before the question was
+    stored; one after the other they cost ~3 ms more before the first token, BENCHMARKS.md). A
     reused answer leaves the search unread (dropped if it had not started)."""
-    full_text = None
-    if not turn.embedding.done():
-        with turn.timer.step("retrieve_full_text"):
-            full_text = search_full_text(turn.question, k=settings.KNOWLEDGE_TOP_K)
     vector = _wait_for_vector(turn)
-    searching = Alongside(search, query=turn.question, vector=vector, k=settings.KNOWLEDGE_TOP_K, full_text=full_text)
     with turn.timer.step("reuse"):
         reused = reuse_find(question=turn.question, route=route, vector=vector)
     if reused is not None:
