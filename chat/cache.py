@@ -197,8 +197,23 @@ def index_ensure(space_id: int, dimensions: int) -> None:
 
 
 def neighbours(scope: Scope, vector: QueryVector, k: int) -> list[Neighbour]:
-    """The k nearest servable questions in scope, nearest first, as the guard sees them: one
-    statement reading what the guard reads (the entry a hit serves is read afterwards, by id)."""
+    """The k nearest servable questions in scope, nearest first, as the guard sees them."""
+    sql, params = neighbours_query(scope, vector, k)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        for _ in range(NEIGHBOURS_RESULT):
+            cursor.nextset()
+        return neighbours_from(cursor.fetchall())
+
+
+# The neighbours' rows are this result of `neighbours_query` (counted from 0).
+NEIGHBOURS_RESULT = 2
+
+
+def neighbours_query(scope: Scope, vector: QueryVector, k: int) -> tuple[str, list[Any]]:
+    """The statements that read the neighbours (what the guard reads; the entry a hit serves is
+    read afterwards, by id) and their parameters. Two SET LOCALs first, which hold to the end of
+    the query string they are sent in: anything sent with it goes before it."""
     expression = vector_expression(scope.space_id, scope.dimensions)
     literal = vector.literal()
     personal = "visitor_id = %s AND profile_hash = %s" if scope.visitor_id else "visitor_id = ''"
@@ -218,30 +233,35 @@ def neighbours(scope: Scope, vector: QueryVector, k: int) -> list[Neighbour]:
     # A narrower search than the knowledge base's: ten neighbours, not forty candidates. And the
     # index even for a small cache: the planner's pick below a few thousand entries, a scan
     # de-TOASTing every vector, cost ~3x the index's time at 1,600 entries, and grows.
+    # One round trip: PostgreSQL runs the statements of one query string as one implicit
+    # transaction (outside a transaction block), so the SET LOCALs end with it.
     settings_sql = (f"SET LOCAL hnsw.ef_search = {int(settings.CACHE_HNSW_EF_SEARCH)}; "
                     "SET LOCAL enable_seqscan = off; ")
-    with connection.cursor() as cursor:
-        # One round trip on every answer's path: PostgreSQL runs the statements of one query
-        # string as one implicit transaction (outside a transaction block), so the SET LOCALs hold
-        # for this SELECT only; the rows are in the third result.
-        cursor.execute(settings_sql + sql, params)
-        cursor.nextset()
-        cursor.nextset()
-        return [Neighbour(pk, question, key, float(similarity)) for pk, question, key, similarity in cursor.fetchall()]
+    return settings_sql + sql, params
+
+
+def neighbours_from(rows: list[tuple[Any, ...]]) -> list[Neighbour]:
+    return [Neighbour(pk, question, key, float(similarity)) for pk, question, key, similarity in rows]
 
 
 # --- lookup and store ------------------------------------------------------------------------------
 
 
-def lookup(scope: Scope, question: str, vector: QueryVector | None) -> Hit | None:
-    """An entry to serve for this question, or None. Exact first, then semantic under the guard."""
+def lookup(
+    scope: Scope, question: str, vector: QueryVector | None, nearest: list[Neighbour] | None = None
+) -> Hit | None:
+    """An entry to serve for this question, or None. Exact first, then semantic under the guard.
+
+    `nearest`: the neighbours, already read (with `guard_params().neighbours`)."""
     entry = _exact(scope, question_hash(question))
     if entry is not None:
         return Hit(entry, "exact", None)
     if vector is None or vector.space_id != scope.space_id:
         return None
     params = guard_params()
-    decision = decide(question, neighbours(scope, vector, params.neighbours), params)
+    if nearest is None:
+        nearest = neighbours(scope, vector, params.neighbours)
+    decision = decide(question, nearest, params)
     if not decision.accepted:
         return None
     # Read again in full: still servable (a thumbs-down in between blocks it), or no hit.

@@ -15,13 +15,14 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from django.db import connection
 
 from experiments.selectors import PromptChoice, prompt_for_new_answer
 from knowledge.embeddings import QueryVector
 from knowledge.selectors import SearchHit, kb_version
 from knowledge.tokens import count_tokens
 from monitoring.selectors import recent_tokens_in
-from review.selectors import approved_candidates
+from review.selectors import ApprovedCandidate, approved_candidates_from, approved_candidates_query
 from review.services import approved_answer_hit
 
 from . import cache, memory
@@ -97,10 +98,34 @@ def route_turn(
 
 def reuse_find(*, question: str, route: Route, vector: QueryVector | None) -> Reused | None:
     try:
-        return _approved(question, route, vector) or _cached(question, route, vector)
+        return _find(question, route, vector)
     except Exception:
         logger.exception("reuse lookup failed; answering normally")
         return None
+
+
+def _find(question: str, route: Route, vector: QueryVector | None) -> Reused | None:
+    if vector is None:
+        return None
+    approved, nearest = _candidates(route, vector)
+    return _approved(question, route, approved) or _cached(question, route, vector, nearest)
+
+
+def _candidates(route: Route, vector: QueryVector) -> tuple[list[ApprovedCandidate], list[Neighbour]]:
+    """The approved answers' nearest questions and the answer cache's: one round trip on every
+    answer's path (the cache's statements last: their SET LOCALs hold to the end)."""
+    sql, params = approved_candidates_query(vector=vector, language=route.language, prompt_name=route.prompt.name)
+    if settings.CACHE_ENABLED:
+        cache_sql, cache_params = cache.neighbours_query(route.scope(vector), vector, cache.guard_params().neighbours)
+        sql, params = f"{sql}; {cache_sql}", [*params, *cache_params]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        approved = approved_candidates_from(cursor.fetchall())
+        if not settings.CACHE_ENABLED:
+            return approved, []
+        for _ in range(1 + cache.NEIGHBOURS_RESULT):
+            cursor.nextset()
+        return approved, cache.neighbours_from(cursor.fetchall())
 
 
 def _approved_params() -> GuardParams:
@@ -110,33 +135,29 @@ def _approved_params() -> GuardParams:
                        near_duplicate_gap=settings.APPROVED_MIN_GAP)
 
 
-def _approved(question: str, route: Route, vector: QueryVector | None) -> Reused | None:
-    if vector is None:
-        return None
-    candidates = approved_candidates(vector=vector, language=route.language, prompt_name=route.prompt.name)
+def _approved(question: str, route: Route, candidates: list[ApprovedCandidate]) -> Reused | None:
     # Keyed by their text: the same answer approved twice agrees with itself; two different
     # answers to one question disagree, and neither is served until a trainer settles it.
     nearest = [
-        Neighbour(c.answer.pk, c.answer.question, cache.answer_key(c.answer.answer, []), c.similarity)
-        for c in candidates
+        Neighbour(c.answer_id, c.question, cache.answer_key(c.answer, []), c.similarity) for c in candidates
     ]
     decision = decide(question, nearest, _approved_params())
     if not decision.accepted:
         return None
-    approved = next(c.answer for c in candidates if c.answer.pk == decision.neighbour.entry_id)
-    approved_answer_hit(answer_id=approved.pk)
+    approved = next(c for c in candidates if c.answer_id == decision.neighbour.entry_id)
+    approved_answer_hit(answer_id=approved.answer_id)
     return Reused(
         kind=Message.Reuse.APPROVED, text=approved.answer, sources=approved.sources, confidence=1.0,
         model="", cost_avoided=_generation_cost_estimate(route, question, approved.answer),
-        details=decision.details(), approved_id=approved.pk,
+        details=decision.details(), approved_id=approved.answer_id,
     )
 
 
-def _cached(question: str, route: Route, vector: QueryVector | None) -> Reused | None:
-    if not settings.CACHE_ENABLED or vector is None:
+def _cached(question: str, route: Route, vector: QueryVector, nearest: list[Neighbour]) -> Reused | None:
+    if not settings.CACHE_ENABLED:
         return None
     scope = route.scope(vector)
-    hit = cache.lookup(scope, question, vector)
+    hit = cache.lookup(scope, question, vector, nearest)
     if hit is None:
         return None
     cache.hit_record(hit, question=question, vector=vector, scope=scope)
