@@ -188,7 +188,7 @@ CHAT_HISTORY_TURNS = env.int("CHAT_HISTORY_TURNS", default=6)
 CHAT_CONTEXT_TOKEN_BUDGET = env.int("CHAT_CONTEXT_TOKEN_BUDGET", default=3000)
 CHAT_STREAM_LOG_TTL_SECONDS = env.int("CHAT_STREAM_LOG_TTL_SECONDS", default=24 * 3600)
 CHAT_STALE_STREAM_SECONDS = env.int("CHAT_STALE_STREAM_SECONDS", default=300)
-CHAT_DB_THREADS = env.int("CHAT_DB_THREADS", default=4)  # threads the pipeline's database calls run on
+CHAT_DB_THREADS = env.int("CHAT_DB_THREADS", default=4)  # the pipeline's database threads, and as many side threads
 REVIEW_CONFIDENCE_THRESHOLD = env.float("REVIEW_CONFIDENCE_THRESHOLD", default=0.5)
 # Languages the router tells apart (py3langid, offline); a question shorter than
 # CHAT_LANGUAGE_MIN_WORDS keeps the conversation's language, or the default.
