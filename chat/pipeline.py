@@ -2,17 +2,18 @@
 
     start_turn:  guard -> persist the question (and an empty answer) before anything can fail,
                  route it, and go on preparing the answer: reuse (approved answer, then cache:
-                 served as is) or retrieve -> build context (the search's full-text half first while
-                 the embedding is still being computed; the rest on a side thread while reuse is
-                 looked up). One trip to a database thread, which tells the event loop once the
-                 question is stored. The query's embedding starts after the guard and runs
-                 meanwhile, outside the GIL; the model's thread hands the vector to the database
-                 thread directly.
+                 served as is) or build context from the search. One trip to a database thread,
+                 which tells the event loop once the question is stored. The query's embedding
+                 starts after the guard and runs meanwhile, outside the GIL; the model's thread
+                 hands the vector to the database thread directly. The search runs on a side
+                 thread from the start of that trip: its full-text half while the question is
+                 embedded, then the nearest chunks while reuse is looked up.
     run_turn:    waits for what was prepared -> generate (streamed to a sink) -> finish (and cache)
 
-Few trips, done in turn: every step is interpreter time and the interpreter is one core however
-many threads share it; steps run side by side only fought over it (BENCHMARKS.md). What runs side
-by side is PostgreSQL's work (the nearest chunks) and the model's, both off the GIL.
+Few trips: every step is interpreter time and the interpreter is one core however many threads
+share it; Python steps run side by side only fought over it (BENCHMARKS.md). What runs side by
+side is the model's work and PostgreSQL's (the search is three statements with little Python
+between them), both off the GIL.
 
 Each step's duration (ms) is stored with the answer in `Message.timings`.
 """

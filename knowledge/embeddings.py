@@ -346,7 +346,3 @@ async def embed_query_soon(text: str) -> Future[QueryVector]:
     if batcher is None:
         batcher = _batchers[loop] = _QueryBatcher()
     return batcher.submit(text, ref)
-
-
-async def embed_query_async(text: str) -> QueryVector:
-    return await asyncio.wrap_future(await embed_query_soon(text))

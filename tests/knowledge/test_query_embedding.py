@@ -5,10 +5,14 @@ import pytest
 from channels.db import database_sync_to_async as in_db
 
 from knowledge import embeddings
-from knowledge.embeddings import embed_query, embed_query_async
+from knowledge.embeddings import embed_query, embed_query_soon
 
 # The model runs on a worker thread, which reads the active space with its own connection.
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def embed_query_async(text):
+    return await asyncio.wrap_future(await embed_query_soon(text))
 
 
 async def test_questions_asked_while_the_model_is_busy_are_embedded_together_each_with_its_own_vector(
@@ -53,3 +57,24 @@ async def test_a_failed_forward_pass_fails_every_question_in_it_and_the_next_que
     with pytest.raises(RuntimeError, match="out of memory"):
         await embed_query_async("How do I do a barbell squat?")
     assert len((await embed_query_async("How do I do a barbell squat?")).vector) == 384
+
+
+async def test_a_question_abandoned_while_it_waits_for_the_model_is_left_out_of_the_next_pass(monkeypatch):
+    await in_db(embed_query)("warm the active space")
+    real_model = embeddings.embed_texts
+    busy, release, batches = threading.Event(), threading.Event(), []
+
+    def model(texts, spec=None):
+        batches.append(list(texts))
+        busy.set()
+        release.wait(5)
+        return real_model(texts, spec)
+
+    monkeypatch.setattr(embeddings, "embed_texts", model)
+    first = await embed_query_soon("Warm-up first")
+    assert await asyncio.to_thread(busy.wait, 5)
+    abandoned, kept = await embed_query_soon("Never mind"), await embed_query_soon("Any tips for lunges?")
+    assert abandoned.cancel()  # the visitor's turn went away before the model got to it
+    release.set()
+    assert len((await asyncio.wrap_future(kept)).vector) == 384
+    assert first.done() and batches == [["Warm-up first"], ["Any tips for lunges?"]]
