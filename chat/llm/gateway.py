@@ -48,23 +48,21 @@ class LLMGateway:
         self.model, self.fallback_model = model, fallback_model
         self.max_retries, self.backoff, self.breaker = max_retries, backoff, breaker
         self.max_tokens, self.temperature = max_tokens, temperature
-        # httpx pools belong to one event loop; the ASGI server has one, tests and sync callers many.
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, openai.AsyncOpenAI] = (
-            weakref.WeakKeyDictionary()
-        )
 
     def _client(self) -> openai.AsyncOpenAI:
-        loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
+        """This event loop's client for this server (HTTP pools belong to one loop; the ASGI server
+        has one, tests and sync callers many)."""
+        clients = _loop_clients.setdefault(asyncio.get_running_loop(), {})
+        key = (self.base_url, self.api_key, self.timeout)
+        client = clients.get(key)
         if client is None:
-            client = self._clients[loop] = openai.AsyncOpenAI(
+            client = clients[key] = openai.AsyncOpenAI(
                 api_key=self.api_key or "not-needed", base_url=self.base_url or None,
                 timeout=self.timeout, max_retries=0,  # retries are ours: only before the first token
                 # The SDK's aiohttp transport: reading a token's chunk through httpcore/h11/anyio
                 # was a seventh of the server's CPU at 50 chats (BENCHMARKS.md).
                 http_client=openai.DefaultAioHttpClient(timeout=self.timeout),
             )
-            _loop_clients.setdefault(loop, []).append(client)
         return client
 
     async def stream(self, messages: Sequence[ChatMessage], *, model: str = "") -> AsyncIterator[Delta]:
@@ -192,15 +190,17 @@ def _deltas(chunk: dict, model: str) -> list[tuple[Delta | None, bool]]:
     return out
 
 
-# Every client by its event loop, so a loop that ends (a test's) can close its connections.
-_loop_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list[openai.AsyncOpenAI]] = (
-    weakref.WeakKeyDictionary()
-)
+# Every client by its event loop and server, so a loop that ends (a test's) can close its
+# connections, and a gateway rebuilt with the same server reuses them.
+_loop_clients: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[tuple[str, str, float], openai.AsyncOpenAI]
+] = weakref.WeakKeyDictionary()
 
 
 async def close_clients() -> None:
-    """Close the HTTP clients made on the running event loop (before that loop ends)."""
-    for client in _loop_clients.pop(asyncio.get_running_loop(), []):
+    """Close the HTTP clients made on the running event loop (before that loop ends); the next
+    request on it makes new ones."""
+    for client in _loop_clients.pop(asyncio.get_running_loop(), {}).values():
         await client.close()
 
 

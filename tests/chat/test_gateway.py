@@ -2,6 +2,7 @@ import asyncio
 
 import pytest
 
+from chat.llm import gateway
 from chat.llm.breaker import BreakerState, CircuitBreaker
 from chat.llm.gateway import LLMGateway
 from chat.llm.types import ChatMessage, LLMUnavailable, StreamInterrupted
@@ -52,6 +53,19 @@ async def test_answers_in_a_row_reuse_one_connection(llm_server):
         text, _ = await collect(gateway)
         assert text.startswith("Keep")
     assert len(set(llm_server.script.clients)) == 1
+
+
+async def test_a_gateway_rebuilt_for_new_settings_keeps_the_connection_and_closed_clients_are_replaced(llm_server):
+    """Settings change (a new model) rebuilds the gateway: same server, same connection. Once a
+    loop's clients are closed, the next answer on that loop opens a new one instead of failing."""
+    text, _ = await collect(make_gateway(llm_server))
+    assert text.startswith("Keep")
+    rebuilt = make_gateway(llm_server, model="another-model")
+    await collect(rebuilt)
+    assert len(set(llm_server.script.clients)) == 1
+    await gateway.close_clients()
+    text, _ = await collect(rebuilt)
+    assert text.startswith("Keep") and len(set(llm_server.script.clients)) == 2
 
 
 @pytest.mark.parametrize("fault", ["429", "500"])
