@@ -91,7 +91,7 @@ class Turn:
     repeated: bool
     injection_suspected: bool
     timer: StepTimer
-    # Started before the question is stored and computed meanwhile; as the database threads that
+    # Started before the question is stored and computed meanwhile; the database threads that
     # prepare and finish the answer wait for it.
     embedding: concurrent.futures.Future[QueryVector]
     # Routed in the same database call that stored the question; a routing failure is kept for
@@ -239,8 +239,10 @@ async def run_turn(turn: Turn, sink: AnswerSink) -> dict[str, Any]:
     """
     try:
         route = turn.route
-        if not isinstance(route, Route) or turn.prepared is None:  # routing failed in start_turn
-            raise route or RuntimeError("a repeated turn is replayed, not run")
+        if isinstance(route, Exception):  # routing failed in start_turn
+            raise route
+        if route is None or turn.prepared is None:
+            raise RuntimeError("a repeated turn is replayed, not run")
         prepared = await turn.prepared
         if prepared is None:
             raise RuntimeError("the turn was stored but nothing was prepared")

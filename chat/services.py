@@ -40,8 +40,8 @@ def _parse_uuid(value: object, code: str, what: str) -> uuid.UUID:
     return pk
 
 
-def conversation_create(*, visitor_id: str, channel: str, language: str = "") -> Conversation:
-    return Conversation.objects.create(visitor_id=visitor_id, channel=channel, language=language)
+def conversation_create(*, visitor_id: str, channel: str) -> Conversation:
+    return Conversation.objects.create(visitor_id=visitor_id, channel=channel)
 
 
 def turn_start(
