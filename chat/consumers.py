@@ -100,7 +100,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     # --- client frames ---------------------------------------------------------------------------
 
     async def on_message(self, content: dict[str, Any]) -> None:
-        turn = await pipeline.start_turn(
+        turn = await pipeline.open_turn(
             visitor_id=self.visitor_id, conversation_id=content.get("conversation_id"), text=content.get("text"),
             client_msg_id=_optional_str(content, "client_msg_id", 100), channel=Conversation.Channel.WIDGET,
         )

@@ -5,14 +5,14 @@ from django.dispatch import receiver
 from knowledge.signals import documents_changed
 from review.signals import answer_rejected
 
-from . import cache
+from .reuse import services as reuse
 
 
 @receiver(documents_changed)
 def drop_answers_citing_documents(sender, document_ids, **kwargs) -> None:
-    cache.invalidate_documents(document_ids)
+    reuse.invalidate_documents(document_ids)
 
 
 @receiver(answer_rejected)
 def block_rejected_answer(sender, message_id, **kwargs) -> None:
-    cache.block_for_message(message_id=message_id, reason="rejected in review")
+    reuse.block_for_message(message_id=message_id, reason="rejected in review")

@@ -13,7 +13,7 @@ from django.db.models import Max, Model
 from django.db.models.sql import InsertQuery
 from django.utils import timezone
 
-from . import cache
+from .reuse.services import block_for_message
 from .errors import CodedError
 from .language import detect_language
 from .models import Conversation, Feedback, Message
@@ -156,7 +156,7 @@ def feedback_set(*, visitor_id: str, message_id: object, value: str, reason: str
         message=message, defaults={"value": value, "reason": reason[:200], "comment": comment}
     )
     if value == Feedback.Value.DOWN:  # the answer is never served from the cache again
-        cache.block_for_message(message_id=message.pk, reason=f"thumbs down: {reason}"[:200])
+        block_for_message(message_id=message.pk, reason=f"thumbs down: {reason}"[:200])
     return feedback
 
 

@@ -3,10 +3,10 @@ from datetime import timedelta
 from celery import shared_task
 from django.conf import settings
 
-from knowledge.embeddings import active_space_ref
-from knowledge.selectors import kb_version
+from knowledge.selectors import embedding_space_active, kb_version
 
-from . import cache, services, summaries
+from . import services, summaries
+from .reuse import services as reuse
 
 
 @shared_task(ignore_result=True)
@@ -22,7 +22,8 @@ def conversation_summarize(conversation_id: str, before_sequence: int) -> bool:
 
 @shared_task(ignore_result=True)
 def answer_cache_evict() -> dict[str, int]:
-    active = active_space_ref().space_id
-    counts = cache.evict(current_kb_version=kb_version(), active_space_id=active)
-    cache.flush_scope_indexes(active)
+    space = embedding_space_active()
+    active = space.pk if space else None
+    counts = reuse.evict(current_kb_version=kb_version(), active_space_id=active)
+    reuse.flush_scope_indexes(active)
     return counts

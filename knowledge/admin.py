@@ -7,7 +7,7 @@ from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils.html import format_html
 
-from . import services
+from . import selectors, services
 from .api import SearchQuerySerializer, search_from_params, source_file_check
 from .models import Chunk, Document, EmbeddingSpace, Source
 from .parsers import IngestError, mapping_validate
@@ -126,7 +126,7 @@ class SourceAdmin(admin.ModelAdmin):
             "params": request.GET,
             "sources": Source.objects.order_by("name"),
             "selected_sources": [int(s) for s in request.GET.getlist("source") if s.isdigit()],
-            "space": services.embedding_space_active(),
+            "space": selectors.embedding_space_active(),
             "searched": query is not None,
         }
         return TemplateResponse(request, "admin/knowledge/retrieval_test.html", context)

@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from . import services
-from .embeddings import embed_query_background
+from .embeddings import NoActiveSpace, QueryVector, embed_query
 from .models import Source
 from .parsers import IngestError, check_size, detect_format, mapping_validate, parse_file
 from .selectors import SearchFilters, search
@@ -49,11 +49,18 @@ def search_from_params(params) -> list:
     filters = SearchFilters(
         source_ids=tuple(params["source"]), tags=tuple(params["tag"]), language=params.get("language") or None
     )
-    vector = embed_query_background(params["q"]) if params["mode"] != "lexical" else None
+    vector = _query_vector(params["q"]) if params["mode"] != "lexical" else None
     return search(
         query=params["q"], vector=vector, k=params["k"], filters=filters, min_score=params.get("min_score"),
         diverse=params["diverse"], mode=params["mode"],
     )
+
+
+def _query_vector(query: str) -> QueryVector | None:
+    try:
+        return embed_query(query)
+    except NoActiveSpace:  # nothing ingested yet: nothing to find either way
+        return None
 
 
 class KnowledgeSearchView(APIView):

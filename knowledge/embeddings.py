@@ -4,9 +4,8 @@ A space is one model's vectors (`EmbeddingSpace`). Documents are embedded into e
 (the active one, and the one being built when the configured model changed); queries are embedded
 with the active space's model, so search keeps working while a new model is built beside it.
 
-The local model is loaded once per process and encodes in batches. Query embeddings from
-concurrent requests are micro-batched (`embed_query_soon`): on two cores, one batched forward
-pass for many queries is far cheaper than as many single ones.
+The local model is loaded once per process and encodes in batches; query embeddings asked at
+the same time on an event loop are micro-batched (`aembed_query`).
 """
 
 from __future__ import annotations
@@ -21,7 +20,6 @@ import time
 import warnings
 import weakref
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -83,8 +81,8 @@ class LocalEmbedder:
 class OnnxEmbedder:
     """The same sentence-transformers model run by ONNX Runtime instead of torch.
 
-    Same weights, same vectors (largest difference ~1e-7, so spaces built with torch stay valid),
-    a query in ~2.6 ms instead of ~10 on two cores (BENCHMARKS.md). The model is exported once into
+    Same weights, same vectors (to float precision, so spaces built with torch stay valid), several
+    times faster per query on CPU (BENCHMARKS.md). The model is exported once into
     var/models/ with torch (installed anyway); after that only ONNX Runtime runs. Mean pooling only,
     which all-MiniLM-L6-v2 uses; other pooling falls back to torch.
     """
@@ -226,6 +224,10 @@ def embed_texts(texts: Sequence[str], spec: ModelSpec | None = None) -> list[lis
 # --- the active space, cached per process ---------------------------------------------------------
 
 
+class NoActiveSpace(LookupError):
+    """No embedding space exists yet: nothing has been ingested (`knowledge.services.embedding_space_ensure`)."""
+
+
 @dataclass(frozen=True)
 class SpaceRef:
     space_id: int
@@ -241,14 +243,17 @@ def _cached_active_space() -> SpaceRef | None:
 
 
 def active_space_ref() -> SpaceRef:
-    """The space searches read, re-read from the database at most every two seconds."""
+    """The space searches read, re-read from the database at most every two seconds. Reading never
+    creates one: raises NoActiveSpace before the first ingest."""
     global _active
     cached = _cached_active_space()
     if cached is not None:
         return cached
-    from .services import embedding_space_active  # services import this module
+    from .models import EmbeddingSpace
 
-    space = embedding_space_active()
+    space = EmbeddingSpace.objects.filter(status=EmbeddingSpace.Status.ACTIVE).first()
+    if space is None:
+        raise NoActiveSpace("no active embedding space yet: ingest a knowledge source first")
     ref = SpaceRef(space.pk, ModelSpec(space.backend, space.model, space.dimensions))
     _active = (time.monotonic() + _ACTIVE_TTL_S, ref)
     return ref
@@ -259,22 +264,28 @@ def forget_active_space() -> None:
     _active = None
 
 
+# --- embedding a query ------------------------------------------------------------------------------
+# One way, two doors: `embed_query` for synchronous callers, `aembed_query` on an event loop, where
+# questions asked at the same time share one forward pass (on two cores one batched pass for many
+# queries is far cheaper than as many single ones).
+
+
 def embed_query(text: str) -> QueryVector:
-    return _embed_in(active_space_ref(), text)
+    return _embed_in(active_space_ref(), [text])[0]
 
 
-def _embed_in(ref: SpaceRef, text: str) -> QueryVector:
-    return QueryVector(ref.space_id, ref.spec.dimensions, embed_texts([text], ref.spec)[0])
+async def aembed_query(text: str) -> QueryVector:
+    ref = _cached_active_space() or await sync_to_async(_active_space_ref_closing, thread_sensitive=False)()
+    loop = asyncio.get_running_loop()
+    batcher = _batchers.get(loop)
+    if batcher is None:
+        batcher = _batchers[loop] = _QueryBatcher()
+    return await batcher.submit(text, ref)
 
 
-_background = ThreadPoolExecutor(max_workers=2, thread_name_prefix="embed-query")
-
-
-def embed_query_background(text: str) -> Future[QueryVector]:
-    """Embed a query on another thread (the model releases the GIL) while the caller goes on, for
-    instance with the full-text side of a search; `search` takes the future."""
-    ref = active_space_ref()  # here: the worker thread never touches the database
-    return _background.submit(_embed_in, ref, text)
+def _embed_in(ref: SpaceRef, texts: list[str]) -> list[QueryVector]:
+    vectors = embed_texts(texts, ref.spec)
+    return [QueryVector(ref.space_id, ref.spec.dimensions, vector) for vector in vectors]
 
 
 def _active_space_ref_closing() -> SpaceRef:
@@ -284,19 +295,18 @@ def _active_space_ref_closing() -> SpaceRef:
         connection.close()  # a worker thread's connection goes back to the pool
 
 
-class _QueryBatcher:
-    """Collects the queries that arrive while a forward pass runs and embeds them together.
+_PendingQuery = tuple[str, SpaceRef, "asyncio.Future[QueryVector]"]
 
-    Each query's vector is a thread-side future set by the thread that ran the model: a database
-    thread waiting for it wakes at once, not after the callbacks of a busy event loop have run."""
+
+class _QueryBatcher:
+    """Collects the queries that arrive while a forward pass runs and embeds them together."""
 
     def __init__(self) -> None:
         self._pending: list[_PendingQuery] = []
         self._running = False
 
-    def submit(self, text: str, ref: SpaceRef) -> Future[QueryVector]:
-        """On the event loop."""
-        future: Future[QueryVector] = Future()
+    def submit(self, text: str, ref: SpaceRef) -> asyncio.Future[QueryVector]:
+        future: asyncio.Future[QueryVector] = asyncio.get_running_loop().create_future()
         self._pending.append((text, ref, future))
         if not self._running:
             self._running = True
@@ -307,42 +317,28 @@ class _QueryBatcher:
         try:
             while self._pending:
                 ref = self._pending[0][1]
-                batch = [item for item in self._pending if item[1] == ref]
+                batch = [item for item in self._pending if item[1] == ref and not item[2].done()]
                 self._pending = [item for item in self._pending if item[1] != ref]
-                await asyncio.to_thread(_embed_batch, batch, ref)
+                if batch:
+                    await _embed_batch(batch, ref)
         finally:
             self._running = False
 
 
-_PendingQuery = tuple[str, SpaceRef, Future[QueryVector]]
-
-
-def _embed_batch(batch: list[_PendingQuery], ref: SpaceRef) -> None:
-    """One forward pass for the batch; sets every future, never raises: a failure fails each
-    question in it, none hangs. Questions abandoned meanwhile are left out."""
-    batch = [item for item in batch if item[2].set_running_or_notify_cancel()]
-    if not batch:
-        return
+async def _embed_batch(batch: list[_PendingQuery], ref: SpaceRef) -> None:
+    """One forward pass for the batch, off the event loop; a failure fails each question in it,
+    none hangs. Questions abandoned meanwhile (cancelled futures) are left as they are."""
     try:
-        vectors = embed_texts([text for text, _, _ in batch], ref.spec)
+        vectors = await asyncio.to_thread(_embed_in, ref, [text for text, _, _ in batch])
     except Exception as exc:
         for _, _, future in batch:
-            future.set_exception(exc)
+            if not future.done():
+                future.set_exception(exc)
         return
     for (_, _, future), vector in zip(batch, vectors, strict=True):
-        future.set_result(QueryVector(ref.space_id, ref.spec.dimensions, vector))
+        if not future.done():
+            future.set_result(vector)
 
 
 # Futures belong to one event loop, so each loop gets its own batcher.
 _batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _QueryBatcher] = weakref.WeakKeyDictionary()
-
-
-async def embed_query_soon(text: str) -> Future[QueryVector]:
-    """The query's vector to come, micro-batched with the queries asked meanwhile; threads may
-    wait for it (`Future.result`), the event loop through `asyncio.wrap_future`."""
-    ref = _cached_active_space() or await sync_to_async(_active_space_ref_closing, thread_sensitive=False)()
-    loop = asyncio.get_running_loop()
-    batcher = _batchers.get(loop)
-    if batcher is None:
-        batcher = _batchers[loop] = _QueryBatcher()
-    return batcher.submit(text, ref)

@@ -11,7 +11,6 @@ diversity (MMR).
 from __future__ import annotations
 
 import re
-from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -23,7 +22,7 @@ from django.urls import reverse
 
 from .embeddings import QueryVector
 from .fts import fts_config
-from .models import KnowledgeBaseVersion, vector_expression
+from .models import EmbeddingSpace, KnowledgeBaseVersion, vector_expression
 
 Mode = Literal["hybrid", "dense", "lexical"]
 
@@ -67,6 +66,11 @@ def kb_version() -> int:
     return row or 1
 
 
+def embedding_space_active() -> EmbeddingSpace | None:
+    """The space searches read; None before the first ingest."""
+    return EmbeddingSpace.objects.filter(status=EmbeddingSpace.Status.ACTIVE).first()
+
+
 @dataclass(frozen=True)
 class FullTextSide:
     """The half of a hybrid search that needs no embedding: the query's lexemes and the chunks
@@ -93,7 +97,7 @@ def search_full_text(
 def search(
     *,
     query: str,
-    vector: QueryVector | Future[QueryVector] | None,
+    vector: QueryVector | None,
     k: int | None = None,
     filters: SearchFilters = SearchFilters(),
     min_score: float | None = None,
@@ -102,15 +106,13 @@ def search(
     fusion: str | None = None,
     full_text: FullTextSide | None = None,
 ) -> list[SearchHit]:
-    """The top k chunks for a query; `vector` is the query embedded in the active space, or the
-    future of it (`embed_query_background`): the full-text side runs while it is computed.
-    `full_text`: that side already run (`search_full_text`, same query, k, filters and mode)."""
+    """The top k chunks for a query; `vector` is the query embedded in the active space (None:
+    the full-text retriever alone). `full_text`: that half already run (`search_full_text`, same
+    query, k, filters and mode), for instance while the query was being embedded."""
     k = k or settings.KNOWLEDGE_TOP_K
     if full_text is None:
         full_text = search_full_text(query, k=k, filters=filters, mode=mode)
     terms, lexical_ids = full_text.terms, full_text.ids
-    if isinstance(vector, Future):
-        vector = vector.result()
     use_dense = mode != "lexical" and vector is not None
     dense = _dense_candidates_sql(vector, _candidate_count(k), filters) if use_dense else None
     dense_ids, candidates = _candidate_rows(lexical_ids, terms, vector, with_vectors=diverse, dense=dense)
@@ -122,7 +124,7 @@ def search(
     ranked = [hit for hit in ranked if hit.score >= threshold]
     if diverse:
         ranked = mmr(ranked, k, settings.KNOWLEDGE_MMR_LAMBDA)
-    # URLs for the hits returned only: reverse() for every candidate cost ~2 ms per search.
+    # URLs for the hits returned only: reverse() is slow enough to matter per candidate.
     return [replace(hit, embedding=None, url=document_url(hit.url, hit.document_id)) for hit in ranked[:k]]
 
 

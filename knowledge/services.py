@@ -293,11 +293,12 @@ def _spec(space: EmbeddingSpace) -> ModelSpec:
 
 
 def embedding_spaces_live() -> list[EmbeddingSpace]:
-    embedding_space_active()  # the first ingest creates the first space
+    embedding_space_ensure()  # the first ingest creates the first space
     return list(EmbeddingSpace.objects.exclude(status=EmbeddingSpace.Status.RETIRED).order_by("pk"))
 
 
-def embedding_space_active() -> EmbeddingSpace:
+def embedding_space_ensure() -> EmbeddingSpace:
+    """The active space, created for the configured model when there is none yet (the first ingest)."""
     space = EmbeddingSpace.objects.filter(status=EmbeddingSpace.Status.ACTIVE).first()
     if space is not None:
         return space
@@ -330,7 +331,7 @@ def embedding_model_sync() -> EmbeddingSpace | None:
 
     Returns the space that needs building (new, or one whose build was interrupted), else None.
     """
-    active = embedding_space_active()
+    active = embedding_space_ensure()
     spec = configured_spec()
     if _spec(active) == spec:
         EmbeddingSpace.objects.filter(status=EmbeddingSpace.Status.BUILDING).update(

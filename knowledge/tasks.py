@@ -21,7 +21,7 @@ def embedding_model_sync() -> None:
     building = services.embedding_model_sync()
     if building is not None:
         build_embedding_space.delay(building.pk)
-    services.space_fill(space=services.embedding_space_active())
+    services.space_fill(space=services.embedding_space_ensure())
 
 
 @shared_task(ignore_result=True)

@@ -4,6 +4,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from django.db import connection
 from django.utils import timezone
 
 from knowledge.embeddings import QueryVector
@@ -18,13 +19,13 @@ class ApprovedCandidate:
     similarity: float
 
 
-def approved_candidates_query(
+def approved_candidates(
     *, vector: QueryVector, language: str, prompt_name: str = "", k: int = 5
-) -> tuple[str, list[Any]]:
-    """The servable approved answers whose questions are nearest, nearest first: one statement, an
-    exact scan (trainers approve hundreds or thousands, not millions). The statement and its
-    parameters, to run with the answer cache's lookup in one round trip (chat.reuse); its rows
-    become candidates through `approved_candidates_from`."""
+) -> list[ApprovedCandidate]:
+    """The servable approved answers whose questions are nearest, nearest first.
+
+    An exact scan, no index: trainers approve hundreds or thousands of answers, not millions.
+    Only rows embedded in the query's space and size compare: the others wait to be re-embedded."""
     literal = vector.literal()
     sql = (
         "SELECT id, question, answer, sources::text, 1 - (embedding <=> %s::vector) AS similarity "
@@ -33,10 +34,10 @@ def approved_candidates_query(
         "AND (expires_at IS NULL OR expires_at > %s) AND vector_dims(embedding) = %s "
         "ORDER BY embedding <=> %s::vector LIMIT %s"
     )
-    return sql, [literal, language, prompt_name, vector.space_id, timezone.now(), vector.dimensions, literal, k]
-
-
-def approved_candidates_from(rows: list[tuple[Any, ...]]) -> list[ApprovedCandidate]:
+    params = [literal, language, prompt_name, vector.space_id, timezone.now(), vector.dimensions, literal, k]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
     return [
         ApprovedCandidate(answer_id, question, answer, json.loads(sources), float(similarity))
         for answer_id, question, answer, sources, similarity in rows

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from chat import cache
+from chat.reuse.selectors import forget_guard_params, guard_params
 from chat.models import CacheCalibration, CacheEntry
 
 pytestmark = pytest.mark.django_db
@@ -18,8 +18,8 @@ def test_it_stores_thresholds_that_reach_the_target_and_the_cache_uses_them():
     call_command("cache_calibrate", file=LABELLED, target=0.99, stdout=out)
     calibration = CacheCalibration.objects.get()
     assert calibration.precision >= 0.99 and 0 < calibration.hit_rate <= 1 and calibration.labelled == 240
-    cache.forget_guard_params()
-    assert cache.guard_params().min_similarity == calibration.params["min_similarity"]
+    forget_guard_params()
+    assert guard_params().min_similarity == calibration.params["min_similarity"]
     assert "precision" in out.getvalue()
 
 

@@ -12,7 +12,9 @@ from channels.db import database_sync_to_async as in_db
 from django.db import connection
 from django.utils import timezone
 
-from chat import cache
+from chat.reuse import selectors as reuse_selectors
+from chat.reuse import services as reuse_services
+from chat.reuse.scope import Scope, redis_client
 from chat.models import CacheCalibration, CacheEntry, Message
 from chat.services import feedback_set
 from experiments.models import PromptVersion
@@ -31,12 +33,12 @@ SQUAT = "How do I do a barbell squat?"
 
 @pytest.fixture(autouse=True)
 def _fresh_cache_state():
-    cache.forget_guard_params()
-    cache._redis.cache_clear()
-    cache._indexed_spaces.clear()
+    reuse_selectors.forget_guard_params()
+    redis_client.cache_clear()
+    reuse_services.indexes_forget()
     yield
-    cache.forget_guard_params()
-    cache._redis.cache_clear()
+    reuse_selectors.forget_guard_params()
+    redis_client.cache_clear()
 
 
 def permissive_guard(**overrides):
@@ -45,7 +47,7 @@ def permissive_guard(**overrides):
               "near_duplicate_gap": 0.0, "neighbours": 10, **overrides}
     CacheCalibration.objects.create(params=params, target_precision=0.99, precision=0.99, hit_rate=0.5,
                                     labelled=100, source="test")
-    cache.forget_guard_params()
+    reuse_selectors.forget_guard_params()
 
 
 async def answer_of(turn) -> Message:
@@ -117,9 +119,9 @@ async def test_reuse_never_crosses_languages(kb):
     await ask(SQUAT, visitor="alice")
     entry = await in_db(CacheEntry.objects.get)()
     assert entry.language == "en"
-    scope = cache.Scope(entry.space_id, 384, entry.prompt_version_id, entry.kb_version, "de")
-    assert await in_db(cache.lookup)(scope, SQUAT, None) is None
-    assert await in_db(cache.lookup)(replace(scope, language="en"), SQUAT, None) is not None
+    scope = Scope(entry.space_id, 384, entry.prompt_version_id, entry.kb_version, "de")
+    assert await in_db(reuse_selectors.lookup)(scope, SQUAT, None) is None
+    assert await in_db(reuse_selectors.lookup)(replace(scope, language="en"), SQUAT, None) is not None
 
 
 async def test_an_answer_shaped_by_a_profile_is_never_served_to_another_visitor(kb):
@@ -170,7 +172,7 @@ async def test_expired_entries_are_not_served_and_eviction_keeps_the_size_cap(kb
     await ask("How do I do a plank?", visitor="bob")  # a hit: the plank entry is the most recently used
     settings.CACHE_MAX_ENTRIES = 1
     current = await in_db(kb_version)()
-    counts = await in_db(cache.evict)(current_kb_version=current, active_space_id=None)
+    counts = await in_db(reuse_services.evict)(current_kb_version=current, active_space_id=None)
     assert counts["expired"] >= 1 and counts["evicted"] >= 1
     left = await in_db(list)(CacheEntry.objects.values_list("question", flat=True))
     assert left == ["How do I do a plank?"]
@@ -178,11 +180,11 @@ async def test_expired_entries_are_not_served_and_eviction_keeps_the_size_cap(kb
 
 async def test_an_answer_finishing_while_another_creates_the_cache_index_is_cached(kb, monkeypatch):
     """Answers that finish together race to create the space's index: the loser must still cache."""
-    monkeypatch.setattr(cache, "INDEX_LOCK_TIMEOUT", "30s")  # the test, not the timeout, decides the order
+    monkeypatch.setattr(reuse_services, "INDEX_LOCK_TIMEOUT", "30s")  # the test, not the timeout, decides the order
     space = await in_db(active_space_ref)()
     params = await in_db(connection.get_connection_params)()
     with psycopg.connect(**params) as other, psycopg.connect(**params, autocommit=True) as observer:
-        other.execute(cache.index_sql(space.space_id, space.spec.dimensions))  # not committed yet
+        other.execute(reuse_services.index_sql(space.space_id, space.spec.dimensions))  # not committed yet
         asking = asyncio.ensure_future(ask(SQUAT, visitor="alice"))
         while not observer.execute("SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
                                    "AND query LIKE 'CREATE INDEX%%'").fetchone():
@@ -198,7 +200,7 @@ async def test_an_answer_finishing_while_another_creates_the_cache_index_is_cach
 
 async def test_with_redis_down_answers_are_still_served_and_reused(kb, settings):
     settings.CACHE_REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
-    cache._redis.cache_clear()
+    redis_client.cache_clear()
     _, first = await ask(SQUAT, visitor="alice")
     _, second = await ask(SQUAT, visitor="bob")
     assert first["type"] == "end" and second["type"] == "end"

@@ -2,7 +2,7 @@
 
 import pytest
 
-from chat.reuse_guard import (
+from chat.reuse.guard import (
     GuardParams,
     Neighbour,
     decide,

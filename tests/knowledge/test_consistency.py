@@ -65,7 +65,7 @@ def test_switching_the_embedding_model_rebuilds_beside_the_old_one_and_search_ke
     source = Source.objects.create(name="exercises")
     services.documents_sync(source=source, drafts=exercise_drafts)
     services.lexeme_stats_refresh()
-    local = services.embedding_space_active()
+    local = services.embedding_space_ensure()
     assert (local.backend, local.dimensions) == ("local", 384)
 
     settings.EMBEDDING_BACKEND, settings.EMBEDDING_MODEL = "openai", "text-embedding-3-small"

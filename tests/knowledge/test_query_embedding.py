@@ -5,14 +5,20 @@ import pytest
 from channels.db import database_sync_to_async as in_db
 
 from knowledge import embeddings
-from knowledge.embeddings import embed_query, embed_query_soon
+from knowledge.embeddings import NoActiveSpace, aembed_query, embed_query
+from knowledge.services import embedding_space_ensure
 
 # The model runs on a worker thread, which reads the active space with its own connection.
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+@pytest.fixture(autouse=True)
+def _active_space(transactional_db):
+    embedding_space_ensure()
+
+
 async def embed_query_async(text):
-    return await asyncio.wrap_future(await embed_query_soon(text))
+    return await aembed_query(text)
 
 
 async def test_questions_asked_while_the_model_is_busy_are_embedded_together_each_with_its_own_vector(
@@ -71,10 +77,23 @@ async def test_a_question_abandoned_while_it_waits_for_the_model_is_left_out_of_
         return real_model(texts, spec)
 
     monkeypatch.setattr(embeddings, "embed_texts", model)
-    first = await embed_query_soon("Warm-up first")
+    first = asyncio.ensure_future(aembed_query("Warm-up first"))
     assert await asyncio.to_thread(busy.wait, 5)
-    abandoned, kept = await embed_query_soon("Never mind"), await embed_query_soon("Any tips for lunges?")
-    assert abandoned.cancel()  # the visitor's turn went away before the model got to it
+    abandoned = asyncio.ensure_future(aembed_query("Never mind"))
+    kept = asyncio.ensure_future(aembed_query("Any tips for lunges?"))
+    await asyncio.sleep(0.05)  # both wait for the model
+    abandoned.cancel()  # the visitor's turn went away before the model got to it
     release.set()
-    assert len((await asyncio.wrap_future(kept)).vector) == 384
+    assert len((await kept).vector) == 384
     assert first.done() and batches == [["Warm-up first"], ["Any tips for lunges?"]]
+
+
+async def test_reading_the_active_space_never_creates_one(transactional_db):
+    from knowledge.embeddings import forget_active_space
+    from knowledge.models import EmbeddingSpace
+
+    await in_db(EmbeddingSpace.objects.all().delete)()
+    forget_active_space()
+    with pytest.raises(NoActiveSpace):
+        await in_db(embed_query)("How do I do a plank?")
+    assert not await in_db(EmbeddingSpace.objects.exists)()

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from django.core.management.base import BaseCommand, CommandError
 
-from chat.calibration import calibrate, leave_one_out
+from chat.reuse.calibration import calibrate, leave_one_out
 from chat.models import CacheCalibration, CacheEntry
 from knowledge.embeddings import embed_texts
 from review.models import ApprovedAnswer

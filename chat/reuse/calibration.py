@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .reuse_guard import LEXICAL, LEXICAL_CHECKS, GuardParams, Neighbour, agreement
+from .guard import LEXICAL, LEXICAL_CHECKS, GuardParams, Neighbour, agreement
 
 
 @dataclass(frozen=True)

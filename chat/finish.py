@@ -1,0 +1,105 @@
+"""Step 8 of the pipeline: what an answer leaves behind once its last token is sent.
+
+Runs on a database thread. The answer row, the monitoring fact, the review queue and the cache are
+written here; a task folds the conversation's summary when the context folded turns it lacks.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+
+from knowledge.embeddings import QueryVector
+from monitoring.services import answer_fact_record
+from review.services import review_item_enqueue
+
+from . import services, tasks
+from .context import Context
+from .generation import Generation, confidence_score
+from .llm.pricing import answer_cost
+from .models import Message
+from .reuse.selectors import Reused
+from .reuse.services import Answered, answer_cache, cacheable
+from .route import Route
+
+if TYPE_CHECKING:
+    from .pipeline import StepTimer, Turn
+
+
+def finish_generated(
+    *, turn: Turn, route: Route, vector: QueryVector | None, context: Context, generation: Generation
+) -> dict[str, Any]:
+    """Store the answer with its facts, queue it for review when unsure, cache it; the `end` frame."""
+    sources = [_source(context.hits[n - 1]) for n in generation.cited]
+    confidence = confidence_score(context.hits, generation.cited)
+    cost = answer_cost(model=generation.model, tokens_in=generation.tokens_in, tokens_out=generation.tokens_out)
+    latency_ms = turn.timer.elapsed_ms()
+    facts = {
+        "model": generation.model, "prompt_version_id": route.prompt.prompt_version_id,
+        "tokens_in": generation.tokens_in, "tokens_out": generation.tokens_out, "cost": cost,
+        "latency_ms": latency_ms, "confidence": confidence, "timings": dict(turn.timer.steps),
+        "ttft_ms": turn.timer.elapsed_ms(generation.first_token_at) if generation.first_token_at else None,
+    }
+    services.answer_complete(message_id=turn.answer_id, text=generation.text, facts={
+        **facts, "sources": sources, "context_tokens": context.tokens,
+        "full_history_tokens": context.full_history_tokens,
+    })
+    answer_fact_record(message_id=turn.answer_id, conversation_id=turn.conversation_id, status="complete",
+                       offline=generation.offline, **facts)
+    if confidence < settings.REVIEW_CONFIDENCE_THRESHOLD:
+        review_item_enqueue(message_id=turn.answer_id, priority=1 - confidence, reason="low confidence")
+    if vector is not None and cacheable(had_history=context.had_history,
+                                        injection_suspected=turn.injection_suspected, text=generation.text):
+        answer_cache(scope=route.scope(vector), vector=vector, answered=Answered(
+            question=turn.question, text=generation.text, sources=sources,
+            chunk_ids=[context.hits[n - 1].chunk_id for n in generation.cited],
+            document_ids=sorted({h.document_id for h in context.hits}), confidence=confidence,
+            model=generation.model, tokens_in=generation.tokens_in, tokens_out=generation.tokens_out, cost=cost,
+            message_id=turn.answer_id,
+        ))
+    if context.fold_pending:
+        tasks.conversation_summarize.delay(str(turn.conversation_id), turn.question_sequence)
+    return _end_frame(turn.answer_id, sources, confidence, Message.Reuse.NONE, latency_ms)
+
+
+def _source(hit: Any) -> dict[str, Any]:
+    return {"title": hit.title, "url": hit.url, "chunk_id": hit.chunk_id, "score": hit.score}
+
+
+def finish_reused(
+    *, answer_id: uuid.UUID, conversation_id: uuid.UUID, route: Route, reused: Reused, timer: StepTimer
+) -> dict[str, Any]:
+    """Store a served stored answer with what it saved; the `end` frame."""
+    latency_ms = timer.elapsed_ms()
+    facts = {
+        "model": reused.model, "prompt_version_id": route.prompt.prompt_version_id, "tokens_in": 0,
+        "tokens_out": 0, "latency_ms": latency_ms, "ttft_ms": latency_ms, "confidence": reused.confidence,
+        "timings": dict(timer.steps), "reuse": reused.kind, "cost_avoided": reused.cost_avoided,
+    }
+    entry_id = reused.cache_hit.entry.pk if reused.cache_hit else None
+    services.answer_complete(message_id=answer_id, text=reused.text, facts={
+        **facts, "sources": reused.sources, "reuse_details": reused.details,
+        "reused_entry_id": entry_id, "approved_answer_id": reused.approved_id,
+    })
+    answer_fact_record(message_id=answer_id, conversation_id=conversation_id, status="complete", **facts)
+    return _end_frame(answer_id, reused.sources, reused.confidence, reused.kind, latency_ms)
+
+
+def _end_frame(
+    answer_id: uuid.UUID, sources: list[dict[str, Any]], confidence: float, reuse: str, latency_ms: int
+) -> dict[str, Any]:
+    return {"type": "end", "message_id": str(answer_id), "sources": sources, "confidence": confidence,
+            "reuse": str(reuse), "latency_ms": latency_ms}
+
+
+def record_failure(
+    *, answer_id: uuid.UUID, conversation_id: uuid.UUID, partial_text: str, error: str, timer: StepTimer
+) -> None:
+    timings = dict(timer.steps)
+    services.answer_fail(message_id=answer_id, partial_text=partial_text, error=error, timings=timings)
+    answer_fact_record(
+        message_id=answer_id, conversation_id=conversation_id, status="failed",
+        error_code=error.split(":", 1)[0], latency_ms=timer.elapsed_ms(), timings=timings,
+    )

@@ -1,0 +1,86 @@
+"""Step 7 of the pipeline: the answer's tokens, streamed to a sink as they come."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from knowledge.selectors import SearchHit
+from knowledge.tokens import count_tokens
+
+from .context import Context
+from .llm import offline
+from .llm.gateway import get_gateway, llm_enabled
+from .llm.types import Delta
+from .streams import AnswerSink
+
+_CITATION = re.compile(r"\[(\d{1,2})\]")
+_PIECE = re.compile(r"\S+\s*")
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str
+    model: str
+    tokens_in: int
+    tokens_out: int
+    first_token_at: float | None  # perf_counter
+    cited: tuple[int, ...]  # excerpt numbers, from 1
+    offline: bool
+
+
+async def generate(
+    *, question: str, model: str, context: Context, sink: AnswerSink, streamed: list[str]
+) -> Generation:
+    """Stream from the LLM gateway, or with no LLM configured from the offline extractive provider.
+    Every token is appended to `streamed` before it is sent: what was sent is what a failure keeps."""
+    if llm_enabled():
+        deltas: AsyncIterator[Delta] = get_gateway().stream(context.messages, model=model)
+        extractive = None
+    else:
+        extractive = offline.compose_answer(question, context.hits)
+        deltas = offline.stream_answer(extractive, context.tokens)
+    model_used, tokens_in, tokens_out, first_token_at = "", None, None, None
+    async for delta in deltas:
+        model_used = delta.model or model_used
+        tokens_in = delta.tokens_in if delta.tokens_in is not None else tokens_in
+        tokens_out = delta.tokens_out if delta.tokens_out is not None else tokens_out
+        if delta.text:
+            streamed.append(delta.text)
+            first_token_at = first_token_at or time.perf_counter()
+            await sink.token(len(streamed), delta.text)
+    text = "".join(streamed)
+    return Generation(
+        text=text, model=model_used, tokens_in=tokens_in if tokens_in is not None else context.tokens,
+        tokens_out=tokens_out if tokens_out is not None else count_tokens(text), first_token_at=first_token_at,
+        cited=extractive.cited if extractive else citations(text, len(context.hits)), offline=extractive is not None,
+    )
+
+
+async def stream_stored(text: str, sink: AnswerSink, streamed: list[str]) -> None:
+    """A stored answer streams the way a generated one does (same frames: clients need no second
+    code path)."""
+    for piece in _PIECE.findall(text):
+        streamed.append(piece)
+        await sink.token(len(streamed), piece)
+
+
+def citations(text: str, hit_count: int) -> tuple[int, ...]:
+    """The excerpt numbers the answer cites ([n]), in order of first citation."""
+    numbers = (int(n) for n in _CITATION.findall(text))
+    return tuple(dict.fromkeys(n for n in numbers if 1 <= n <= hit_count))
+
+
+def confidence_score(hits: list[SearchHit], cited: tuple[int, ...]) -> float:
+    """How sure we are that the answer rests on the knowledge base, from 0 to 1.
+
+    The dense (cosine) similarity of the best cited chunk, an absolute measure unlike the fused
+    rank score, mapped so that 0.25 (unrelated) is 0 and 0.75 (a close match for MiniLM) is 1.
+    An answer that cites nothing is at most 0.2.
+    """
+    if not cited:
+        return 0.2 if hits else 0.0
+    best = max(hits[n - 1].dense_score for n in cited)
+    return round(min(1.0, max(0.0, (best - 0.25) / 0.5)), 3)

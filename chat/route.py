@@ -1,0 +1,66 @@
+"""Step 3 of the pipeline: which prompt, model, language and profile a question is answered with."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from experiments.selectors import PromptChoice, prompt_for_new_answer
+from knowledge.embeddings import QueryVector
+from knowledge.selectors import kb_version
+
+from . import memory
+from .language import detect_language
+from .models import Conversation
+from .reuse.scope import Scope
+
+
+@dataclass(frozen=True)
+class Route:
+    prompt: PromptChoice
+    kb_version: int
+    language: str
+    visitor_id: str
+    profile: str  # the visitor's profile as the model reads it; empty: none
+    profile_hash: str
+    summary: str
+    summary_through: int  # the last message sequence the summary holds
+
+    def scope(self, vector: QueryVector) -> Scope:
+        """Where this question's answer is stored and looked up. An answer shaped by a profile is
+        reused for that visitor and that profile only."""
+        personal = bool(self.profile)
+        return Scope(
+            space_id=vector.space_id, dimensions=vector.dimensions, prompt_version_id=self.prompt.prompt_version_id,
+            kb_version=self.kb_version, language=self.language, visitor_id=self.visitor_id if personal else "",
+            profile_hash=self.profile_hash if personal else "",
+        )
+
+
+def route_question(
+    *, conversation_id: uuid.UUID, visitor_id: str, question: str, question_id: uuid.UUID,
+    opened: Conversation | None = None,
+) -> Route:
+    """Prompt, knowledge-base version, language, profile (with the facts this question states)
+    and summary. `opened`: the conversation as this turn created it, so it is not read back."""
+    profile = memory.profile_remember(visitor_id=visitor_id, text=question, message_id=question_id)
+    conversation = opened or Conversation.objects.only("language", "summary", "summary_through").get(
+        pk=conversation_id)
+    language = _language(conversation, opened, question, profile.language if profile else "")
+    if not conversation.language:
+        Conversation.objects.filter(pk=conversation_id, language="").update(language=language)
+    return Route(
+        prompt=prompt_for_new_answer(), kb_version=kb_version(), language=language, visitor_id=visitor_id,
+        profile=memory.profile_text(profile), profile_hash=memory.profile_hash(profile),
+        summary=conversation.summary, summary_through=conversation.summary_through,
+    )
+
+
+def _language(conversation: Conversation, opened: Conversation | None, question: str, preferred: str) -> str:
+    if opened is not None and opened.language:
+        return opened.language  # detected in this very question when the conversation was opened
+    fallback = conversation.language or preferred or settings.CHAT_DEFAULT_LANGUAGE
+    return detect_language(question, fallback)
+
