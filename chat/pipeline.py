@@ -55,7 +55,7 @@ from .guard import guard
 from .llm.gateway import llm_enabled
 from .llm.types import LLMError
 from .models import Conversation, Message
-from .reuse.selectors import ReuseQuery, Reused, reuse_find
+from .reuse.selectors import Reused, ReuseQuery, reuse_find
 from .reuse.services import reuse_record
 from .route import Route, route_question
 from .selectors import earlier_turns

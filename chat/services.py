@@ -1,5 +1,5 @@
-"""Writes for conversations, messages and feedback. Sync, called from the pipeline through
-database_sync_to_async; status changes are guarded updates."""
+"""Writes for conversations, messages and feedback. Sync: the pipeline runs them on its database
+threads (`chat.db.db_call`). Status changes are guarded updates."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from django.db.models import Max, Model
 from django.db.models.sql import InsertQuery
 from django.utils import timezone
 
-from .reuse.services import block_for_message
 from .errors import CodedError
 from .language import detect_language
 from .models import Conversation, Feedback, Message
+from .reuse.services import block_for_message
 from .selectors import as_uuid
 
 
@@ -71,7 +71,7 @@ def turn_start(
 
 def _turn_open(visitor_id: str, channel: str, text: str, client_msg_id: str, pii_redacted: bool) -> TurnRecords:
     """The conversation and both messages in one statement (the conversation's INSERT a CTE of
-    the messages'): one round trip where a transaction took four (BEGIN, two INSERTs, COMMIT).
+    the messages'): one round trip instead of a transaction's four (BEGIN, two INSERTs, COMMIT).
 
     The conversation is created in the question's language when it tells (routing would
     otherwise write it in a second statement)."""

@@ -19,9 +19,9 @@ from knowledge.tokens import count_tokens  # noqa: E402
 # Load the embedding model and tokenizer now, not on the first visitor's question.
 embedder_for(configured_spec())  # the active space's model is the configured one but while a switch is built
 count_tokens("warm up")
-# Everything loaded so far lives as long as the process: out of the collector's sight, a full
-# collection no longer walks it (~200,000 objects, 90 ms with the interpreter held, every
-# question and token on this process waiting).
+# Everything loaded so far lives as long as the process: out of the collector's sight, so a full
+# collection does not walk it (hundreds of thousands of objects, with the interpreter held and
+# every question and token on this process waiting).
 gc.freeze()
 
 application = ProtocolTypeRouter(

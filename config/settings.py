@@ -188,7 +188,7 @@ CHAT_HISTORY_TURNS = env.int("CHAT_HISTORY_TURNS", default=6)
 CHAT_CONTEXT_TOKEN_BUDGET = env.int("CHAT_CONTEXT_TOKEN_BUDGET", default=3000)
 CHAT_STREAM_LOG_TTL_SECONDS = env.int("CHAT_STREAM_LOG_TTL_SECONDS", default=24 * 3600)
 CHAT_STALE_STREAM_SECONDS = env.int("CHAT_STALE_STREAM_SECONDS", default=300)
-CHAT_DB_THREADS = env.int("CHAT_DB_THREADS", default=4)  # the pipeline's database threads, and as many side threads
+CHAT_DB_THREADS = env.int("CHAT_DB_THREADS", default=4)  # the pipeline's database threads (chat/db.py)
 REVIEW_CONFIDENCE_THRESHOLD = env.float("REVIEW_CONFIDENCE_THRESHOLD", default=0.5)
 # Languages the router tells apart (py3langid, offline); a question shorter than
 # CHAT_LANGUAGE_MIN_WORDS keeps the conversation's language, or the default.
@@ -199,6 +199,9 @@ CHAT_LANGUAGE_MIN_WORDS = env.int("CHAT_LANGUAGE_MIN_WORDS", default=4)
 # Celery task when one is configured, extractive otherwise).
 CHAT_SUMMARY_TOKENS = env.int("CHAT_SUMMARY_TOKENS", default=250)
 CHAT_PROFILE_MAX_FACTS = env.int("CHAT_PROFILE_MAX_FACTS", default=20)
+# Which facts a visitor's profile keeps and how they are labelled (chat/memory.py reads it); empty:
+# free-text self-statements only, under the label "note".
+CHAT_PROFILE_CONFIG = env.str("CHAT_PROFILE_CONFIG", default=str(BASE_DIR / "demo" / "profile.toml"))
 
 # --- Answer reuse ---------------------------------------------------------------------------------
 CACHE_ENABLED = env.bool("CACHE_ENABLED", default=True)

@@ -141,13 +141,13 @@ def _supervise(procs: dict[str, subprocess.Popen]) -> int:
 
 
 # Per-message compression off: answer frames are a few words each, too small to gain from it, and
-# compressing every token frame cost the server (and every client) CPU (BENCHMARKS.md).
+# compressing every token frame costs the server (and every client) CPU.
 WEBSOCKET_OPTIONS = ["--ws", "websockets-sansio", "--ws-per-message-deflate", "false"]
 
 
 def asgi_env(env: dict[str, str]) -> dict[str, str]:
-    """The web process embeds questions one or a few at a time: there one ONNX thread costs a third
-    less CPU per query than two, at the same latency (BENCHMARKS.md). Ingestion (Celery, commands)
+    """The web process embeds questions one or a few at a time: there one ONNX thread spends less
+    CPU per query than two, at the same latency (BENCHMARKS.md). Ingestion (Celery, commands)
     embeds large batches and keeps every core. An EMBEDDING_THREADS set by the user wins."""
     return {**env, "EMBEDDING_THREADS": env.get("EMBEDDING_THREADS", "1")}
 
@@ -155,7 +155,7 @@ def asgi_env(env: dict[str, str]) -> dict[str, str]:
 def web_workers() -> str:
     """ASGI processes (WEB_CONCURRENCY, default 1). They share the Redis channel layer, so any of
     them can serve any socket; but each loads its own embedding model, and on a 2-core machine
-    two of them fight over the cores (measured: slower at 50 chats), so one is the default."""
+    two of them fight over the cores, so one is the default."""
     return os.environ.get("WEB_CONCURRENCY", "1")
 
 

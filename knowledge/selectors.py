@@ -197,8 +197,8 @@ def _lexeme(term: Term) -> str:
 def _lexical_score(terms: list[Term], column: str = "c.search_vector") -> tuple[str, list]:
     """Each query lexeme's ts_rank (term frequency, saturating, title and headings weighted above
     the body) scaled by its IDF: BM25's shape inside PostgreSQL. Written out per lexeme (no
-    subquery per row). Dividing by the chunk length as well (normalization 1, 2) measured worse
-    on bench/retrieval.py: chunks are already of similar size."""
+    subquery per row). No length normalisation: chunks are already of similar size, and dividing
+    by their length ranks worse on bench/retrieval.py."""
     if not terms:
         return "0", []
     parts = " + ".join(f"%s * ts_rank({column}, %s::tsquery)" for _ in terms)
@@ -206,16 +206,16 @@ def _lexical_score(terms: list[Term], column: str = "c.search_vector") -> tuple[
 
 
 # Candidates must hold one of the query's rarest lexemes. Common words still add to the score of
-# every candidate but no longer make the full-text side read half the index (BM25's own top-k
+# every candidate but do not make the full-text side read half the index (BM25's own top-k
 # algorithms, such as WAND, skip them the same way)...
 LEXICAL_MATCH_TERMS = 3
 # ... and only lexemes rarer than this IDF (about one chunk in eight) beyond the rarest one: in a
 # two-word question the second-rarest word may be in a third of the index ("what are cilia used
-# for": 30,000 of 100,000 chunks hold "use", 89 ms).
+# for": "use").
 LEXICAL_MIN_IDF = 2.0
-# ... while the chunks they match stay under this many (the rarest one always counts): at 100,000
-# chunks "who leads the Islamic State" matched 6,500 chunks through "lead" and "state" and took
-# 24 ms to rank; "islam" alone holds 535.
+# ... while the chunks they match stay under this many (the rarest one always counts): "who leads
+# the Islamic State" would otherwise rank every chunk holding "lead" or "state"; "islam" alone is
+# selective enough.
 LEXICAL_MAX_MATCHES = 2000
 # Matches are first ordered by the IDFs of the lexemes they hold (a membership test per lexeme,
 # far cheaper than ranking); only this many are ranked in full.
@@ -277,8 +277,8 @@ def _candidate_rows(
     else:
         dense_score, join, embedding = "0", "", ", NULL"
     score, score_params = _lexical_score(terms)
-    # Joining from the id list makes each candidate one primary-key lookup; `c.id = ANY(...)` let
-    # the planner walk the whole chunk table at 100k chunks.
+    # Joining from the id list makes each candidate one primary-key lookup; with `c.id = ANY(...)`
+    # the planner may walk the whole chunk table.
     if dense is None:
         with_dense, wanted, in_dense, dense_params = "", "unnest(%s::bigint[]) AS wanted(id)", "false", []
     else:
@@ -296,16 +296,16 @@ def _candidate_rows(
         rows = cursor.fetchall()
     # The index returns the nearest in order of their exact distance, which the rows carry.
     dense_ids = [row[0] for row in sorted((r for r in rows if r[11]), key=lambda r: (-r[7], r[0]))]
-    return dense_ids, [
-        SearchHit(
-            chunk_id=row[0], document_id=row[1], title=row[2],
-            url=row[3], heading=row[4], text=row[5],
-            source_id=row[6], dense_score=round(float(row[7]), 4), lexical_score=round(float(row[8]), 4),
-            score=0.0, embedding=tuple(float(x) for x in row[9][1:-1].split(",")) if row[9] else None,
-            token_count=row[10],
-        )
-        for row in rows
-    ]
+    return dense_ids, [_hit_from_row(row) for row in rows]
+
+
+def _hit_from_row(row: tuple) -> SearchHit:
+    return SearchHit(
+        chunk_id=row[0], document_id=row[1], title=row[2], url=row[3], heading=row[4], text=row[5],
+        source_id=row[6], dense_score=round(float(row[7]), 4), lexical_score=round(float(row[8]), 4),
+        score=0.0, embedding=tuple(float(x) for x in row[9][1:-1].split(",")) if row[9] else None,
+        token_count=row[10],
+    )
 
 
 # --- fusion and diversity -------------------------------------------------------------------------

@@ -59,8 +59,8 @@ class LLMGateway:
             client = clients[key] = openai.AsyncOpenAI(
                 api_key=self.api_key or "not-needed", base_url=self.base_url or None,
                 timeout=self.timeout, max_retries=0,  # retries are ours: only before the first token
-                # The SDK's aiohttp transport: reading a token's chunk through httpcore/h11/anyio
-                # was a seventh of the server's CPU at 50 chats (BENCHMARKS.md).
+                # The SDK's aiohttp transport: reading each token's chunk through the default
+                # httpx stack costs far more CPU per token, and tokens are most of the work.
                 http_client=openai.DefaultAioHttpClient(timeout=self.timeout),
             )
         return client
@@ -103,8 +103,8 @@ class LLMGateway:
 
     async def _call(self, messages: Sequence[ChatMessage], model: str) -> AsyncIterator[Delta]:
         # The SDK's raw streaming response: its HTTP client, auth and status errors, but the
-        # server-sent events are read here with json.loads. A pydantic model per chunk cost
-        # ~2.5 ms of interpreter time per answer (BENCHMARKS.md), the scarcest thing under load.
+        # server-sent events are read here with json.loads: a pydantic model per chunk spends
+        # interpreter time, the scarcest thing under load, on fields nobody reads.
         finished = False
         async with self._client().chat.completions.with_streaming_response.create(
             model=model,

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from chat.reuse.selectors import forget_guard_params, guard_params
 from chat.models import CacheCalibration, CacheEntry
+from chat.reuse.selectors import forget_guard_params, guard_params
 
 pytestmark = pytest.mark.django_db
 LABELLED = Path(__file__).resolve().parent.parent / "data" / "banking77-sample.csv"  # six intents

@@ -12,10 +12,10 @@ from channels.db import database_sync_to_async as in_db
 from django.db import connection
 from django.utils import timezone
 
+from chat.models import CacheCalibration, CacheEntry, Message
 from chat.reuse import selectors as reuse_selectors
 from chat.reuse import services as reuse_services
 from chat.reuse.scope import Scope, redis_client
-from chat.models import CacheCalibration, CacheEntry, Message
 from chat.services import feedback_set
 from experiments.models import PromptVersion
 from knowledge.embeddings import active_space_ref
@@ -54,6 +54,11 @@ async def answer_of(turn) -> Message:
     return await in_db(Message.objects.get)(pk=turn.answer_id)
 
 
+async def assert_cached(turn) -> None:
+    """A refusal to reuse proves something only if there was an answer to reuse."""
+    assert await in_db(CacheEntry.objects.filter(message_id=turn.answer_id, blocked_at__isnull=True).exists)()
+
+
 async def test_the_same_question_from_another_visitor_is_served_from_the_cache(kb, online, settings):
     settings.LLM_PRICING = {"fake-model": (Decimal("1.00"), Decimal("2.00"))}
     online.script.answers.append("Keep your chest up and squat deep [1].")
@@ -85,13 +90,15 @@ async def test_a_paraphrase_is_served_when_the_guard_lets_it_through(kb):
 
 async def test_the_opposite_question_is_not_served_the_cached_answer(kb):
     await in_db(permissive_guard)(near_duplicate=0.5)
-    await ask("How do I gain weight with squats?", visitor="alice")
+    first, _ = await ask("How do I gain weight with squats?", visitor="alice")
+    await assert_cached(first)
     _, end = await ask("How do I lose weight with squats?", visitor="bob")
     assert end["reuse"] == "none"
 
 
 async def test_reuse_never_crosses_prompt_versions(kb):
-    await ask(SQUAT, visitor="alice")
+    first, _ = await ask(SQUAT, visitor="alice")
+    await assert_cached(first)
     await in_db(PromptVersion.objects.create)(name="coach", version=2, system_prompt="Be brief. Cite [1].",
                                                is_active=True)
     _, end = await ask(SQUAT, visitor="bob")
@@ -161,7 +168,8 @@ async def test_a_rejection_in_review_blocks_the_entry(kb):
 
 
 async def test_expired_entries_are_not_served_and_eviction_keeps_the_size_cap(kb, settings):
-    await ask(SQUAT, visitor="alice")
+    first, _ = await ask(SQUAT, visitor="alice")
+    await assert_cached(first)
     expired = timezone.now() - timedelta(seconds=settings.CACHE_TTL_SECONDS + 1)
     await in_db(CacheEntry.objects.update)(created_at=expired)
     _, end = await ask(SQUAT, visitor="bob")
