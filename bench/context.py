@@ -9,6 +9,7 @@ visitor's memory or in the summary.
 
     make bench
     python bench/context.py [--turns 30]
+    python bench/context.py --smoke    # tiny sizes: checks that it runs, measures nothing
 
 Runs in its own database (spotter_bench_context, dropped afterwards). Ends with `RESULT context_share_turn30=…`.
 """
@@ -21,9 +22,10 @@ import logging
 import os
 import sys
 
-from common import run_in_bench_database
+from common import parse_args, run_in_bench_database
 
 DB = "spotter_bench_context"
+SMOKE = {"turns": 4, "distractors": 30}
 FACTS = ["I'm training for a 10 km race in June.", "I have a bad left knee.", "I only have dumbbells at home."]
 OPENING = [f"{FACTS[0]} How should I warm up?", f"{FACTS[1]} Is the goblet squat safe for me?",
            f"{FACTS[2]} What can I do for my back?"]
@@ -40,17 +42,17 @@ QUESTIONS = [
 ]
 
 
-def run(turns: int) -> int:
+def run(turns: int, distractors: int | None) -> int:
     from django.conf import settings
     from retrieval import ingest_distractors
 
     from chat import pipeline
-    from chat.models import Conversation, Message, VisitorProfile
+    from chat.models import Conversation, Message, VisitorFact
     from chat.streams import NullSink
 
     settings.CELERY_TASK_ALWAYS_EAGER = True
     logging.getLogger("celery").setLevel(logging.WARNING)  # one "task succeeded" line per fold otherwise
-    ingest_distractors()
+    ingest_distractors(distractors)
     script = (OPENING + QUESTIONS)[:turns]
 
     async def converse() -> str:
@@ -72,8 +74,8 @@ def run(turns: int) -> int:
         print(f"| {n} | {sent} | {full} | {sent / full:.3f} |")
 
     conversation = Conversation.objects.get(pk=conversation_id)
-    profile = VisitorProfile.objects.filter(visitor_id="bench-visitor").first()
-    memory = [f for f in FACTS if profile and f in profile.facts]
+    remembered = set(VisitorFact.objects.filter(profile__visitor_id="bench-visitor").values_list("value", flat=True))
+    memory = [f for f in FACTS if f in remembered]
     summary = [f for f in FACTS if f.rstrip(".").lower() in conversation.summary.lower()]
     reachable = [f for f in FACTS if f in memory or f in summary]
     print(f"\nFacts stated in turns 1-3 still reachable at turn {len(answers)}: {len(reachable)}/{len(FACTS)} "
@@ -87,11 +89,13 @@ def run(turns: int) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description="Spotter context-budget benchmark")
     parser.add_argument("--turns", type=int, default=30)
+    parser.add_argument("--distractors", type=int, default=None,
+                        help="only the first N exercises in the knowledge base (default: all)")
     parser.add_argument("--keep-db", action="store_true")
-    args = parser.parse_args()
+    args = parse_args(parser, SMOKE)
     os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     turns = min(args.turns, len(OPENING) + len(QUESTIONS))
-    return run_in_bench_database(lambda: run(turns), name=DB, keep_db=args.keep_db)
+    return run_in_bench_database(lambda: run(turns, args.distractors), name=DB, keep_db=args.keep_db)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,9 +1,10 @@
 from django.contrib import admin, messages
+from django.db.models import Count
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from . import cache
-from .models import CacheCalibration, CacheEntry, Conversation, Feedback, Message, VisitorProfile
+from .models import CacheCalibration, CacheEntry, Conversation, Feedback, Message, VisitorFact, VisitorProfile
+from .reuse.services import entries_block
 
 
 class MessageInline(admin.TabularInline):
@@ -111,7 +112,7 @@ class CacheEntryAdmin(admin.ModelAdmin):
 
     @admin.action(description="Invalidate: never serve the selected entries again")
     def block_selected(self, request, queryset):
-        count = cache.entries_block(queryset, reason=f"invalidated in admin by {request.user}")
+        count = entries_block(queryset, reason=f"invalidated in admin by {request.user}")
         self.message_user(request, f"{count} entries (with their aliases) will not be served again.",
                           messages.SUCCESS)
 
@@ -125,7 +126,34 @@ class CacheCalibrationAdmin(admin.ModelAdmin):
         return False  # manage.py cache_calibrate computes them
 
 
+class VisitorFactInline(admin.TabularInline):
+    """What the visitor said, as they said it: staff may delete a fact, only the visitor rewrites one."""
+
+    model = VisitorFact
+    fields = readonly_fields = ("label", "value", "message_link", "created_at", "updated_at")
+    extra = 0
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="picked from")
+    def message_link(self, fact: VisitorFact) -> str:
+        if fact.message_id is None:
+            return "stated in the profile"
+        url = reverse("admin:chat_message_change", args=[fact.message_id])
+        return format_html('<a href="{}">message</a>', url)
+
+
 @admin.register(VisitorProfile)
 class VisitorProfileAdmin(admin.ModelAdmin):
-    list_display = ["visitor_id", "goal", "level", "limits", "updated_at"]
-    search_fields = ["visitor_id", "goal", "limits"]
+    list_display = ["visitor_id", "language", "fact_count", "updated_at"]
+    search_fields = ["visitor_id", "facts__value"]
+    readonly_fields = ["visitor_id", "updated_at"]
+    inlines = [VisitorFactInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(fact_count=Count("facts"))
+
+    @admin.display(description="facts", ordering="fact_count")
+    def fact_count(self, profile: VisitorProfile) -> int:
+        return profile.fact_count  # type: ignore[attr-defined]  # annotated in get_queryset

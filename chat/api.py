@@ -4,7 +4,7 @@ from asgiref.sync import async_to_sync
 from django.conf import settings
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
-from rest_framework.exceptions import APIException, NotFound
+from rest_framework.exceptions import APIException, NotFound, ValidationError
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -20,9 +20,11 @@ from .serializers import (
     MessageCreateSerializer,
     MessageSerializer,
     ProfileSerializer,
+    ProfileUpdateSerializer,
     TurnSerializer,
     VisitorSerializer,
     WidgetConfigSerializer,
+    profile_labels,
 )
 from .streams import NullSink
 from .visitors import visitor_token_issue
@@ -132,31 +134,29 @@ class ProfileView(APIView):
     @extend_schema(responses=ProfileSerializer)
     def get(self, request):
         profile = memory.profile_get(visitor_id=request.user.id)
-        return Response(ProfileSerializer(profile).data if profile else _EMPTY_PROFILE)
+        return Response(ProfileSerializer(profile).data if profile else {**_EMPTY_PROFILE, "labels": profile_labels()})
 
-    @extend_schema(request=ProfileSerializer, responses=ProfileSerializer)
+    @extend_schema(request=ProfileUpdateSerializer, responses=ProfileSerializer)
     def put(self, request):
-        return self._update(request, partial=False)
+        return self._update(request, replace=True)
 
-    @extend_schema(request=ProfileSerializer, responses=ProfileSerializer)
+    @extend_schema(request=ProfileUpdateSerializer, responses=ProfileSerializer)
     def patch(self, request):
-        return self._update(request, partial=True)
+        return self._update(request, replace=False)
 
     @extend_schema(request=None, responses={204: None})
     def delete(self, request):
         memory.profile_delete(visitor_id=request.user.id)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    def _update(self, request, partial: bool):
-        body = ProfileSerializer(data=request.data, partial=partial)
+    def _update(self, request, replace: bool):
+        body = ProfileUpdateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        data = body.validated_data
-        if not partial:  # PUT replaces: what is left out is forgotten
-            data = {**{f: "" for f in ProfileSerializer.Meta.fields if f not in ("facts", "updated_at")},
-                    "facts": [], **data}
-        profile = memory.profile_update(visitor_id=request.user.id, data=data)
+        try:
+            profile = memory.profile_update(visitor_id=request.user.id, data=body.validated_data, replace=replace)
+        except memory.ProfileError as error:
+            raise ValidationError({"facts": [str(error)]}) from error
         return Response(ProfileSerializer(profile).data)
 
 
-_EMPTY_PROFILE = {"goal": "", "level": "", "equipment": "", "limits": "", "language": "", "facts": [],
-                  "updated_at": None}
+_EMPTY_PROFILE: dict[str, object] = {"language": "", "facts": [], "updated_at": None}

@@ -1,4 +1,9 @@
-"""Running ORM code from async code: every database step of the pipeline goes through `db_call`."""
+"""Running ORM code from async code: every database step of the pipeline goes through `db_call`.
+
+One mechanism on purpose. The steps use Django's ORM, which is synchronous (its async methods are
+thread hops too); an async PostgreSQL pool for the raw SQL of some steps beside it would be a
+second way to reach the database, with its own connections, transactions and failure modes.
+"""
 
 import functools
 from collections.abc import Callable

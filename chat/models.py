@@ -3,6 +3,7 @@ import uuid
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.db import models
+from django.db.models.functions import Upper
 from pgvector.django import VectorField
 
 
@@ -125,31 +126,52 @@ class Feedback(models.Model):
 class VisitorProfile(models.Model):
     """What a visitor told us about themselves, used in the context of their answers only.
 
-    Visible, editable and deletable by the visitor (API and widget)."""
+    Visible, editable and deletable by the visitor (API and widget). Which facts are kept and how
+    they are labelled is the deployment's configuration (CHAT_PROFILE_CONFIG), not code."""
 
     visitor_id = models.CharField(max_length=64, unique=True)
-    goal = models.CharField(max_length=300, blank=True)
-    level = models.CharField(max_length=100, blank=True)
-    equipment = models.CharField(max_length=300, blank=True)
-    limits = models.CharField(max_length=300, blank=True, help_text="injuries or limits")
     language = models.CharField(max_length=16, blank=True)
-    facts = models.JSONField(default=list, blank=True, help_text="things the visitor stated, newest last")
     updated_at = models.DateTimeField(auto_now=True)
-
-    FIELDS = ("goal", "level", "equipment", "limits", "language")
 
     def __str__(self) -> str:
         return f"profile of {self.visitor_id}"
 
     def is_empty(self) -> bool:
-        return not (any(getattr(self, f) for f in self.FIELDS) or self.facts)
+        return not (self.language or self.facts.all())
+
+
+class VisitorFact(models.Model):
+    """One thing a visitor stated, under a label from the profile configuration ("goal", "note").
+
+    A label may hold several values; the same value twice under one label is one fact."""
+
+    profile = models.ForeignKey(VisitorProfile, on_delete=models.CASCADE, related_name="facts")
+    label = models.CharField(max_length=64)
+    value = models.CharField(max_length=300)
+    message = models.ForeignKey(
+        Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="the message it was picked from; empty: stated in the profile itself",
+    )
+    created_at = models.DateTimeField(auto_now_add=True, help_text="when it was learned")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            # Upper, as Django's iexact lookup compares: a value found equal is the one the rule counts.
+            models.UniqueConstraint("profile", "label", Upper("value"), name="visitorfact_one_per_value"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label}: {self.value}"
 
 
 class CacheEntry(models.Model):
     """A complete answer, reusable for the same or an equivalent question within its scope.
 
-    Scope = embedding space + prompt version + knowledge-base version + language: a change to any
-    of them makes the entry unreachable (and the eviction job removes it)."""
+    Scope = embedding space + prompt version + knowledge-base version + language, and for an answer
+    shaped by a visitor's profile that visitor and profile (chat/reuse/scope.py): a change to any of
+    them makes the entry unreachable (and the eviction job removes it)."""
 
     question = models.TextField()
     question_hash = models.CharField(max_length=64, help_text="sha256 of the normalised question")
@@ -161,7 +183,7 @@ class CacheEntry(models.Model):
     document_ids = ArrayField(models.BigIntegerField(), default=list, blank=True)
     confidence = models.FloatField(null=True, blank=True)
     space_id = models.IntegerField()
-    embedding = VectorField()  # sized by the space; one partial HNSW index per space (chat/cache.py)
+    embedding = VectorField()  # sized by the space; one partial HNSW index per space (chat/reuse/services.py)
     prompt_version_id = models.IntegerField(null=True, blank=True)
     kb_version = models.IntegerField()
     language = models.CharField(max_length=16)
@@ -201,7 +223,7 @@ class CacheEntry(models.Model):
 class CacheCalibration(models.Model):
     """Precision-guard thresholds computed by `manage.py cache_calibrate`; the newest one is used."""
 
-    params = models.JSONField(help_text="chat.reuse_guard.GuardParams fields")
+    params = models.JSONField(help_text="chat.reuse.guard.GuardParams fields")
     target_precision = models.FloatField()
     precision = models.FloatField(help_text="measured on the labelled data, leave-one-out")
     hit_rate = models.FloatField()

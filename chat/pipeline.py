@@ -155,7 +155,7 @@ async def answer_turn(turn: Turn, sink: AnswerSink) -> dict[str, Any]:
     try:
         prepared = await prepare(turn)
         if prepared.reused is not None:
-            frame = await serve_reused(turn, prepared, sink, streamed)
+            frame = await serve_reused(turn, prepared.route, prepared.reused, sink, streamed)
         else:
             frame = await generate_answer(turn, prepared, sink, streamed)
     except Exception as exc:
@@ -222,15 +222,16 @@ def retrieve(question: str, vector: QueryVector | None, full_text: FullTextSide)
     return search(query=question, vector=vector, k=settings.KNOWLEDGE_TOP_K, full_text=full_text)
 
 
-async def serve_reused(turn: Turn, prepared: Prepared, sink: AnswerSink, streamed: list[str]) -> dict[str, Any]:
+async def serve_reused(
+    turn: Turn, route: Route, reused: Reused, sink: AnswerSink, streamed: list[str]
+) -> dict[str, Any]:
     """Steps 7–8 for a stored answer."""
-    assert prepared.reused is not None
     with turn.timer.step("generate"):
-        await stream_stored(prepared.reused.text, sink, streamed)
+        await stream_stored(reused.text, sink, streamed)
     with turn.timer.step("finish"):
         return await db_call(finish_reused)(
-            answer_id=turn.answer_id, conversation_id=turn.conversation_id, route=prepared.route,
-            reused=prepared.reused, timer=turn.timer,
+            answer_id=turn.answer_id, conversation_id=turn.conversation_id, route=route, reused=reused,
+            timer=turn.timer,
         )
 
 

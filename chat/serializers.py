@@ -1,7 +1,9 @@
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_field, inline_serializer
 from rest_framework import serializers
 
-from .models import Conversation, Feedback, Message, VisitorProfile
+from . import memory
+from .models import Conversation, Feedback, Message, VisitorFact, VisitorProfile
 
 
 class VisitorSerializer(serializers.Serializer):
@@ -52,10 +54,73 @@ class WidgetConfigSerializer(serializers.Serializer):
     max_message_chars = serializers.IntegerField()
 
 
+class ProfileFactSerializer(serializers.ModelSerializer):
+    title = serializers.SerializerMethodField(help_text="how the label is shown")
+    learned_at = serializers.DateTimeField(source="created_at", read_only=True)
+    message_id = serializers.UUIDField(read_only=True, allow_null=True,
+                                       help_text="the message it was picked from; null: stated in the profile")
+
+    class Meta:
+        model = VisitorFact
+        fields = ["id", "label", "title", "value", "learned_at", "message_id"]
+        read_only_fields = fields
+
+    def get_title(self, fact: VisitorFact) -> str:
+        field = memory.profile_config().field(fact.label)
+        return field.title if field else fact.label
+
+
 class ProfileSerializer(serializers.ModelSerializer):
-    facts = serializers.ListField(child=serializers.CharField(max_length=300), max_length=50, required=False)
+    """What the assistant remembers about the visitor:
+
+        {"language": "de", "updated_at": "...",
+         "facts": [{"id": 7, "label": "limits", "title": "Injuries or limits", "value": "I have a bad knee.",
+                    "learned_at": "...", "message_id": "<uuid of the message it came from> | null"}],
+         "labels": [{"label": "goal", "title": "Goal", "many": false}, ...]}
+
+    `labels` are the ones the visitor may fill in, from the deployment's profile configuration;
+    facts picked from messages may also carry the label "note" (free-text self-statements)."""
+
+    facts = ProfileFactSerializer(many=True, read_only=True)
+    labels = serializers.SerializerMethodField()
 
     class Meta:
         model = VisitorProfile
-        fields = ["goal", "level", "equipment", "limits", "language", "facts", "updated_at"]
-        read_only_fields = ["updated_at"]
+        fields = ["language", "facts", "labels", "updated_at"]
+        read_only_fields = fields
+
+    @extend_schema_field(inline_serializer("ProfileLabel", many=True, fields={
+        "label": serializers.CharField(), "title": serializers.CharField(),
+        "many": serializers.BooleanField(help_text="the label may hold several facts; else a new one replaces it"),
+    }))
+    def get_labels(self, profile: VisitorProfile) -> list[dict]:
+        return profile_labels()
+
+
+def profile_labels() -> list[dict]:
+    return [{"label": f.label, "title": f.title, "many": f.many} for f in memory.profile_config().fields]
+
+
+class ProfileFactChangeSerializer(serializers.Serializer):
+    id = serializers.IntegerField(min_value=1, required=False, help_text="a fact to change; leave out for a new one")
+    # "label" is the JSON key; DRF's stubs take the attribute for Field.label.
+    label = serializers.CharField(max_length=64, required=False, help_text="the label of a new fact")  # type: ignore[assignment]
+    value = serializers.CharField(max_length=300, allow_blank=True, help_text="empty: forget the fact")
+
+    def validate(self, item: dict) -> dict:
+        if ("id" in item) == ("label" in item):
+            raise serializers.ValidationError("Give the id of a fact to change, or the label of a new one.")
+        if "label" in item and memory.profile_config().field(item["label"]) is None:
+            known = ", ".join(f["label"] for f in profile_labels())
+            raise serializers.ValidationError({"label": f"Unknown label; this profile knows: {known}."})
+        return item
+
+
+class ProfileUpdateSerializer(serializers.Serializer):
+    """PATCH changes what it names: {"language": "de", "facts": [{"id": 7, "value": "I have a bad right
+    knee."}, {"id": 8, "value": ""}, {"label": "goal", "value": "run 10 km"}]} edits fact 7, forgets
+    fact 8 and sets the goal. PUT replaces: the facts whose ids it lists are kept (and changed as
+    given), new ones are added, every other fact is forgotten and a missing language is cleared."""
+
+    language = serializers.CharField(max_length=16, allow_blank=True, required=False)
+    facts = serializers.ListField(child=ProfileFactChangeSerializer(), max_length=50, required=False)

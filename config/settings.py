@@ -210,9 +210,9 @@ CACHE_TTL_SECONDS = env.int("CACHE_TTL_SECONDS", default=7 * 24 * 3600)
 CACHE_MAX_ENTRIES = env.int("CACHE_MAX_ENTRIES", default=200_000)
 CACHE_EVICTION = env.str("CACHE_EVICTION", default="lru")
 CACHE_HNSW_EF_SEARCH = env.int("CACHE_HNSW_EF_SEARCH", default=64)  # search breadth of the cache's index
-# Every generated answer is an insert into this index: m=16/ef_construction=64 makes an insert ~3x
-# cheaper but took lookup p99 at 100k entries from 4.9 to 6.5 ms, over the cache's 5 ms target
-# (bench/cache.py, BENCHMARKS.md); a deployment short of database CPU may choose that trade.
+# Every generated answer is an insert into this index: a lighter build (m=16, ef_construction=64)
+# makes inserts cheaper and lookups slower at scale (bench/cache.py, BENCHMARKS.md); a deployment
+# short of database CPU may choose that trade.
 CACHE_HNSW_M = env.int("CACHE_HNSW_M", default=32)
 CACHE_HNSW_EF_CONSTRUCTION = env.int("CACHE_HNSW_EF_CONSTRUCTION", default=200)
 if CACHE_EVICTION not in ("lru", "lfu"):
@@ -266,7 +266,7 @@ if not 1 <= EMBEDDING_DIMENSIONS <= 2000:
         "for text-embedding-3-large set EMBEDDING_DIMENSIONS=1024 (OpenAI shortens the vectors)"
     )
 EMBEDDING_BATCH_SIZE = env.int("EMBEDDING_BATCH_SIZE", default=32)
-# The local model runs on ONNX Runtime (same vectors, ~4x faster per query than torch) or torch.
+# The local model runs on ONNX Runtime (same vectors, several times faster per query) or torch.
 EMBEDDING_LOCAL_RUNTIME = env.str("EMBEDDING_LOCAL_RUNTIME", default="onnx")
 if EMBEDDING_LOCAL_RUNTIME not in ("onnx", "torch"):
     raise ImproperlyConfigured("EMBEDDING_LOCAL_RUNTIME must be 'onnx' or 'torch'")
@@ -277,7 +277,7 @@ KNOWLEDGE_MAX_FILE_MB = env.float("KNOWLEDGE_MAX_FILE_MB", default=20.0)
 KNOWLEDGE_TOP_K = env.int("KNOWLEDGE_TOP_K", default=5)
 # Hybrid search: each retriever proposes this many candidates; fusion ranks their union.
 KNOWLEDGE_CANDIDATES = env.int("KNOWLEDGE_CANDIDATES", default=40)
-KNOWLEDGE_FUSION = env.str("KNOWLEDGE_FUSION", default="weighted")  # measured in BENCHMARKS.md
+KNOWLEDGE_FUSION = env.str("KNOWLEDGE_FUSION", default="weighted")  # bench/retrieval.py compares both
 if KNOWLEDGE_FUSION not in ("rrf", "weighted"):
     raise ImproperlyConfigured("KNOWLEDGE_FUSION must be 'rrf' or 'weighted'")
 KNOWLEDGE_RRF_K = env.int("KNOWLEDGE_RRF_K", default=60)
@@ -291,8 +291,7 @@ KNOWLEDGE_FTS_CONFIGS = env.dict(
              "nl": "dutch", "pt": "portuguese", "sv": "swedish", "ru": "russian"},
 )
 KNOWLEDGE_DEFAULT_LANGUAGE = env.str("KNOWLEDGE_DEFAULT_LANGUAGE", default="en")
-# m=32, ef_construction=200, ef_search=128: recall@10 >= 0.98 at 100k chunks (BENCHMARKS.md; m=16/64
-# reached 0.85).
+# The HNSW build and search breadth that reach recall@10 >= 0.98 at 100k chunks (bench/retrieval.py).
 KNOWLEDGE_HNSW_M = env.int("KNOWLEDGE_HNSW_M", default=32)
 KNOWLEDGE_HNSW_EF_CONSTRUCTION = env.int("KNOWLEDGE_HNSW_EF_CONSTRUCTION", default=200)
 KNOWLEDGE_HNSW_EF_SEARCH = env.int("KNOWLEDGE_HNSW_EF_SEARCH", default=128)

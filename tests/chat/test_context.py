@@ -5,7 +5,8 @@ import pytest
 from channels.db import database_sync_to_async as in_db
 from rest_framework.test import APIClient
 
-from chat.models import CacheEntry, Conversation, Message, VisitorProfile
+from chat import memory
+from chat.models import CacheEntry, Conversation, Message, VisitorFact, VisitorProfile
 from tests.chat.test_pipeline import ask
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -34,8 +35,8 @@ async def test_forty_turns_stay_within_the_budget_and_early_facts_stay_reachable
     assert answers[-1].context_tokens / answers[-1].full_history_tokens < 0.35
     conversation = await in_db(Conversation.objects.get)(pk=conversation_id)
     assert conversation.summary and conversation.summary_through > 0
-    profile = await in_db(VisitorProfile.objects.get)(visitor_id="dana")
-    assert profile.facts == ["I have a bad left knee."]
+    remembered = await in_db(list)(VisitorFact.objects.filter(profile__visitor_id="dana").values_list("label", "value"))
+    assert remembered == [("limits", "I have a bad left knee.")]
 
 
 async def test_the_profile_and_the_summary_reach_the_model(kb, online, settings):
@@ -67,28 +68,50 @@ def visitor_client() -> tuple[APIClient, str]:
 
 def test_a_visitor_sees_edits_and_deletes_their_profile(db):
     client, visitor_id = visitor_client()
-    assert client.get("/api/v1/profile/").json()["facts"] == []
+    empty = client.get("/api/v1/profile/").json()
+    assert empty["facts"] == [] and {"label": "goal", "title": "Goal", "many": False} in empty["labels"]
 
-    VisitorProfile.objects.create(visitor_id=visitor_id, facts=["I have a bad left knee."])
-    response = client.patch("/api/v1/profile/", {"goal": "run 10 km", "level": "beginner"}, format="json")
+    memory.profile_remember(visitor_id=visitor_id, text="I have a bad left knee.")
+    response = client.patch("/api/v1/profile/", {"facts": [{"label": "goal", "value": "run 10 km"}]}, format="json")
     assert response.status_code == 200
-    assert response.json()["goal"] == "run 10 km" and response.json()["facts"] == ["I have a bad left knee."]
+    facts = {f["label"]: f for f in response.json()["facts"]}
+    assert facts["goal"]["value"] == "run 10 km" and facts["goal"]["title"] == "Goal"
+    assert facts["limits"]["value"] == "I have a bad left knee." and facts["limits"]["learned_at"]
 
-    response = client.put("/api/v1/profile/", {"equipment": "dumbbells"}, format="json")
-    assert response.json()["goal"] == "" and response.json()["facts"] == []  # PUT replaces
+    knee = facts["limits"]["id"]
+    response = client.patch("/api/v1/profile/", {"facts": [{"id": knee, "value": "I have a bad right knee."},
+                                                           {"id": facts["goal"]["id"], "value": ""}]}, format="json")
+    assert [(f["label"], f["value"]) for f in response.json()["facts"]] == [("limits", "I have a bad right knee.")]
+
+    response = client.put("/api/v1/profile/", {"facts": [{"label": "level", "value": "beginner"}]}, format="json")
+    assert [f["value"] for f in response.json()["facts"]] == ["beginner"]  # PUT replaces
 
     assert client.delete("/api/v1/profile/").status_code == 204
     assert not VisitorProfile.objects.filter(visitor_id=visitor_id).exists()
     other, _ = visitor_client()
-    assert other.get("/api/v1/profile/").json()["equipment"] == ""  # never another visitor's
+    assert other.get("/api/v1/profile/").json()["facts"] == []  # never another visitor's
 
 
 def test_bad_profile_input_gets_a_clear_error(db):
     client, _ = visitor_client()
-    response = client.patch("/api/v1/profile/", {"goal": "x" * 301, "facts": "not a list"}, format="json")
+    response = client.patch("/api/v1/profile/", {"language": "x" * 17, "facts": "not a list"}, format="json")
     assert response.status_code == 400
-    assert response.json()["code"] == "invalid" and {"goal", "facts"} <= set(response.json()["details"])
+    assert response.json()["code"] == "invalid" and {"language", "facts"} <= set(response.json()["details"])
+    for change in ({"label": "shoe size", "value": "44"}, {"value": "no id, no label"},
+                   {"label": "goal", "value": "x" * 301}):
+        assert client.patch("/api/v1/profile/", {"facts": [change]}, format="json").status_code == 400
     assert APIClient().get("/api/v1/profile/").status_code in (401, 403)
+
+
+def test_a_visitor_cannot_touch_another_visitors_fact(db):
+    alice, alice_id = visitor_client()
+    memory.profile_remember(visitor_id=alice_id, text="I have a bad left knee.")
+    fact = alice.get("/api/v1/profile/").json()["facts"][0]
+    mallory, _ = visitor_client()
+
+    response = mallory.patch("/api/v1/profile/", {"facts": [{"id": fact["id"], "value": ""}]}, format="json")
+    assert response.status_code == 400 and "facts" in response.json()["details"]
+    assert alice.get("/api/v1/profile/").json()["facts"] == [fact]
 
 
 async def test_with_an_llm_the_summary_is_written_by_the_model(kb, online, settings):

@@ -248,3 +248,17 @@ async def test_two_different_answers_approved_for_one_question_are_not_served(kb
     await in_db(ApprovedAnswer.objects.filter(answer="Keep the bar over mid-foot.").update)(is_active=False)
     _, end = await ask(SQUAT, visitor="erin")
     assert end["reuse"] == "approved"  # the same answer approved twice agrees with itself
+
+
+async def test_a_failing_reuse_lookup_is_a_miss_and_the_question_is_answered(kb, caplog):
+    first, _ = await ask(SQUAT, visitor="alice")
+    await assert_cached(first)
+    await in_db(CacheCalibration.objects.create)(  # a row the guard cannot read
+        params={"min_similarity": 0.9, "no_such_threshold": 1}, target_precision=0.99, precision=0.99,
+        hit_rate=0.5, labelled=10, source="test",
+    )
+    reuse_selectors.forget_guard_params()
+    turn, end = await ask("What is the right way to do a barbell squat?", visitor="bob")
+    assert end["type"] == "end" and end["reuse"] == "none" and end["sources"]
+    assert (await answer_of(turn)).status == Message.Status.COMPLETE
+    assert f"reuse lookup for {turn.answer_id} failed" in caplog.text

@@ -63,7 +63,7 @@
     ".memory ul{margin:0;padding:0;list-style:none;display:flex;flex-direction:column;gap:4px}",
     ".memory li{display:flex;gap:6px;align-items:flex-start}.memory li span{flex:1}",
     ".memory .row{display:flex;gap:8px}",
-    ".forget{border:0;background:transparent;color:var(--muted);font-size:16px;line-height:1;padding:0 4px}",
+    ".forget,.edit{border:0;background:transparent;color:var(--muted);font-size:16px;line-height:1;padding:0 4px}",
     ".save{border:0;border-radius:8px;padding:6px 12px;background:var(--accent);color:#fff;font-weight:600}",
     ".wipe{border:1px solid #b42318;border-radius:8px;padding:6px 12px;background:transparent;color:#b42318}",
     ".handoff{border:0;background:transparent;color:var(--muted);font-size:12px;text-decoration:underline;padding:0 14px 8px;text-align:left}",
@@ -330,40 +330,55 @@
   }
 
   // ---- profile: what the assistant remembers, seen, edited and deleted by the visitor ------------
-  var PROFILE_FIELDS = [["goal", "Goal"], ["level", "Level"], ["equipment", "Equipment"], ["limits", "Injuries or limits"]];
+  // Labels and titles come from the server: each deployment configures what its assistant remembers.
   var profile = null;
+
+  function factItem(fact, edits) {
+    var item = el("li");
+    var text = el("span", {}, fact.title + ": " + fact.value);
+    var edit = el("button", { "class": "edit", type: "button", "aria-label": "Edit: " + fact.value }, "\u270e");
+    var forget = el("button", { "class": "forget", type: "button", "aria-label": "Forget: " + fact.value }, "\u00d7");
+    edit.addEventListener("click", function () {
+      var input = el("input", { type: "text", maxlength: "300", "aria-label": fact.title });
+      input.value = fact.value;
+      text.replaceWith(input);
+      edit.remove();
+      input.focus();
+      edits.push(function () { var v = input.value.trim(); return v === fact.value ? null : { id: fact.id, value: v }; });
+    });
+    forget.addEventListener("click", function () { saveProfile([{ id: fact.id, value: "" }]); });
+    item.append(text, edit, forget);
+    return item;
+  }
+
+  function newFactInput(field, known, edits) {
+    var label = el("label", {}, known ? "More: " + field.title : field.title);
+    var input = el("input", { type: "text", maxlength: "300" });
+    edits.push(function () { var v = input.value.trim(); return v ? { label: field.label, value: v } : null; });
+    label.append(input);
+    return label;
+  }
 
   function renderProfile() {
     memory.textContent = "";
-    var inputs = {};
-    PROFILE_FIELDS.forEach(function (f) {
-      var label = el("label", {}, f[1]);
-      inputs[f[0]] = el("input", { type: "text", maxlength: "300", value: profile[f[0]] || "" });
-      label.append(inputs[f[0]]);
-      memory.append(label);
+    var edits = [];
+    var facts = profile.facts || [];
+    var list = el("ul", { "aria-label": "Things you told the assistant" });
+    facts.forEach(function (fact) { list.append(factItem(fact, edits)); });
+    memory.append(el("div", { "class": "status" }, facts.length ? "Things you told me:" : "Nothing you said is remembered yet."), list);
+    (profile.labels || []).forEach(function (field) {
+      var known = facts.some(function (f) { return f.label === field.label; });
+      if (!known || field.many) memory.append(newFactInput(field, known, edits));
     });
-    var facts = el("ul", { "aria-label": "Things you told the assistant" });
-    (profile.facts || []).forEach(function (fact, i) {
-      var item = el("li");
-      var forget = el("button", { "class": "forget", type: "button", "aria-label": "Forget: " + fact }, "\u00d7");
-      forget.addEventListener("click", function () {
-        saveProfile({ facts: profile.facts.filter(function (_, j) { return j !== i; }) });
-      });
-      item.append(el("span", {}, fact), forget);
-      facts.append(item);
-    });
-    memory.append(el("div", { "class": "status" }, (profile.facts || []).length ? "Things you told me:" : "Nothing you said is remembered yet."), facts);
     var row = el("div", { "class": "row" });
     var save = el("button", { "class": "save", type: "button" }, "Save");
     var wipe = el("button", { "class": "wipe", type: "button" }, "Delete everything");
     save.addEventListener("click", function () {
-      var changes = {};
-      PROFILE_FIELDS.forEach(function (f) { changes[f[0]] = inputs[f[0]].value.trim(); });
-      saveProfile(changes);
+      saveProfile(edits.map(function (change) { return change(); }).filter(Boolean));
     });
     wipe.addEventListener("click", function () {
       api("/api/v1/profile/", { method: "DELETE" }).then(function (r) {
-        if (r.ok) { profile = { facts: [] }; renderProfile(); notice("Your profile was deleted."); }
+        if (r.ok) { profile = { facts: [], labels: profile.labels }; renderProfile(); notice("Your profile was deleted."); }
       });
     });
     row.append(save, wipe);
@@ -371,7 +386,7 @@
   }
 
   function saveProfile(changes) {
-    api("/api/v1/profile/", { method: "PATCH", headers: { "Content-Type": "application/json" }, body: JSON.stringify(changes) })
+    api("/api/v1/profile/", { method: "PATCH", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ facts: changes }) })
       .then(function (r) {
         if (r.ok) { profile = r.body; renderProfile(); status.textContent = "Profile saved"; }
         else notice((r.body && r.body.message) || "The profile could not be saved.");
