@@ -87,6 +87,12 @@ def _config_parse(raw: dict) -> ProfileConfig:
 
 _SENTENCE = re.compile(r"[^.!?\n]+[.!?]?")
 _FIRST_PERSON = re.compile(r"\b(?:i|im|my|me|mine)\b", re.IGNORECASE)
+# A question typed without its question mark ("how do I do a barbell squat") states nothing.
+_QUESTION_START = re.compile(
+    r"^\s*(?:how|what|why|when|where|which|who|whom|whose|can|could|should|would|will|shall|may|might|"
+    r"is|are|am|was|were|do|does|did|have|has|any|tips?)\b",
+    re.IGNORECASE,
+)
 # A sentence that opens with the visitor saying something about themselves, in any domain.
 _SELF_STATEMENT = re.compile(
     r"^\s*(?:(?:also|and|but|so|well|btw|by the way|actually),?\s+)?"
@@ -129,7 +135,9 @@ def facts_extract(text: str, config: ProfileConfig | None = None) -> list[tuple[
     found = []
     for sentence in _SENTENCE.findall(text):
         sentence = sentence.strip()
-        if sentence.endswith("?") or len(sentence.split()) < 3 or not _FIRST_PERSON.search(sentence):
+        if sentence.endswith("?") or _QUESTION_START.match(sentence) or len(sentence.split()) < 3:
+            continue
+        if not _FIRST_PERSON.search(sentence):
             continue
         label = next((label for label, pattern in config.statements if pattern.search(sentence)), "")
         if not label and config.notes_title and _SELF_STATEMENT.match(sentence):

@@ -1,6 +1,6 @@
 """The answer pipeline: what happens to a question, in order, and what happens when a step fails.
 
-Every entry point (websocket consumer, REST API, OpenAI-compatible endpoint, tests, benchmarks)
+Every entry point (websocket consumer, REST API, tests, benchmarks)
 calls `open_turn` then `answer_turn`, or `answer` for both.
 
   open_turn
@@ -20,13 +20,13 @@ calls `open_turn` then `answer_turn`, or `answer` for both.
     6. build context  chat/context.py, no I/O.
     7. generate       streamed to the sink (chat/generation.py); a reused answer streams alike.
     8. finish         citations, confidence, cost; the answer stored, cached, queued for review when
-                      unsure; a monitoring fact recorded.
+                      unsure; a monitoring fact recorded (chat/finish.py).
 
 Two failures are absorbed on purpose, because each only costs work, never the answer: a failed
 embedding leaves full-text search alone and no reuse; a failed reuse lookup is a miss.
 
 Database work runs on a few database threads (`db_call`, chat/db.py), one call per step; the only
-concurrency is the two `asyncio.gather` in `answer_turn`. Each step's duration (ms) is stored with
+concurrency is the two `asyncio.gather` in `prepare`. Each step's duration (ms) is stored with
 the answer in `Message.timings`.
 """
 
@@ -175,7 +175,7 @@ async def prepare(turn: Turn) -> Prepared:
             question_id=turn.question_id, opened=turn.opened,
         )),
         timer.timed("retrieve_full_text", db_call(search_full_text)(turn.question, k=settings.KNOWLEDGE_TOP_K)),
-        db_call(earlier_turns)(conversation_id=turn.conversation_id, before_sequence=turn.question_sequence),
+        _earlier_turns(turn),
         _vector_or_none(turn),
     )
     reused, hits = await asyncio.gather(
@@ -183,6 +183,12 @@ async def prepare(turn: Turn) -> Prepared:
         timer.timed("retrieve", db_call(retrieve)(turn.question, vector, full_text)),
     )
     return Prepared(route=route, vector=vector, reused=reused, hits=hits, earlier=earlier)
+
+
+async def _earlier_turns(turn: Turn) -> list[Message]:
+    if turn.opened is not None:  # an opening question has no history
+        return []
+    return await db_call(earlier_turns)(conversation_id=turn.conversation_id, before_sequence=turn.question_sequence)
 
 
 # An answer never waits longer for its question's embedding.

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 from django.core.management.base import BaseCommand, CommandError
 
-from chat.reuse.calibration import calibrate, leave_one_out
 from chat.models import CacheCalibration, CacheEntry
+from chat.reuse.calibration import calibrate, leave_one_out
 from knowledge.embeddings import embed_texts
 from review.models import ApprovedAnswer
 
