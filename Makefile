@@ -27,8 +27,9 @@ bench: $(STAMP)  ## the benchmarks in bench/, each prints its table
 services: $(STAMP)  ## only the embedded Postgres and Redis, for a shell of your own
 	$(PY) -m config.stack services
 
-lint: $(STAMP)
+lint: $(STAMP)  ## ruff over everything; mypy over the apps and config (settings in pyproject.toml)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy chat knowledge experiments review monitoring config
 
 clean:
 	rm -rf var staticfiles

@@ -1,6 +1,7 @@
 from django.contrib import admin
+from django.http import HttpRequest
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import URLPattern, path
 
 from .models import AnswerFact
 from .selectors import cost_by_day_and_model, cost_totals
@@ -15,13 +16,13 @@ class AnswerFactAdmin(admin.ModelAdmin):
     list_filter = ["status", "model", "reuse", "offline"]
     readonly_fields = [f.name for f in AnswerFact._meta.fields]
 
-    def has_add_permission(self, request) -> bool:
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def get_urls(self):
+    def get_urls(self) -> list[URLPattern]:
         return [path("costs/", self.admin_site.admin_view(self.costs), name="monitoring_costs")] + super().get_urls()
 
-    def costs(self, request):
+    def costs(self, request: HttpRequest) -> TemplateResponse:
         """Cost per day and model, and what reuse saved."""
         try:
             days = min(max(int(request.GET.get("days", 30)), 1), 365)

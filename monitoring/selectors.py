@@ -1,7 +1,8 @@
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
+from typing import TypedDict
 
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDate
@@ -18,7 +19,27 @@ def recent_tokens_in(*, model: str, limit: int = 200) -> list[int]:
     )
 
 
-def cost_by_day_and_model(*, days: int = 30) -> list[dict]:
+class CostRow(TypedDict):
+    day: date
+    model: str
+    answers: int
+    reused: int
+    tokens_in: int
+    tokens_out: int
+    cost: Decimal
+    avoided: Decimal
+
+
+class CostTotals(TypedDict):
+    answers: int
+    approved: int
+    cached: int
+    cost: Decimal
+    avoided: Decimal
+    reuse_rate: float
+
+
+def cost_by_day_and_model(*, days: int = 30) -> list[CostRow]:
     """Per day and model: answers, reused answers, tokens, cost and the cost reuse avoided."""
     since = timezone.now() - timedelta(days=days)
     rows = (
@@ -32,16 +53,18 @@ def cost_by_day_and_model(*, days: int = 30) -> list[dict]:
         )
         .order_by("-day", "model")
     )
-    return list(rows)
+    return [CostRow(**row) for row in rows]
 
 
-def cost_totals(*, days: int = 30) -> dict[str, object]:
+def cost_totals(*, days: int = 30) -> CostTotals:
     since = timezone.now() - timedelta(days=days)
     totals = AnswerFact.objects.filter(created_at__gte=since, status="complete").aggregate(
         answers=Count("id"), approved=Count("id", filter=Q(reuse="approved")),
         cached=Count("id", filter=Q(reuse="cache")), cost=Sum("cost"), avoided=Sum("cost_avoided"),
     )
-    totals["cost"] = totals["cost"] or Decimal(0)
-    totals["avoided"] = totals["avoided"] or Decimal(0)
-    totals["reuse_rate"] = (totals["approved"] + totals["cached"]) / totals["answers"] if totals["answers"] else 0.0
-    return totals
+    answers, reused = totals["answers"], totals["approved"] + totals["cached"]
+    return CostTotals(
+        answers=answers, approved=totals["approved"], cached=totals["cached"],
+        cost=totals["cost"] or Decimal(0), avoided=totals["avoided"] or Decimal(0),
+        reuse_rate=reused / answers if answers else 0.0,
+    )

@@ -1,11 +1,23 @@
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.forms import ModelForm
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import URLPattern, path
 
 from . import services
 from .models import ApprovedAnswer, ReviewItem
+
+
+def _trainer(request: HttpRequest) -> User:
+    """The signed-in user admin views run for (admin_view lets no anonymous visitor through)."""
+    if not isinstance(request.user, User):
+        raise PermissionDenied
+    return request.user
 
 
 @admin.register(ReviewItem)
@@ -16,9 +28,9 @@ class ReviewItemAdmin(admin.ModelAdmin):
     actions = ["reject_selected"]
 
     @admin.action(description="Reject: the answers are never reused")
-    def reject_selected(self, request, queryset):
+    def reject_selected(self, request: HttpRequest, queryset: QuerySet[ReviewItem]) -> None:
         for item in queryset:
-            services.review_item_reject(item=item, user=request.user)
+            services.review_item_reject(item=item, user=_trainer(request))
         self.message_user(request, f"{queryset.count()} answers rejected.", messages.SUCCESS)
 
 
@@ -40,24 +52,26 @@ class ApprovedAnswerAdmin(admin.ModelAdmin):
     def short_question(self, answer: ApprovedAnswer) -> str:
         return answer.question[:90]
 
-    def save_model(self, request, obj, form, change):
+    def save_model(self, request: HttpRequest, obj: ApprovedAnswer, form: ModelForm, change: bool) -> None:
         if not change:
-            obj.created_by = request.user
+            obj.created_by = _trainer(request)
         services.approved_answer_save(answer=obj)  # embeds the question: served from the next question
 
     @admin.action(description="Deactivate: stop serving the selected answers")
-    def deactivate_selected(self, request, queryset):
+    def deactivate_selected(self, request: HttpRequest, queryset: QuerySet[ApprovedAnswer]) -> None:
         self.message_user(request, f"{queryset.update(is_active=False)} answers deactivated.", messages.SUCCESS)
 
-    def get_urls(self):
+    def get_urls(self) -> list[URLPattern]:
         urls = [path("import/", self.admin_site.admin_view(self.import_csv), name="review_approvedanswer_import")]
         return urls + super().get_urls()
 
-    def import_csv(self, request):
+    def import_csv(self, request: HttpRequest) -> HttpResponse:
         form = ImportForm(request.POST or None, request.FILES or None)
         if request.method == "POST" and form.is_valid():
             try:
-                count = services.approved_answers_import_csv(data=form.cleaned_data["file"].read(), user=request.user)
+                count = services.approved_answers_import_csv(
+                    data=form.cleaned_data["file"].read(), user=_trainer(request)
+                )
             except services.CsvImportError as exc:
                 form.add_error("file", str(exc))
             else:
