@@ -1,10 +1,11 @@
 """Answer-cache precision and speed: the naive threshold design against the precision guard.
 
-The cache is filled through the project's own code (`chat.cache.entry_store`) with the train
-questions, each answered by its intent label; every test question is then looked up through
-`chat.cache.lookup`. A hit is correct when the served answer is the question's own intent. The
-guard's thresholds are calibrated on the train questions alone (leave-one-out,
-`chat.calibration`, what `manage.py cache_calibrate --file` runs), never on the test questions.
+The cache is filled through the project's own code (`chat.reuse.services.entry_store`) with the
+train questions, each answered by its intent label; every test question is then looked up through
+`chat.reuse.selectors.lookup`. A hit is correct when the served answer is the question's own
+intent. The guard's thresholds are calibrated on the train questions alone (leave-one-out,
+`chat.reuse.calibration`, what `manage.py cache_calibrate --file` runs), never on the test
+questions.
 
 Then lookup latency (embedding excluded) at 10k and 100k entries (synthetic entries around the
 real ones), against the design where every lookup reads every cached vector from Redis and
@@ -12,6 +13,7 @@ compares them all.
 
     make bench
     python bench/cache.py --train FILE --test FILE [--target 0.995] [--no-scale]
+    python bench/cache.py --smoke    # tiny sizes: checks that it runs, measures nothing
 
 Runs in its own database (spotter_bench_cache, dropped afterwards). Ends with `RESULT precision=…
 hit_rate=… naive_precision_at_same_hit_rate=… lookup_p99_ms_100k=… scan_speedup_100k=…`.
@@ -23,20 +25,25 @@ import argparse
 import csv
 import sys
 import time
+from decimal import Decimal
 from pathlib import Path
 
-from common import ROOT, pct, run_in_bench_database
+from common import ROOT, parse_args, pct, run_in_bench_database
 
 DB = "spotter_bench_cache"
 DATA = ROOT.parent / "shared" / "data" / "banking77"
 NAIVE_THRESHOLDS = (0.80, 0.85, 0.88, 0.90, 0.92, 0.95)
 SCAN_KEY = "spotter:bench:scan"
+SMOKE = {"rows": 150, "scale_entries_small": 500, "scale_entries": 1000, "latency_queries": 20, "scan_queries": 5}
 
 
-def load(path: Path) -> tuple[list[str], list[str]]:
+def load(path: Path, rows: int | None = None) -> tuple[list[str], list[str]]:
+    """(texts, labels); at most `rows` of them, taken evenly across the file (so most intents stay)."""
     with path.open(newline="", encoding="utf-8") as handle:
-        rows = [r for r in csv.DictReader(handle) if r["text"].strip()]
-    return [r["text"] for r in rows], [r["category"] for r in rows]
+        records = [r for r in csv.DictReader(handle) if r["text"].strip()]
+    if rows is not None and rows < len(records):
+        records = [records[i * len(records) // rows] for i in range(rows)]
+    return [r["text"] for r in records], [r["category"] for r in records]
 
 
 def table(rows: list[tuple], header: tuple) -> None:
@@ -55,23 +62,18 @@ def score(answers: list[str | None], labels: list[str]) -> tuple[float, float, f
 
 
 def fill(scope, texts, labels, vectors) -> None:
-    from django.db import connection
-
-    from chat import cache
+    """Each train question stored as the pipeline stores an answer (its index grows entry by entry)."""
+    from chat.reuse.services import Answered, entry_store
     from knowledge.embeddings import QueryVector
 
-    # Bulk load: the index is built once afterwards instead of grown entry by entry.
-    with connection.cursor() as cursor:
-        cursor.execute(f"DROP INDEX IF EXISTS {cache.index_name(scope.space_id)}")
-    cache._indexed_spaces.add(scope.space_id)
     for text, label, vector in zip(texts, labels, vectors, strict=True):
-        cache.entry_store(
-            scope=scope, question=text, vector=QueryVector(scope.space_id, scope.dimensions, list(map(float, vector))),
-            answer=label, sources=[], chunk_ids=[], document_ids=[], confidence=1.0, model="", tokens_in=0,
-            tokens_out=0, cost=0, message_id=None,
+        entry_store(
+            scope=scope, vector=QueryVector(scope.space_id, scope.dimensions, list(map(float, vector))),
+            answered=Answered(
+                question=text, text=label, sources=[], chunk_ids=[], document_ids=[], confidence=1.0, model="",
+                tokens_in=0, tokens_out=0, cost=Decimal(0), message_id=None,  # no chat message behind it
+            ),
         )
-    cache._indexed_spaces.discard(scope.space_id)
-    cache.index_ensure(scope.space_id, scope.dimensions)
 
 
 def grow(scope, vectors, total: int, seed: int = 11) -> None:
@@ -80,16 +82,17 @@ def grow(scope, vectors, total: int, seed: int = 11) -> None:
     import numpy as np
     from django.db import connection
 
-    from chat import cache
     from chat.models import CacheEntry
+    from chat.reuse.services import index_ensure, index_name, indexes_forget
 
     needed = total - CacheEntry.objects.count()
     if needed <= 0:
         return
     rng = np.random.default_rng(seed)
     with connection.cursor() as cursor:
-        cursor.execute(f"DROP INDEX IF EXISTS {cache.index_name(scope.space_id)}")
-        cache._indexed_spaces.discard(scope.space_id)
+        # Bulk load: the index is built once afterwards instead of grown entry by entry.
+        cursor.execute(f"DROP INDEX IF EXISTS {index_name(scope.space_id)}")
+        indexes_forget()
         columns = ("question, question_hash, answer, answer_key, sources, chunk_ids, document_ids, space_id, "
                    "embedding, kb_version, language, visitor_id, profile_hash, model, tokens_in, tokens_out, cost, "
                    "created_at, hits, blocked_reason")
@@ -105,18 +108,18 @@ def grow(scope, vectors, total: int, seed: int = 11) -> None:
                     scope.language, "", "", "", 0, 0, 0, "now", 0, "",
                 ))
         cursor.execute("ANALYZE chat_cacheentry; SET maintenance_work_mem = '1GB'")
-    cache.index_ensure(scope.space_id, scope.dimensions)
+    index_ensure(scope.space_id, scope.dimensions)
 
 
 def lookup_latency(scope, texts, vectors) -> list[float]:
-    from chat import cache
+    from chat.reuse.selectors import lookup
     from knowledge.embeddings import QueryVector
 
     samples = []
     for text, vector in zip(texts, vectors, strict=True):
         query = QueryVector(scope.space_id, scope.dimensions, list(map(float, vector)))
         began = time.perf_counter()
-        cache.lookup(scope, text, query)
+        lookup(scope, text, query)
         samples.append((time.perf_counter() - began) * 1000)
     return samples
 
@@ -153,14 +156,16 @@ def run(args) -> int:
     import numpy as np
     from django.conf import settings
 
-    from chat import cache
-    from chat.calibration import calibrate, leave_one_out
     from chat.models import CacheCalibration
-    from chat.reuse_guard import LEXICAL_CHECKS, decide
-    from knowledge.embeddings import QueryVector, active_space_ref, embed_texts
+    from chat.reuse.calibration import calibrate, leave_one_out
+    from chat.reuse.guard import LEXICAL_CHECKS, decide
+    from chat.reuse.scope import Scope
+    from chat.reuse.selectors import forget_guard_params, lookup, neighbours
+    from knowledge.embeddings import QueryVector, embed_texts
+    from knowledge.services import embedding_space_ensure
 
-    train_texts, train_labels = load(args.train)
-    test_texts, test_labels = load(args.test)
+    train_texts, train_labels = load(args.train, args.rows)
+    test_texts, test_labels = load(args.test, args.rows)
     began = time.perf_counter()
     train = np.array(embed_texts(train_texts), dtype=np.float32)
     test = np.array(embed_texts(test_texts), dtype=np.float32)
@@ -176,18 +181,18 @@ def run(args) -> int:
         params=calibrated.params.as_dict(), target_precision=args.target, precision=calibrated.precision,
         hit_rate=calibrated.hit_rate, labelled=calibrated.labelled, source=str(args.train),
     )
-    cache.forget_guard_params()
+    forget_guard_params()
 
-    ref = active_space_ref()
-    scope = cache.Scope(ref.space_id, ref.spec.dimensions, None, 1, "en")
+    space = embedding_space_ensure()  # nothing is ingested here: the cache needs a space all the same
+    scope = Scope(space.pk, space.dimensions, None, 1, "en")
     fill(scope, train_texts, train_labels, train)
     queries = [QueryVector(scope.space_id, scope.dimensions, list(map(float, v))) for v in test]
 
     ours = []
     for text, query in zip(test_texts, queries, strict=True):
-        hit = cache.lookup(scope, text, query)
+        hit = lookup(scope, text, query)
         ours.append(hit.entry.answer if hit else None)
-    nearest = [cache.neighbours(scope, q, calibrated.params.neighbours) for q in queries]
+    nearest = [neighbours(scope, q, calibrated.params.neighbours) for q in queries]
 
     rows, naive = [], {}
     for threshold in NAIVE_THRESHOLDS:
@@ -209,8 +214,8 @@ def run(args) -> int:
         hit_rate, precision, wrong = score(answers, test_labels)
         rows.append((name, f"{hit_rate:.3f}", f"{precision:.4f}", f"{wrong:.1f}"))
     hit_rate, precision, wrong = score(ours, test_labels)
-    rows.append(("**ours: `chat.cache.lookup` (exact + guard)**", f"**{hit_rate:.3f}**", f"**{precision:.4f}**",
-                 f"**{wrong:.1f}**"))
+    rows.append(("**ours: `chat.reuse.selectors.lookup` (exact + guard)**", f"**{hit_rate:.3f}**",
+                 f"**{precision:.4f}**", f"**{wrong:.1f}**"))
     print(f"\nCache hits on {len(test_texts)} test questions ({len(train_texts)} cached)\n")
     table(rows, ("design", "hit rate", "precision", "wrong per 1,000"))
 
@@ -223,7 +228,7 @@ def run(args) -> int:
     if not args.no_scale:
         sample = list(range(0, len(test_texts), max(1, len(test_texts) // args.latency_queries)))
         rows = []
-        for total in (10_000, args.scale_entries):
+        for total in (args.scale_entries_small, args.scale_entries):
             grow(scope, train, total)
             lookups = lookup_latency(scope, [test_texts[i] for i in sample], [test[i] for i in sample])
             scans = scan_latency([test[i] for i in sample[: args.scan_queries]])
@@ -256,7 +261,7 @@ _KEYS: dict[str, str] = {}
 def _label(answer_key: str, labels: list[str]) -> str:
     """The intent whose answer key this is (answers are the labels themselves)."""
     if not _KEYS:
-        from chat.cache import answer_key
+        from chat.reuse.scope import answer_key
 
         _KEYS.update({answer_key(label, []): label for label in set(labels)})
     return _KEYS.get(answer_key, answer_key)
@@ -268,11 +273,14 @@ def main() -> int:
     parser.add_argument("--test", type=Path, default=DATA / "test.csv", help="CSV text,category: looked up")
     parser.add_argument("--target", type=float, default=0.995, help="precision the calibration aims for")
     parser.add_argument("--no-scale", action="store_true", help="skip the 10k/100k latency part")
-    parser.add_argument("--scale-entries", type=int, default=100_000)
+    parser.add_argument("--rows", type=int, default=None,
+                        help="at most N questions from each file, taken evenly across it (default: all)")
+    parser.add_argument("--scale-entries-small", type=int, default=10_000, help="the first latency level")
+    parser.add_argument("--scale-entries", type=int, default=100_000, help="the second latency level")
     parser.add_argument("--latency-queries", type=int, default=500)
     parser.add_argument("--scan-queries", type=int, default=20)
     parser.add_argument("--keep-db", action="store_true")
-    args = parser.parse_args()
+    args = parse_args(parser, SMOKE)
     return run_in_bench_database(lambda: run(args), name=DB, keep_db=args.keep_db)
 
 if __name__ == "__main__":

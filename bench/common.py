@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import sys
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 BENCH_DB = "spotter_bench"
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # the project's packages, for a bench run as `python bench/x.py`
     sys.path.insert(0, str(ROOT))
+EXERCISES = ROOT / "demo" / "free-exercise-db" / "exercises.json"
+EXERCISES_MAPPING = ROOT / "demo" / "exercises.mapping.json"
 
 
 def with_database(url: str, name: str) -> str:
@@ -69,3 +75,27 @@ def run_in_bench_database(run: Callable[[], int], *, name: str = BENCH_DB, keep_
     finally:
         if not keep_db:
             drop_bench_database(name)
+
+
+def parse_args(parser: argparse.ArgumentParser, smoke: dict[str, object]) -> argparse.Namespace:
+    """The parser's arguments, plus `--smoke`: every size at `smoke`'s tiny values (an option
+    given on the command line still wins), for a test that the benchmark runs to its RESULT line."""
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: a check that it runs, not a measurement")
+    if parser.parse_known_args()[0].smoke:
+        parser.set_defaults(**smoke)
+    return parser.parse_args()
+
+
+@contextmanager
+def exercises_file(limit: int | None = None) -> Iterator[Path]:
+    """The exercise database as a JSON file: all of it, or its first `limit` exercises."""
+    if limit is None:
+        yield EXERCISES
+        return
+    records = json.loads(EXERCISES.read_text())[:limit]
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump(records, handle)
+    try:
+        yield Path(handle.name)
+    finally:
+        os.unlink(handle.name)

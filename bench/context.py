@@ -25,7 +25,7 @@ import sys
 from common import parse_args, run_in_bench_database
 
 DB = "spotter_bench_context"
-SMOKE = {"turns": 4, "distractors": 30}
+SMOKE = {"turns": 4, "distractors": 10}
 FACTS = ["I'm training for a 10 km race in June.", "I have a bad left knee.", "I only have dumbbells at home."]
 OPENING = [f"{FACTS[0]} How should I warm up?", f"{FACTS[1]} Is the goblet squat safe for me?",
            f"{FACTS[2]} What can I do for my back?"]

@@ -10,6 +10,7 @@ against exact search and latency.
 
     make bench                                       # runs this under the embedded Postgres
     python bench/retrieval.py --squad FILE [--no-scale] [--scale-chunks 100000]
+    python bench/retrieval.py --smoke                # tiny sizes: checks that it runs, measures nothing
 
 Runs in its own database (spotter_bench, dropped afterwards). Prints its tables and ends with
 `RESULT hybrid_hit1=… hybrid_hit5=… hybrid_mrr10=… dense_hit1=… dense_hit5=… fts_hit1=… fts_hit5=…
@@ -19,27 +20,33 @@ p99_ms=… recall10_100k=… p99_ms_100k=…`.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import random
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
-from common import ROOT, pct, run_in_bench_database
+from common import EXERCISES_MAPPING, ROOT, exercises_file, parse_args, pct, run_in_bench_database
 
 DEFAULT_SQUAD = ROOT.parent / "shared" / "data" / "squad-v1.1-dev-xquad-en" / "xquad.en.json"
+SMOKE = {"articles": 1, "distractors": 10, "scale_chunks": 1000, "recall_queries": 10}
+
+
 @dataclass(frozen=True)
 class Question:
     text: str
     answer: str
 
 
-def load_squad(path: Path) -> tuple[list[dict], list[dict], list[Question]]:
-    """(passage records, article records, questions) from a SQuAD v1.1 file."""
-    data = json.loads(path.read_text())["data"]
+def load_squad(path: Path, articles: int | None = None) -> tuple[list[dict], list[dict], list[Question]]:
+    """(passage records, article records, questions) from a SQuAD v1.1 file (its first `articles`)."""
+    data = json.loads(path.read_text())["data"][:articles]
     passages, articles, questions = [], [], []
     for a, article in enumerate(data):
         title = article["title"].replace("_", " ")
@@ -65,14 +72,14 @@ def ingest_corpus(name: str, records: list[dict]) -> None:
         os.unlink(handle.name)
 
 
-def ingest_distractors() -> None:
+def ingest_distractors(limit: int | None = None) -> None:
+    """The exercise database (or its first `limit` exercises) as a knowledge source."""
     from knowledge import services
 
-    mapping = json.loads((ROOT / "demo" / "exercises.mapping.json").read_text())
-    source = services.source_upsert(
-        name="exercises", uri=str(ROOT / "demo" / "free-exercise-db" / "exercises.json"), mapping=mapping
-    )
-    services.source_ingest(source_id=source.pk)
+    mapping = json.loads(EXERCISES_MAPPING.read_text())
+    with exercises_file(limit) as path:
+        source = services.source_upsert(name="exercises", uri=str(path), mapping=mapping)
+        services.source_ingest(source_id=source.pk)
 
 
 # --- quality --------------------------------------------------------------------------------------
@@ -105,17 +112,33 @@ def quality(questions: list[Question], vectors, runs: dict[str, dict]) -> dict[s
 
 def latency(questions: list[Question], runs: int = 1) -> list[float]:
     """Milliseconds per hybrid search, the query embedding included, one question at a time (the
-    embedding computed while the full-text side runs, as the search API does)."""
-    from knowledge.embeddings import embed_query_background
-    from knowledge.selectors import search
+    embedding computed while the full-text side runs, as the answer pipeline does)."""
+    return asyncio.run(_latency(questions, runs))
 
-    search(query=questions[0].text, vector=embed_query_background(questions[0].text), k=10)  # warm-up, unmeasured
-    samples = []
-    for _ in range(runs):
-        for question in questions:
-            began = time.perf_counter()
-            search(query=question.text, vector=embed_query_background(question.text), k=10)
-            samples.append((time.perf_counter() - began) * 1000)
+
+async def _latency(questions: list[Question], runs: int) -> list[float]:
+    from django.db import connections
+
+    from knowledge.embeddings import aembed_query
+    from knowledge.selectors import search, search_full_text
+
+    loop = asyncio.get_running_loop()
+    # One database thread, so every search reuses one connection, as the pipeline's pool does.
+    with ThreadPoolExecutor(1, thread_name_prefix="bench-db") as db:
+        async def hybrid(text: str) -> None:
+            vector, full_text = await asyncio.gather(
+                aembed_query(text), loop.run_in_executor(db, partial(search_full_text, text, k=10))
+            )
+            await loop.run_in_executor(db, partial(search, query=text, vector=vector, k=10, full_text=full_text))
+
+        await hybrid(questions[0].text)  # warm-up, unmeasured
+        samples = []
+        for _ in range(runs):
+            for question in questions:
+                began = time.perf_counter()
+                await hybrid(question.text)
+                samples.append((time.perf_counter() - began) * 1000)
+        await loop.run_in_executor(db, connections.close_all)
     return samples
 
 
@@ -134,7 +157,8 @@ def grow_to(total_chunks: int, seed: int = 7) -> float:
     from django.db import connection
 
     from knowledge.models import Chunk, Document, EmbeddingSpace, Source
-    from knowledge.services import embedding_space_active, lexeme_stats_refresh, space_index_create
+    from knowledge.selectors import embedding_space_active
+    from knowledge.services import lexeme_stats_refresh, space_index_create
 
     space = embedding_space_active()
     real = list(Chunk.objects.values_list("pk", "text", "heading", "token_count", "search_vector"))
@@ -184,17 +208,23 @@ def grow_to(total_chunks: int, seed: int = 7) -> float:
 
 
 def recall_at_10(questions: list[Question], vectors) -> float:
-    """Share of the exact top 10 (sequential scan) that the HNSW index returns."""
+    """Share of the exact top 10 that the HNSW index returns: the same dense search twice, the
+    second with index scans off, so PostgreSQL compares the query with every vector (bitmap scans
+    stay on for the rest of the statement: HNSW cannot serve one)."""
     from django.db import connection, transaction
 
-    from knowledge.selectors import SearchFilters, _dense_candidates
+    from knowledge.selectors import search
+
+    def dense_top10(question: Question, vector) -> set[int]:
+        hits = search(query=question.text, vector=vector, k=10, min_score=0.0, mode="dense")
+        return {hit.chunk_id for hit in hits}
 
     found = total = 0
-    for vector in vectors:
-        approximate = set(_dense_candidates(vector, 10, SearchFilters()))
+    for question, vector in zip(questions, vectors, strict=True):
+        approximate = dense_top10(question, vector)
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("SET LOCAL enable_indexscan = off; SET LOCAL enable_bitmapscan = off")
-            exact = set(_dense_candidates(vector, 10, SearchFilters()))
+            cursor.execute("SET LOCAL enable_indexscan = off")
+            exact = dense_top10(question, vector)
         found += len(exact & approximate)
         total += len(exact)
     return found / total
@@ -222,11 +252,14 @@ def print_quality(title: str, chunks: int, table: dict[str, dict[str, float]]) -
 def main() -> int:
     parser = argparse.ArgumentParser(description="Spotter retrieval benchmark")
     parser.add_argument("--squad", type=Path, default=DEFAULT_SQUAD, help="a file in SQuAD v1.1 format")
+    parser.add_argument("--articles", type=int, default=None, help="only the file's first N articles (default: all)")
+    parser.add_argument("--distractors", type=int, default=None,
+                        help="only the first N exercises as distractors (default: all)")
     parser.add_argument("--no-scale", action="store_true", help="skip the 100k-chunk part")
     parser.add_argument("--scale-chunks", type=int, default=100_000)
     parser.add_argument("--recall-queries", type=int, default=300)
     parser.add_argument("--keep-db", action="store_true")
-    args = parser.parse_args()
+    args = parse_args(parser, SMOKE)
 
     def run_with_settings() -> int:
         from django.conf import settings
@@ -241,13 +274,13 @@ def run(args, settings) -> int:
     from knowledge.embeddings import QueryVector, active_space_ref, embed_texts
     from knowledge.models import Chunk, Source
 
-    passages, articles, questions = load_squad(args.squad)
+    passages, articles, questions = load_squad(args.squad, args.articles)
     print(f"{args.squad.name}: {len(passages)} passages, {len(articles)} articles, {len(questions)} questions; "
           f"chunks of {settings.KNOWLEDGE_CHUNK_TOKENS} tokens (overlap {settings.KNOWLEDGE_CHUNK_OVERLAP_TOKENS}), "
           f"{settings.KNOWLEDGE_CANDIDATES} candidates per retriever, RRF k={settings.KNOWLEDGE_RRF_K}, "
           f"ef_search={settings.KNOWLEDGE_HNSW_EF_SEARCH}")
     began = time.perf_counter()
-    ingest_distractors()
+    ingest_distractors(args.distractors)
     ingest_corpus("squad-passages", passages)
     print(f"ingested in {time.perf_counter() - began:.0f} s")
     ref = active_space_ref()

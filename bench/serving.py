@@ -6,12 +6,16 @@ question, embedding the query, retrieval, context, the channel layer and the web
 
     make bench                       # runs this under the embedded Postgres and Redis
     python bench/serving.py --rounds 3 --ttft-ms 200 --tokens-per-s 50
+    python bench/serving.py --smoke    # tiny sizes, a fast fake LLM: checks that it runs, measures nothing
 
 Levels: 1 chat, then the highest concurrency (50) three ways: back-to-back in a burst (every
 chat asks in the same millisecond, the next round when all answers ended), back-to-back spread
 over a second, and paced like people (each chat reads and thinks 2–8 s before its next question).
-Prints the tables and ends with `RESULT overhead_p50_ms=… overhead_p99_ms=… tokens_per_s=…` for
-the paced 50 chats, followed by the burst's overheads (`burst_overhead_p50_ms=…`).
+Prints the tables and ends with `RESULT overhead_p50_ms=… overhead_p99_ms=… tokens_per_s=…
+cpu_ratio=…` for the paced 50 chats, followed by the burst's overheads (`burst_overhead_p50_ms=…`).
+`cpu_ratio` is the pipeline's CPU per answer (ASGI server + PostgreSQL) over the direct client's
+(the openai client in this process), both at that level: what Spotter costs per answer in units
+of the cheapest way to stream one.
 """
 
 from __future__ import annotations
@@ -32,16 +36,16 @@ import httpx
 import openai
 import psutil
 import websockets
-from common import ROOT, drop_database, use_bench_database
+from common import EXERCISES_MAPPING, ROOT, drop_database, exercises_file, parse_args, use_bench_database
 
 from config.stack import WEBSOCKET_OPTIONS, asgi_env
 
 # Questions as people ask them, three per exercise (2,619), in a fixed shuffled order: every query
 # is embedded and searched for real, and none is asked twice in a run (each run has a fresh
 # database), since a repeat would be answered from the answer cache and this benchmark measures
-# the path that generates. Each table row counts the answers that were reused all the same.
-# (Until session 6 every question carried a run-unique "(#3f9a1c-17)": it doubled the tokens the
-# query embedding runs over, ~7 ms instead of ~4, a cost no visitor's question has.)
+# the path that generates. Each table row counts the answers that were reused all the same. No
+# run-unique marker is added to make them unique: it would lengthen what the query embedding runs
+# over, a cost no visitor's question has.
 QUESTIONS = [
     template.format(e["name"])
     for template in ["How do I do the {}?", "What muscles does the {} work?", "Any tips for the {}?"]
@@ -59,6 +63,8 @@ def next_question() -> str:
 
 BENCH_DB = "spotter_bench_serving"
 ANSWER = " ".join("Keep your chest up and brace your core before each rep".split() * 3) + " [1]."
+SMOKE = {"concurrency": [1, 4], "rounds": 1, "spread": 0.2, "think": [0.1, 0.3], "ttft_ms": 20.0,
+         "tokens_per_s": 1000.0, "exercises": 10}
 
 
 @dataclass
@@ -264,7 +270,8 @@ def print_table(rows: list[dict], args: argparse.Namespace) -> dict[str, float]:
         p99 = full["ttft_p99"] - direct["ttft_p99"]
         print(f"| {full['concurrency']} | {full['arrival']} | {p50:.1f} | {p99:.1f} |")
         results[(full["concurrency"], full["arrival"])] = {
-            "overhead_p50_ms": p50, "overhead_p99_ms": p99, "tokens_per_s": full["tokens_per_s"]}
+            "overhead_p50_ms": p50, "overhead_p99_ms": p99, "tokens_per_s": full["tokens_per_s"],
+            "cpu_ratio": cpu_ratio(direct, full)}
     roles = list(rows[0]["cpu_ms"])
     print("\nCPU ms per answer, by process (2 cores = 2,000 CPU ms a second between them)\n")
     print("| path | concurrent chats | arrival | " + " | ".join(roles) + " |")
@@ -272,7 +279,17 @@ def print_table(rows: list[dict], args: argparse.Namespace) -> dict[str, float]:
     for r in rows:
         print(f"| {r['path']} | {r['concurrency']} | {r['arrival']} | "
               + " | ".join(f"{r['cpu_ms'][role]:.1f}" for role in roles) + " |")
+    for (concurrency, arrival), result in results.items():
+        if "paced" in arrival:
+            print(f"\nCPU per answer, pipeline (server + postgres) ÷ direct client (bench), {concurrency} chats "
+                  f"{arrival}: {result['cpu_ratio']:.2f}")
     return results
+
+
+def cpu_ratio(direct: dict, full: dict) -> float:
+    """The pipeline's CPU per answer (ASGI server and PostgreSQL) over the direct client's."""
+    pipeline = full["cpu_ms"]["server"] + full["cpu_ms"]["postgres"]
+    return pipeline / direct["cpu_ms"]["bench"] if direct["cpu_ms"]["bench"] > 0 else float("nan")
 
 
 def result_line(results: dict, args: argparse.Namespace) -> str:
@@ -281,7 +298,7 @@ def result_line(results: dict, args: argparse.Namespace) -> str:
     burst = results.get((most, Arrival().label))
     main = results.get((most, Arrival(think=tuple(args.think)).label)) or burst or next(iter(results.values()))
     line = (f"RESULT overhead_p50_ms={main['overhead_p50_ms']:.1f} overhead_p99_ms={main['overhead_p99_ms']:.1f} "
-            f"tokens_per_s={main['tokens_per_s']:.0f}")
+            f"tokens_per_s={main['tokens_per_s']:.0f} cpu_ratio={main['cpu_ratio']:.2f}")
     if burst is not None and main is not burst:
         line += (f" burst_overhead_p50_ms={burst['overhead_p50_ms']:.1f}"
                  f" burst_overhead_p99_ms={burst['overhead_p99_ms']:.1f}")
@@ -304,9 +321,11 @@ def main() -> int:
                         help="which ways the highest concurrency runs (the 1-chat level always runs)")
     parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "1")),
                         help="ASGI processes, as `make run` starts them")
+    parser.add_argument("--exercises", type=int, default=None,
+                        help="only the first N exercises in the knowledge base (default: all)")
     parser.add_argument("--keep-database", action="store_true",
                         help=f"leave {BENCH_DB} in place afterwards (to read the answers' step timings)")
-    args = parser.parse_args()
+    args = parse_args(parser, SMOKE)
 
     # A database of its own, fresh each run: the answer cache starts empty every time, so runs
     # compare (and the dev database is never touched).
@@ -316,9 +335,9 @@ def main() -> int:
     env = dict(os.environ, OPENAI_BASE_URL=llm_url, OPENAI_API_KEY="bench", LLM_MODEL="fake-model",
                LLM_PRICING='{"fake-model": [0.15, 0.60]}', LOG_LEVEL="WARNING", PYTHONPATH=str(ROOT))
     subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
-    subprocess.run([sys.executable, "manage.py", "ingest", "demo/free-exercise-db/exercises.json",
-                    "--mapping", "demo/exercises.mapping.json", "--source", "free-exercise-db", "-v", "0"],
-                   cwd=ROOT, env=env, check=True)
+    with exercises_file(args.exercises) as exercises:
+        subprocess.run([sys.executable, "manage.py", "ingest", str(exercises), "--mapping", str(EXERCISES_MAPPING),
+                        "--source", "free-exercise-db", "-v", "0"], cwd=ROOT, env=env, check=True)
     procs = [
         subprocess.Popen([sys.executable, "-m", "tests.llm_server", "--port", str(llm_port), "--ttft-ms",
                           str(args.ttft_ms), "--tokens-per-s", str(args.tokens_per_s), "--answer", ANSWER],

@@ -1,0 +1,47 @@
+"""Every benchmark runs to its RESULT line (at `--smoke` sizes): a benchmark that no longer runs
+against the apps' public API fails here, not on the next `make bench`.
+
+Each runs as `make bench` runs it, in a process of its own, against the suite's embedded
+PostgreSQL and Redis (DATABASE_URL, REDIS_URL); each creates and drops its own database there."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+BASE_DIR = Path(settings.BASE_DIR)
+DATA = BASE_DIR.parent / "shared" / "data"
+
+BENCHMARKS = {
+    "retrieval": (["hybrid_hit1", "hybrid_hit5", "hybrid_mrr10", "dense_hit1", "dense_hit5", "fts_hit1", "fts_hit5",
+                   "p99_ms", "recall10_100k", "p99_ms_100k"],
+                  DATA / "squad-v1.1-dev-xquad-en" / "xquad.en.json"),
+    "serving": (["overhead_p50_ms", "overhead_p99_ms", "tokens_per_s", "cpu_ratio", "burst_overhead_p50_ms",
+                 "burst_overhead_p99_ms"], None),
+    "cache": (["precision", "hit_rate", "naive_precision_at_same_hit_rate", "lookup_p99_ms_100k",
+               "scan_speedup_100k"], DATA / "banking77" / "train.csv"),
+    "context": (["context_share_turn30", "facts_reachable"], None),
+}
+
+
+def result_fields(stdout: str) -> dict[str, str]:
+    line = next(line for line in stdout.splitlines() if line.startswith("RESULT "))
+    return dict(field.split("=", 1) for field in line.removeprefix("RESULT ").split())
+
+
+@pytest.mark.parametrize("name", list(BENCHMARKS))
+def test_benchmark_runs_to_its_result_line(name):
+    keys, data = BENCHMARKS[name]
+    if data is not None and not data.exists():
+        pytest.skip(f"{data} is not on this machine")
+    result = subprocess.run(
+        [sys.executable, f"bench/{name}.py", "--smoke"], cwd=BASE_DIR, env=dict(os.environ),
+        capture_output=True, text=True, timeout=150,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert list(result_fields(result.stdout)) == keys
