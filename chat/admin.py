@@ -10,10 +10,10 @@ from .reuse.services import entries_block
 class MessageInline(admin.TabularInline):
     model = Message
     fk_name = "conversation"
-    fields = [
+    fields = (
         "sequence", "role", "text", "status", "reuse_link", "model", "confidence", "latency_ms", "ttft_ms", "cost",
         "cost_avoided", "context_tokens", "sources_links",
-    ]
+    )
     readonly_fields = fields
     extra = 0
     can_delete = False

@@ -57,8 +57,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         token = parse_qs(self.scope.get("query_string", b"").decode()).get("token", [""])[0]
         # Without a (valid) token the socket gets a visitor of its own, which cannot resume elsewhere.
-        self.visitor_id = visitor_id_from_token(token) if token else None
-        self.visitor_id = self.visitor_id or uuid.uuid4().hex
+        self.visitor_id: str = (visitor_id_from_token(token) if token else None) or uuid.uuid4().hex
         self.conversations_watched: set[str] = set()
         self.sent_seq: dict[str, int] = {}
         self.ended: set[str] = set()

@@ -9,7 +9,10 @@ the oldest verbatim turns are folded too.
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 from django.conf import settings
 
@@ -72,7 +75,7 @@ def build_context(
     )
 
 
-def _fit_history(route: Route, earlier: list[Message], tokens: dict[object, int], budget: int) -> _History:
+def _fit_history(route: Route, earlier: list[Message], tokens: Mapping[uuid.UUID, int], budget: int) -> _History:
     """The stored summary plus turns folded into it, and the newest turns verbatim, within budget."""
     unfolded = [m for m in earlier if m.sequence > route.summary_through]
     verbatim = unfolded[-settings.CHAT_HISTORY_TURNS:] if settings.CHAT_HISTORY_TURNS else []
@@ -85,7 +88,7 @@ def _fit_history(route: Route, earlier: list[Message], tokens: dict[object, int]
         to_fold.append(verbatim.pop(0))
 
 
-def _role(message: Message) -> str:
+def _role(message: Message) -> Literal["user", "assistant"]:
     return "user" if message.role == Message.Role.USER else "assistant"
 
 

@@ -36,7 +36,7 @@ def finish_generated(
     confidence = confidence_score(context.hits, generation.cited)
     cost = answer_cost(model=generation.model, tokens_in=generation.tokens_in, tokens_out=generation.tokens_out)
     latency_ms = turn.timer.elapsed_ms()
-    facts = {
+    facts: dict[str, Any] = {
         "model": generation.model, "prompt_version_id": route.prompt.prompt_version_id,
         "tokens_in": generation.tokens_in, "tokens_out": generation.tokens_out, "cost": cost,
         "latency_ms": latency_ms, "confidence": confidence, "timings": dict(turn.timer.steps),
@@ -73,7 +73,7 @@ def finish_reused(
 ) -> dict[str, Any]:
     """Store a served stored answer with what it saved; the `end` frame."""
     latency_ms = timer.elapsed_ms()
-    facts = {
+    facts: dict[str, Any] = {
         "model": reused.model, "prompt_version_id": route.prompt.prompt_version_id, "tokens_in": 0,
         "tokens_out": 0, "latency_ms": latency_ms, "ttft_ms": latency_ms, "confidence": reused.confidence,
         "timings": dict(timer.steps), "reuse": reused.kind, "cost_avoided": reused.cost_avoided,

@@ -13,7 +13,7 @@ import time
 import uuid
 import weakref
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import redis.asyncio as aioredis
 from channels.layers import get_channel_layer
@@ -70,7 +70,7 @@ async def stream_log_append(message_id: uuid.UUID, texts: list[str], conversatio
 
 async def stream_log_after(message_id: uuid.UUID | str, after_seq: int) -> list[tuple[int, str]]:
     """Tokens with seq > after_seq; seq N is the Nth element of the list."""
-    texts = await _redis().lrange(_log_key(message_id), after_seq, -1)
+    texts = cast(list[str], await _redis().lrange(_log_key(message_id), after_seq, -1))  # decode_responses
     return [(after_seq + i + 1, text) for i, text in enumerate(texts)]
 
 

@@ -1,4 +1,6 @@
+import functools
 import json
+from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
@@ -11,6 +13,7 @@ from . import selectors, services
 from .api import SearchQuerySerializer, search_from_params, source_file_check
 from .models import Chunk, Document, EmbeddingSpace, Source
 from .parsers import IngestError, mapping_validate
+from .selectors import SearchHit
 from .tasks import ingest_source
 
 
@@ -37,7 +40,7 @@ class SourceForm(forms.ModelForm):
             raise forms.ValidationError(str(exc)) from exc
 
     def clean(self):
-        data = super().clean()
+        data = super().clean() or {}
         upload = data.get("upload")
         if upload is None and not (self.instance.pk and (self.instance.file or self.instance.uri)):
             raise forms.ValidationError("Choose a file to upload.")
@@ -83,7 +86,7 @@ class SourceAdmin(admin.ModelAdmin):
         ids = list(queryset.values_list("pk", flat=True))
         queryset.update(status=Source.Status.QUEUED, error="")
         for pk in ids:
-            transaction.on_commit(lambda pk=pk: ingest_source.delay(pk))
+            transaction.on_commit(functools.partial(ingest_source.delay, pk))
         messages.info(request, f"{len(ids)} source(s) queued for re-indexing.")
 
     @admin.display(description="status", ordering="status")
@@ -111,7 +114,8 @@ class SourceAdmin(admin.ModelAdmin):
     def retrieval_test(self, request):
         """Type a question, see the ranked chunks with the scores the assistant sees."""
         query = SearchQuerySerializer(data=_query_params(request)) if request.GET.get("q") else None
-        hits, errors = [], {}
+        hits: list[SearchHit] = []
+        errors: dict[str, Any] = {}
         if query is not None:
             if query.is_valid():
                 hits = search_from_params(query.validated_data)
@@ -142,7 +146,7 @@ def _query_params(request) -> dict:
 
 class ChunkInline(admin.TabularInline):
     model = Chunk
-    fields = ["ordinal", "heading", "token_count", "text"]
+    fields = ("ordinal", "heading", "token_count", "text")
     readonly_fields = fields
     extra = 0
     can_delete = False

@@ -37,7 +37,9 @@ class SearchQuerySerializer(serializers.Serializer):
     q = serializers.CharField(max_length=4000)
     k = serializers.IntegerField(min_value=1, max_value=50, default=5)
     mode = serializers.ChoiceField(["hybrid", "dense", "lexical"], default="hybrid")
-    source = serializers.ListField(child=serializers.IntegerField(), required=False, default=list)
+    # The query parameter is named `source`, like DRF's own Field.source attribute.
+    source = serializers.ListField(  # type: ignore[assignment]
+        child=serializers.IntegerField(), required=False, default=list)
     tag = serializers.ListField(child=serializers.CharField(max_length=64), required=False, default=list)
     language = serializers.CharField(max_length=16, required=False)
     min_score = serializers.FloatField(min_value=0, max_value=1, required=False)

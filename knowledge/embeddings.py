@@ -29,6 +29,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
+from openai import Omit, OpenAI, omit
 
 logger = logging.getLogger(__name__)
 PACKAGED_MODEL = "all-MiniLM-L6-v2"
@@ -174,18 +175,14 @@ def _local_model_path(model: str) -> Path:
 
 
 class OpenAIEmbedder:
-    def __init__(self, model: str, dimensions: int) -> None:
-        from openai import OpenAI
-
+    def __init__(self, model: str, dimensions: int, *, base_url: str, api_key: str) -> None:
         self.model = model
         # Only the text-embedding-3 family can shorten its vectors; older models have one size.
-        self._extra = {"dimensions": dimensions} if model.startswith("text-embedding-3") else {}
-        self._client = OpenAI(
-            api_key=settings.OPENAI_API_KEY or "not-needed", base_url=settings.OPENAI_BASE_URL or None
-        )
+        self._dimensions: int | Omit = dimensions if model.startswith("text-embedding-3") else omit
+        self._client = OpenAI(api_key=api_key or "not-needed", base_url=base_url or None)
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        response = self._client.embeddings.create(model=self.model, input=list(texts), **self._extra)
+        response = self._client.embeddings.create(model=self.model, input=list(texts), dimensions=self._dimensions)
         return [item.embedding for item in sorted(response.data, key=lambda d: d.index)]
 
 
@@ -193,10 +190,21 @@ def configured_spec() -> ModelSpec:
     return ModelSpec(settings.EMBEDDING_BACKEND, settings.EMBEDDING_MODEL, settings.EMBEDDING_DIMENSIONS)
 
 
-@lru_cache(maxsize=4)
 def embedder_for(spec: ModelSpec) -> Embedder:
+    """One per process and model; a remote one also per server, so a changed OPENAI_BASE_URL or key
+    is never answered by a client made for the old one."""
     if spec.backend == "openai":
-        return OpenAIEmbedder(spec.model, spec.dimensions)
+        return _remote_embedder(spec, settings.OPENAI_BASE_URL, settings.OPENAI_API_KEY)
+    return _local_embedder(spec)
+
+
+@lru_cache(maxsize=4)
+def _remote_embedder(spec: ModelSpec, base_url: str, api_key: str) -> Embedder:
+    return OpenAIEmbedder(spec.model, spec.dimensions, base_url=base_url, api_key=api_key)
+
+
+@lru_cache(maxsize=4)
+def _local_embedder(spec: ModelSpec) -> Embedder:
     if settings.EMBEDDING_LOCAL_RUNTIME == "onnx":
         try:
             return OnnxEmbedder(spec.model, settings.EMBEDDING_BATCH_SIZE)

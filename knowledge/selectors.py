@@ -114,7 +114,7 @@ def search(
         full_text = search_full_text(query, k=k, filters=filters, mode=mode)
     terms, lexical_ids = full_text.terms, full_text.ids
     use_dense = mode != "lexical" and vector is not None
-    dense = _dense_candidates_sql(vector, _candidate_count(k), filters) if use_dense else None
+    dense = _dense_candidates_sql(vector, _candidate_count(k), filters) if use_dense and vector else None
     dense_ids, candidates = _candidate_rows(lexical_ids, terms, vector, with_vectors=diverse, dense=dense)
     if mode == "hybrid":
         ranked = _fuse(candidates, dense_ids, lexical_ids, fusion or settings.KNOWLEDGE_FUSION)

@@ -100,7 +100,7 @@ def source_read_bytes(source: Source) -> tuple[str, bytes]:
     try:
         if source.file:
             with source.file.open("rb") as handle:
-                return Path(source.file.name).name, handle.read()
+                return Path(source.file.name or "upload").name, handle.read()
         return Path(source.uri).name, Path(source.uri).read_bytes()
     except OSError as exc:
         raise IngestError(f"{source.uri or source.name}: cannot read the file ({exc.strerror or exc})") from exc

@@ -34,7 +34,7 @@ def approved_candidates(
         "AND (expires_at IS NULL OR expires_at > %s) AND vector_dims(embedding) = %s "
         "ORDER BY embedding <=> %s::vector LIMIT %s"
     )
-    params = [literal, language, prompt_name, vector.space_id, timezone.now(), vector.dimensions, literal, k]
+    params: list[Any] = [literal, language, prompt_name, vector.space_id, timezone.now(), vector.dimensions, literal, k]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()

@@ -12,10 +12,12 @@ import asyncio
 import json
 import weakref
 from collections.abc import AsyncIterator, Sequence
+from typing import cast
 
 import httpx2  # the HTTP client the openai SDK is built on
 import openai
 from django.conf import settings
+from openai.types.chat import ChatCompletionMessageParam
 
 from .breaker import BreakerState, CircuitBreaker
 from .types import ChatMessage, Delta, LLMError, LLMUnavailable, StreamInterrupted
@@ -108,7 +110,7 @@ class LLMGateway:
         finished = False
         async with self._client().chat.completions.with_streaming_response.create(
             model=model,
-            messages=[{"role": m.role, "content": m.content} for m in messages],
+            messages=cast(list[ChatCompletionMessageParam], [{"role": m.role, "content": m.content} for m in messages]),
             stream=True,
             stream_options={"include_usage": True},
             max_tokens=self.max_tokens,

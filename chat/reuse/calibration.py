@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -34,7 +35,7 @@ class Calibration:
     labelled: int
 
 
-GRID = {
+GRID: dict[str, list[Any]] = {
     "min_similarity": [round(float(x), 2) for x in np.arange(0.70, 0.96, 0.02)],
     "min_gap": [0.0, 0.02, 0.04, 0.06, 0.08, 0.10, 0.12, 0.15],
     "min_support": [1, 2, 3, 5, 8],

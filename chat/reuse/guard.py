@@ -97,13 +97,15 @@ def decide(
         return Decision(False, "no stored question nearby")
     similarity, gap, support = agreement(neighbours)
     top = neighbours[0]
-    facts = {"neighbour": top, "similarity": similarity, "gap": gap, "support": support}
+    def decision(accepted: bool, reason: str) -> Decision:
+        return Decision(accepted, reason, top, similarity, gap, support)
+
     if not passes_agreement(similarity, gap, support, params):
-        return Decision(False, "neighbours do not agree closely enough", **facts)
+        return decision(False, "neighbours do not agree closely enough")
     for check in checks:
         if LEXICAL[check](question, top.question):
-            return Decision(False, f"{check} mismatch", **facts)
-    return Decision(True, "near-duplicate" if support < params.min_support else "neighbours agree", **facts)
+            return decision(False, f"{check} mismatch")
+    return decision(True, "near-duplicate" if support < params.min_support else "neighbours agree")
 
 
 # --- lexical checks ---------------------------------------------------------------------------------

@@ -45,7 +45,11 @@ class Command(BaseCommand):
             tags=["exercise"],
         )
         with tqdm(desc="knowledge base", unit="doc") as bar:
-            report = source_ingest(source_id=source.pk, progress=lambda done, total: bar.update(done - bar.n))
+
+            def progress(done: int, total: int) -> None:
+                bar.update(done - bar.n)
+
+            report = source_ingest(source_id=source.pk, progress=progress)
         self.stdout.write(
             f"knowledge base: {report.created} new, {report.updated} changed, {report.unchanged} unchanged"
         )
