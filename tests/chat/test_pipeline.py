@@ -84,12 +84,20 @@ async def test_it_keeps_the_question_and_marks_the_answer_failed_when_the_llm_fa
     assert (await in_db(AnswerFact.objects.get)(message_id=turn.answer_id)).status == "failed"
 
 
-@pytest.mark.parametrize(("step", "failure"), [("route_question", "routing broke"), ("search", "the index is gone")])
-async def test_a_failure_before_generating_fails_the_answer_and_keeps_the_question(kb, monkeypatch, step, failure):
-    def broken(**_):
-        raise RuntimeError(failure)
+def broken_profile_config(settings, tmp_path):
+    (tmp_path / "profile.toml").write_text("[[fields]]\nlabel = 'Not A Label'\ntitle = 'x'\n")
+    settings.CHAT_PROFILE_CONFIG = str(tmp_path / "profile.toml")
+    return "CHAT_PROFILE_CONFIG"
 
-    monkeypatch.setattr(pipeline, step, broken)
+
+def missing_text_search_config(settings, tmp_path):
+    settings.KNOWLEDGE_FTS_CONFIGS = {"en": "no_such_configuration"}
+    return "no_such_configuration"
+
+
+@pytest.mark.parametrize("break_it", [broken_profile_config, missing_text_search_config], ids=["route", "search"])
+async def test_a_failure_before_generating_fails_the_answer_and_keeps_the_question(kb, settings, tmp_path, break_it):
+    failure = break_it(settings, tmp_path)
     turn, frame = await ask("How do I do a barbell squat?")
     assert frame["type"] == "error" and frame["code"] == "internal_error"
     question, answer = await stored(turn)
