@@ -9,11 +9,9 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from django.conf import settings
-
 from knowledge.embeddings import QueryVector
 from monitoring.services import answer_fact_record
-from review.services import review_item_enqueue
+from review.services import review_item_screen
 
 from . import services, tasks
 from .context import Context
@@ -48,8 +46,7 @@ def finish_generated(
     })
     answer_fact_record(message_id=turn.answer_id, conversation_id=turn.conversation_id, status="complete",
                        offline=generation.offline, **facts)
-    if confidence < settings.REVIEW_CONFIDENCE_THRESHOLD:
-        review_item_enqueue(message_id=turn.answer_id, priority=1 - confidence, reason="low confidence")
+    review_item_screen(message_id=turn.answer_id, confidence=confidence, cited=len(sources))  # unsure: queued
     if vector is not None and cacheable(had_history=context.had_history,
                                         injection_suspected=turn.injection_suspected, text=generation.text):
         answer_cache(scope=route.scope(vector), vector=vector, answered=Answered(

@@ -13,6 +13,9 @@ from django.db.models import Max, Model
 from django.db.models.sql import InsertQuery
 from django.utils import timezone
 
+from review.models import ReviewItem
+from review.services import review_item_enqueue
+
 from .errors import CodedError
 from .language import detect_language
 from .models import Conversation, Feedback, Message
@@ -155,15 +158,32 @@ def feedback_set(*, visitor_id: str, message_id: object, value: str, reason: str
     feedback, _ = Feedback.objects.update_or_create(
         message=message, defaults={"value": value, "reason": reason[:200], "comment": comment}
     )
-    if value == Feedback.Value.DOWN:  # the answer is never served from the cache again
+    if value == Feedback.Value.DOWN:  # the answer is never served from the cache again, and a trainer sees it
         block_for_message(message_id=message.pk, reason=f"thumbs down: {reason}"[:200])
+        _queue_for_review(message, ReviewItem.Reason.THUMBS_DOWN, feedback_reason=reason)
     return feedback
 
 
+@transaction.atomic
 def conversation_handoff(*, conversation: Conversation) -> bool:
-    """Ask for a human; only an open conversation can be handed off."""
-    return Conversation.objects.filter(pk=conversation.pk, status=Conversation.Status.OPEN).update(
+    """Ask for a human; only an open conversation can be handed off. The answer that left the visitor
+    wanting one goes to the review queue."""
+    handed_off = Conversation.objects.filter(pk=conversation.pk, status=Conversation.Status.OPEN).update(
         status=Conversation.Status.HANDOFF
     ) == 1
+    if handed_off:
+        last_answer = Message.objects.filter(
+            conversation_id=conversation.pk, role=Message.Role.ASSISTANT, status=Message.Status.COMPLETE
+        ).order_by("-sequence").first()
+        if last_answer is not None:
+            _queue_for_review(last_answer, ReviewItem.Reason.HANDOFF)
+    return handed_off
+
+
+def _queue_for_review(answer: Message, reason: str, feedback_reason: str = "") -> None:
+    """A visitor's signal on a complete answer (one still streaming or failed has nothing to approve)."""
+    if answer.status == Message.Status.COMPLETE:
+        review_item_enqueue(message_id=answer.pk, reasons=[reason], feedback_reason=feedback_reason,
+                            priority=1 - answer.confidence if answer.confidence is not None else 0.0)
 
 

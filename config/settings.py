@@ -190,6 +190,16 @@ CHAT_STREAM_LOG_TTL_SECONDS = env.int("CHAT_STREAM_LOG_TTL_SECONDS", default=24 
 CHAT_STALE_STREAM_SECONDS = env.int("CHAT_STALE_STREAM_SECONDS", default=300)
 CHAT_DB_THREADS = env.int("CHAT_DB_THREADS", default=4)  # the pipeline's database threads (chat/db.py)
 REVIEW_CONFIDENCE_THRESHOLD = env.float("REVIEW_CONFIDENCE_THRESHOLD", default=0.5)
+# The queue's learning value: `uncertainty` times (1 - confidence), plus the weight of each reason an
+# answer is queued for, minus `skip` for each trainer who skipped it. REVIEW_WEIGHTS (JSON) overrides
+# single weights; the others keep these.
+REVIEW_WEIGHTS = {
+    "uncertainty": 1.0, "low_confidence": 0.0, "no_kb_match": 0.5, "thumbs_down": 1.0, "handoff": 0.8,
+    "cache_near_miss": 0.3, "repeated_question": 0.5, "skip": 0.1,
+    **{name: float(weight) for name, weight in env.json("REVIEW_WEIGHTS", default={}).items()},
+}
+REVIEW_CLAIM_MINUTES = env.int("REVIEW_CLAIM_MINUTES", default=15)  # a claim lapses after this
+REVIEW_MAX_SKIPS = env.int("REVIEW_MAX_SKIPS", default=3)  # then the item leaves the queue until a new signal
 # Languages the router tells apart (py3langid, offline); a question shorter than
 # CHAT_LANGUAGE_MIN_WORDS keeps the conversation's language, or the default.
 CHAT_LANGUAGES = env.list("CHAT_LANGUAGES", default=["en", "de", "fr", "es", "it", "nl", "pt"])

@@ -22,16 +22,25 @@ def _trainer(request: HttpRequest) -> User:
 
 @admin.register(ReviewItem)
 class ReviewItemAdmin(admin.ModelAdmin):
-    list_display = ["message", "priority", "reason", "status", "created_at"]
+    list_display = ["message", "learning_value", "reason", "status", "claimed_by", "created_at"]
     list_filter = ["status", "reason"]
-    readonly_fields = ["message", "priority", "reason", "created_at", "reviewed_by", "reviewed_at"]
+    readonly_fields = ["message", "priority", "reason", "reasons", "feedback_reason", "learning_value", "status",
+                       "claimed_by", "claimed_at", "skip_count", "decided_by", "decided_at", "created_at"]
     actions = ["reject_selected"]
 
     @admin.action(description="Reject: the answers are never reused")
     def reject_selected(self, request: HttpRequest, queryset: QuerySet[ReviewItem]) -> None:
+        trainer, rejected, refused = _trainer(request), 0, 0
         for item in queryset:
-            services.review_item_reject(item=item, user=_trainer(request))
-        self.message_user(request, f"{queryset.count()} answers rejected.", messages.SUCCESS)
+            try:
+                services.review_item_reject(item=item, reviewer=trainer, reason="rejected from the queue list")
+                rejected += 1
+            except services.ReviewConflict:
+                refused += 1
+        self.message_user(request, f"{rejected} answers rejected.", messages.SUCCESS)
+        if refused:
+            self.message_user(request, f"{refused} left alone: claimed by another trainer or already decided.",
+                              messages.WARNING)
 
 
 class ImportForm(forms.Form):

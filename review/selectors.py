@@ -2,12 +2,18 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import connection
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from knowledge.embeddings import QueryVector
+
+from .models import ReviewItem
 
 
 @dataclass(frozen=True)
@@ -42,3 +48,24 @@ def approved_candidates(
         ApprovedCandidate(answer_id, question, answer, json.loads(sources), float(similarity))
         for answer_id, question, answer, sources, similarity in rows
     ]
+
+
+def review_queue(*, user: User | None = None) -> QuerySet[ReviewItem]:
+    """What a trainer can take, highest learning value first: pending items, items whose claim lapsed,
+    and those `user` holds."""
+    status = ReviewItem.Status
+    lapsed = Q(status=status.CLAIMED, claimed_at__lt=claim_cutoff(timezone.now()))
+    held = Q(status=status.CLAIMED, claimed_by=user) if user is not None else Q(pk__in=[])
+    return ReviewItem.objects.filter(Q(status=status.PENDING) | lapsed | held).order_by("-learning_value", "created_at")
+
+
+def claim_expires_at(*, item: ReviewItem) -> datetime | None:
+    """When the item's claim lapses; None when nobody holds it."""
+    if item.status != ReviewItem.Status.CLAIMED or item.claimed_at is None:
+        return None
+    return item.claimed_at + timedelta(minutes=settings.REVIEW_CLAIM_MINUTES)
+
+
+def claim_cutoff(now: datetime) -> datetime:
+    """A claim made before this has lapsed (REVIEW_CLAIM_MINUTES)."""
+    return now - timedelta(minutes=settings.REVIEW_CLAIM_MINUTES)

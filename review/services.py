@@ -1,42 +1,243 @@
+"""Review's writes: the queue trainers work (signals in, guarded state changes with their audit rows)
+and approved answers (saved, imported, embedded, counted)."""
+
 from __future__ import annotations
 
 import csv
+import difflib
 import io
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import F
-from django.db.models.functions import Greatest
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from knowledge.embeddings import NoActiveSpace, SpaceRef, active_space_ref, embed_texts
 from knowledge.services import embedding_space_ensure
 
-from .models import ApprovedAnswer, ReviewItem
+from .models import ApprovedAnswer, ReviewDecision, ReviewItem
+from .selectors import claim_cutoff
 from .signals import answer_rejected
 
+Status, Reason, Action = ReviewItem.Status, ReviewItem.Reason, ReviewDecision.Action
+# A visitor's own complaint about an answer: the only signal that reopens an approved one.
+COMPLAINTS = frozenset({Reason.THUMBS_DOWN, Reason.HANDOFF})
 
-def review_item_enqueue(*, message_id: UUID, priority: float, reason: str) -> ReviewItem:
-    """Queue an answer for review, or raise its priority if it is already queued."""
-    item, created = ReviewItem.objects.get_or_create(
-        message_id=message_id, defaults={"priority": priority, "reason": reason}
-    )
-    if not created:
-        ReviewItem.objects.filter(pk=item.pk).update(priority=Greatest("priority", priority))
-        item.refresh_from_db()
+
+class ReviewConflict(Exception):
+    """The item's state does not allow the action; `code` is stable for the admin to act on:
+    `claimed_by_other`, `claim_lapsed`, `not_claimed`, `already_decided`, `no_question`, `empty_answer`."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def learning_value(*, priority: float, reasons: Sequence[str], skip_count: int) -> float:
+    """What deciding an item teaches, weighted by REVIEW_WEIGHTS."""
+    weights = settings.REVIEW_WEIGHTS
+    signals = sum(weights[reason] for reason in set(reasons))
+    return round(weights["uncertainty"] * priority + signals - weights["skip"] * skip_count, 6)
+
+
+# --- signals into the queue ------------------------------------------------------------------------
+
+
+def review_item_screen(*, message_id: UUID, confidence: float, cited: int) -> ReviewItem | None:
+    """Queue a fresh answer the pipeline is unsure of, or that cites nothing from the knowledge base."""
+    reasons = [Reason.LOW_CONFIDENCE] if confidence < settings.REVIEW_CONFIDENCE_THRESHOLD else []
+    if not cited:
+        reasons.append(Reason.NO_KB_MATCH)
+    if not reasons:
+        return None
+    return review_item_enqueue(message_id=message_id, reasons=reasons, priority=1 - confidence)
+
+
+def review_item_enqueue(
+    *, message_id: UUID, reasons: Sequence[str], priority: float = 0.0, feedback_reason: str = ""
+) -> ReviewItem:
+    """Queue an answer, or add these reasons to its item: a new signal raises the learning value, never
+    lowers it. A decided item stays decided, except that a visitor's complaint reopens an approved one
+    (the approval did not serve that visitor; a rejected answer is never served anyway). An item parked
+    by skips comes back on any new signal."""
+    codes = [Reason(reason) for reason in reasons]
+    if not codes:
+        raise ValueError("an answer is queued for at least one reason")
+    with transaction.atomic():  # the row is locked: signals and trainers' actions on it take turns
+        item, _ = ReviewItem.objects.select_for_update().get_or_create(
+            message_id=message_id, defaults={"priority": priority, "reason": codes[-1].label}
+        )
+        before = _snapshot(item)
+        _merge_signal(item, codes, priority, feedback_reason)
+        reopened = _reopen(item, codes)
+        item.save()
+        if reopened:
+            ReviewDecision.objects.create(item=item, action=Action.REOPEN, before=before, after=_snapshot(item),
+                                          note=", ".join(codes))
     return item
 
 
-@transaction.atomic
-def review_item_reject(*, item: ReviewItem, user: User) -> None:
-    """A trainer rejects the answer: it is never served again from the cache."""
-    ReviewItem.objects.filter(pk=item.pk).update(
-        status=ReviewItem.Status.REJECTED, reviewed_by=user, reviewed_at=timezone.now()
+def _merge_signal(item: ReviewItem, codes: list[ReviewItem.Reason], priority: float, feedback: str) -> None:
+    item.reasons = [*item.reasons, *(code for code in dict.fromkeys(codes) if code not in item.reasons)]
+    item.reason = codes[-1].label
+    item.priority = max(item.priority, priority)
+    item.feedback_reason = feedback[:200] or item.feedback_reason
+    value = learning_value(priority=item.priority, reasons=item.reasons, skip_count=item.skip_count)
+    item.learning_value = max(item.learning_value, value)
+
+
+def _reopen(item: ReviewItem, codes: list[ReviewItem.Reason]) -> bool:
+    approved = item.status in (Status.APPROVED, Status.EDITED)
+    if not (item.status == Status.SKIPPED or (approved and COMPLAINTS.intersection(codes))):
+        return False
+    item.status, item.claimed_by, item.claimed_at = Status.PENDING, None, None
+    item.decided_by, item.decided_at = None, None
+    return True
+
+
+# --- a trainer's actions ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Move:
+    """One guarded state change: the states it may leave (`allowed`) and what it writes."""
+
+    action: str
+    allowed: Q
+    changes: dict[str, Any]
+    note: str = ""
+    diff: str = ""
+    before: dict[str, Any] = field(default_factory=dict)  # besides the item's state
+    after: dict[str, Any] = field(default_factory=dict)
+
+
+def review_item_claim(*, item: ReviewItem, user: User) -> ReviewItem:
+    """Take an item: other trainers see it claimed until the claim lapses (REVIEW_CLAIM_MINUTES).
+    Claiming one's own claim again renews it."""
+    now = timezone.now()
+    claimable = Q(status__in=[Status.PENDING, Status.SKIPPED]) | Q(status=Status.CLAIMED, claimed_by=user)
+    lapsed = Q(status=Status.CLAIMED, claimed_at__lt=claim_cutoff(now))
+    return _transition(item, user, now, _Move(
+        Action.CLAIM, claimable | lapsed, {"status": Status.CLAIMED, "claimed_by": user, "claimed_at": now}
+    ))
+
+
+def review_item_release(*, item: ReviewItem, user: User) -> ReviewItem:
+    """Give a claimed item back to the queue untouched (a lapsed claim too: nobody took it since)."""
+    return _transition(item, user, timezone.now(), _Move(
+        Action.RELEASE, Q(status=Status.CLAIMED, claimed_by=user),
+        {"status": Status.PENDING, "claimed_by": None, "claimed_at": None},
+    ))
+
+
+def review_item_skip(*, item: ReviewItem, reviewer: User) -> ReviewItem:
+    """Back to the queue for another trainer, a little lower (REVIEW_WEIGHTS["skip"]); after
+    REVIEW_MAX_SKIPS skips it leaves the queue until a new signal brings it back."""
+    now = timezone.now()
+    parked = When(skip_count__gte=settings.REVIEW_MAX_SKIPS - 1, then=Value(Status.SKIPPED))
+    return _transition(item, reviewer, now, _Move(Action.SKIP, _live_claim(reviewer, now), {
+        "status": Case(parked, default=Value(Status.PENDING)), "claimed_by": None, "claimed_at": None,
+        "skip_count": F("skip_count") + 1, "learning_value": F("learning_value") - settings.REVIEW_WEIGHTS["skip"],
+    }))
+
+
+def review_item_reject(*, item: ReviewItem, reviewer: User, reason: str) -> ReviewItem:
+    """The answer and every cache entry with it are never served again, nor an answer approved from it.
+    From the reviewer's live claim, or straight from the queue (the list's bulk action)."""
+    now = timezone.now()
+    unclaimed = Q(status__in=[Status.PENDING, Status.SKIPPED])
+    move = _Move(Action.REJECT, unclaimed | _live_claim(reviewer, now),
+                 {"status": Status.REJECTED, "decided_by": reviewer, "decided_at": now}, note=reason)
+    with transaction.atomic():  # chat blocks the cache entries in this transaction
+        rejected = _transition(item, reviewer, now, move)
+        ApprovedAnswer.objects.filter(review_item=rejected, is_active=True).update(is_active=False)
+        answer_rejected.send(sender=ReviewItem, message_id=rejected.message_id)
+    return rejected
+
+
+def review_item_approve(*, item: ReviewItem, reviewer: User, text: str | None = None) -> ApprovedAnswer:
+    """Approve the answer as it is, or edited (`text`, kept with a diff to the original). Served to the
+    next paraphrase of its question at once; only by the trainer whose claim is live."""
+    item = ReviewItem.objects.select_related("message__reply_to", "message__conversation").get(pk=item.pk)
+    answer = _approved_answer(item, reviewer, text)
+    _embed_questions([answer])  # before the transaction, which must not wait on the embedder
+    now, edited = timezone.now(), bool(answer.original_answer)
+    move = _Move(
+        Action.EDIT if edited else Action.APPROVE, _live_claim(reviewer, now),
+        {"status": Status.EDITED if edited else Status.APPROVED, "decided_by": reviewer, "decided_at": now},
+        diff=_diff(answer.original_answer, answer.answer) if edited else "",
+        before={"answer": item.message.text}, after={"answer": answer.answer},
     )
-    answer_rejected.send(sender=ReviewItem, message_id=item.message_id)
+    with transaction.atomic():
+        _transition(item, reviewer, now, move)
+        ApprovedAnswer.objects.filter(review_item=item, is_active=True).update(is_active=False)
+        answer.save()
+    return answer
+
+
+def _approved_answer(item: ReviewItem, reviewer: User, text: str | None) -> ApprovedAnswer:
+    message = item.message
+    question = message.reply_to.text.strip() if message.reply_to else ""
+    if not question:
+        raise ReviewConflict("no_question", "This answer has no question to approve it for.")
+    if text is not None and not text.strip():
+        raise ReviewConflict("empty_answer", "An approved answer cannot be empty.")
+    edited = text is not None and text.strip() != message.text.strip()
+    return ApprovedAnswer(
+        question=question, answer=text.strip() if text is not None and edited else message.text,
+        original_answer=message.text if edited else "", sources=message.sources,
+        chunk_ids=[int(s["chunk_id"]) for s in message.sources if isinstance(s, dict) and s.get("chunk_id")],
+        language=message.conversation.language or settings.CHAT_DEFAULT_LANGUAGE,
+        source_message=message, review_item=item, created_by=reviewer,
+    )
+
+
+def _diff(original: str, edited: str) -> str:
+    lines = difflib.unified_diff(original.splitlines(), edited.splitlines(), "answer", "edited", lineterm="")
+    return "\n".join(lines)
+
+
+def _transition(item: ReviewItem, user: User, now: datetime, move: _Move) -> ReviewItem:
+    """The guarded update and its audit row, in one transaction. The row is locked first so that a
+    refusal names the state that caused it, and `before` is the state the update changed."""
+    with transaction.atomic():
+        current = ReviewItem.objects.select_for_update(of=("self",)).get(pk=item.pk)
+        if not ReviewItem.objects.filter(move.allowed, pk=item.pk).update(**move.changes):
+            raise _conflict(current, user, now)
+        updated = ReviewItem.objects.get(pk=item.pk)
+        ReviewDecision.objects.create(
+            item=updated, action=move.action, user=user, at=now, diff=move.diff, note=move.note,
+            before={**_snapshot(current), **move.before}, after={**_snapshot(updated), **move.after},
+        )
+    return updated
+
+
+def _conflict(item: ReviewItem, user: User, now: datetime) -> ReviewConflict:
+    if item.status in ReviewItem.DECIDED:
+        return ReviewConflict("already_decided", f"This answer was already {item.get_status_display().lower()}.")
+    live = item.status == Status.CLAIMED and item.claimed_at is not None and item.claimed_at >= claim_cutoff(now)
+    if live and item.claimed_by_id != user.pk:
+        holder = item.claimed_by.get_username() if item.claimed_by else "another trainer"
+        return ReviewConflict("claimed_by_other", f"{holder} is reviewing this answer.")
+    if item.status == Status.CLAIMED and item.claimed_by_id == user.pk:
+        minutes = settings.REVIEW_CLAIM_MINUTES
+        return ReviewConflict("claim_lapsed", f"Your claim lapsed after {minutes} minutes: claim it again.")
+    return ReviewConflict("not_claimed", "Claim this answer first.")
+
+
+def _live_claim(user: User, now: datetime) -> Q:
+    return Q(status=Status.CLAIMED, claimed_by=user, claimed_at__gte=claim_cutoff(now))
+
+
+def _snapshot(item: ReviewItem) -> dict[str, Any]:
+    return {"status": item.status, "claimed_by": item.claimed_by_id, "learning_value": item.learning_value}
 
 
 # --- approved answers -------------------------------------------------------------------------------

@@ -110,6 +110,8 @@ class ReviewItemFactory(DjangoModelFactory[ReviewItem]):
     message = factory.SubFactory(AnswerFactory)
     priority = 0.6
     reason = "low confidence"
+    reasons = factory.LazyFunction(lambda: [ReviewItem.Reason.LOW_CONFIDENCE])
+    learning_value = factory.SelfAttribute("priority")
 
 
 class ApprovedAnswerFactory(DjangoModelFactory[ApprovedAnswer]):

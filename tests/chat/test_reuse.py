@@ -163,7 +163,7 @@ async def test_a_thumbs_down_on_a_served_copy_blocks_the_entry_it_came_from(kb):
 async def test_a_rejection_in_review_blocks_the_entry(kb):
     first, _ = await ask(SQUAT, visitor="alice")
     item = await in_db(ReviewItem.objects.create)(message_id=first.answer_id, priority=0.5, reason="test")
-    await in_db(review_item_reject)(item=item, user=None)
+    await in_db(review_item_reject)(item=item, reviewer=None, reason="wrong")
     assert await in_db(CacheEntry.objects.filter(blocked_at__isnull=False).count)() == 1
 
 

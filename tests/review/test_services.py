@@ -47,18 +47,19 @@ def nearest_approved(question: str) -> ApprovedAnswer:
 def test_it_queues_an_unsure_answer_for_trainers():
     answer = AnswerFactory.create()
 
-    item = review_item_enqueue(message_id=answer.pk, priority=0.7, reason="low confidence")
+    item = review_item_enqueue(message_id=answer.pk, priority=0.7, reasons=["low_confidence"])
 
     queued = ReviewItem.objects.get(message=answer)
     assert queued.pk == item.pk
     assert (queued.status, queued.priority, queued.reason) == (ReviewItem.Status.PENDING, 0.7, "low confidence")
+    assert queued.reasons == ["low_confidence"] and queued.learning_value == pytest.approx(0.7)
 
 
 def test_it_raises_the_priority_of_an_answer_already_queued():
     answer = AnswerFactory.create()
-    review_item_enqueue(message_id=answer.pk, priority=0.3, reason="low confidence")
+    review_item_enqueue(message_id=answer.pk, priority=0.3, reasons=["low_confidence"])
 
-    item = review_item_enqueue(message_id=answer.pk, priority=0.9, reason="thumbs down")
+    item = review_item_enqueue(message_id=answer.pk, priority=0.9, reasons=["thumbs_down"])
 
     assert ReviewItem.objects.filter(message=answer).count() == 1
     assert item.priority == 0.9 and ReviewItem.objects.get(message=answer).priority == 0.9
@@ -66,19 +67,19 @@ def test_it_raises_the_priority_of_an_answer_already_queued():
 
 def test_it_never_lowers_the_priority_of_an_answer_already_queued():
     answer = AnswerFactory.create()
-    review_item_enqueue(message_id=answer.pk, priority=0.9, reason="thumbs down")
+    review_item_enqueue(message_id=answer.pk, priority=0.9, reasons=["thumbs_down"])
 
-    item = review_item_enqueue(message_id=answer.pk, priority=0.2, reason="low confidence")
+    item = review_item_enqueue(message_id=answer.pk, priority=0.2, reasons=["low_confidence"])
 
     assert item.priority == 0.9 and ReviewItem.objects.get(message=answer).priority == 0.9
 
 
 def test_the_queue_puts_the_most_urgent_answer_first():
     calm, urgent = AnswerFactory.create(), AnswerFactory.create()
-    review_item_enqueue(message_id=calm.pk, priority=0.4, reason="low confidence")
-    review_item_enqueue(message_id=urgent.pk, priority=0.5, reason="low confidence")
-    review_item_enqueue(message_id=calm.pk, priority=0.2, reason="low confidence")
-    review_item_enqueue(message_id=urgent.pk, priority=0.95, reason="thumbs down")
+    review_item_enqueue(message_id=calm.pk, priority=0.4, reasons=["low_confidence"])
+    review_item_enqueue(message_id=urgent.pk, priority=0.5, reasons=["low_confidence"])
+    review_item_enqueue(message_id=calm.pk, priority=0.2, reasons=["low_confidence"])
+    review_item_enqueue(message_id=urgent.pk, priority=0.95, reasons=["thumbs_down"])
 
     assert [i.message_id for i in ReviewItem.objects.filter(status="pending")] == [urgent.pk, calm.pk]
 
@@ -87,11 +88,11 @@ def test_it_records_who_rejected_an_answer_and_when():
     item, trainer = ReviewItemFactory.create(), TrainerFactory.create()
     before = timezone.now()
 
-    review_item_reject(item=item, user=trainer)
+    review_item_reject(item=item, reviewer=trainer, reason="wrong exercise")
 
     item.refresh_from_db()
-    assert item.status == ReviewItem.Status.REJECTED and item.reviewed_by == trainer
-    assert item.reviewed_at is not None and before <= item.reviewed_at <= timezone.now()
+    assert item.status == ReviewItem.Status.REJECTED and item.decided_by == trainer
+    assert item.decided_at is not None and before <= item.decided_at <= timezone.now()
 
 
 def test_a_rejected_answer_is_never_served_from_the_cache_again():
@@ -100,7 +101,7 @@ def test_a_rejected_answer_is_never_served_from_the_cache_again():
     paraphrase = CacheEntryFactory.create(question="plank how to", alias_of=stored)  # served the same answer
     other = CacheEntryFactory.create(message=AnswerFactory.create())
 
-    review_item_reject(item=item, user=TrainerFactory.create())
+    review_item_reject(item=item, reviewer=TrainerFactory.create(), reason="wrong")
 
     blocked = CacheEntry.objects.filter(blocked_at__isnull=False)
     assert set(blocked.values_list("pk", flat=True)) == {stored.pk, paraphrase.pk}
@@ -112,7 +113,7 @@ def test_rejecting_an_answer_served_from_the_cache_blocks_the_entry_it_came_from
     served = AnswerFactory.create(reuse=Message.Reuse.CACHE, reused_entry=origin)
     item = ReviewItemFactory.create(message=served)
 
-    review_item_reject(item=item, user=TrainerFactory.create())
+    review_item_reject(item=item, reviewer=TrainerFactory.create(), reason="wrong")
 
     origin.refresh_from_db()
     assert origin.blocked_at is not None and origin.blocked_reason
