@@ -6,7 +6,9 @@ written here; a task folds the conversation's summary when the context folded tu
 
 from __future__ import annotations
 
+import logging
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from knowledge.embeddings import QueryVector
@@ -19,11 +21,13 @@ from .generation import Generation, confidence_score
 from .llm.pricing import answer_cost
 from .models import Message
 from .reuse.selectors import Reused
-from .reuse.services import Answered, answer_cache, cacheable
+from .reuse.services import Answered, answer_cache, cacheable, reuse_record
 from .route import Route
 
 if TYPE_CHECKING:
     from .pipeline import StepTimer, Turn
+
+logger = logging.getLogger(__name__)
 
 
 def finish_generated(
@@ -46,7 +50,7 @@ def finish_generated(
     })
     answer_fact_record(message_id=turn.answer_id, conversation_id=turn.conversation_id, status="complete",
                        offline=generation.offline, **facts)
-    review_item_screen(message_id=turn.answer_id, confidence=confidence, cited=len(sources))  # unsure: queued
+    _best_effort(review_item_screen, message_id=turn.answer_id, confidence=confidence, cited=len(sources))
     if vector is not None and cacheable(had_history=context.had_history,
                                         injection_suspected=turn.injection_suspected, text=generation.text):
         answer_cache(scope=route.scope(vector), vector=vector, answered=Answered(
@@ -57,7 +61,7 @@ def finish_generated(
             message_id=turn.answer_id,
         ))
     if context.fold_pending:
-        tasks.conversation_summarize.delay(str(turn.conversation_id), turn.question_sequence)
+        _best_effort(tasks.conversation_summarize.delay, str(turn.conversation_id), turn.question_sequence)
     return _end_frame(turn.answer_id, sources, confidence, Message.Reuse.NONE, latency_ms)
 
 
@@ -65,10 +69,9 @@ def _source(hit: Any) -> dict[str, Any]:
     return {"title": hit.title, "url": hit.url, "chunk_id": hit.chunk_id, "score": hit.score}
 
 
-def finish_reused(
-    *, answer_id: uuid.UUID, conversation_id: uuid.UUID, route: Route, reused: Reused, timer: StepTimer
-) -> dict[str, Any]:
-    """Store a served stored answer with what it saved; the `end` frame."""
+def finish_reused(*, turn: Turn, route: Route, reused: Reused, vector: QueryVector) -> dict[str, Any]:
+    """Store a served stored answer with what it saved, count the hit where it came from; the `end` frame."""
+    timer, answer_id, conversation_id = turn.timer, turn.answer_id, turn.conversation_id
     latency_ms = timer.elapsed_ms()
     facts: dict[str, Any] = {
         "model": reused.model, "prompt_version_id": route.prompt.prompt_version_id, "tokens_in": 0,
@@ -81,7 +84,16 @@ def finish_reused(
         "reused_entry_id": entry_id, "approved_answer_id": reused.approved_id,
     })
     answer_fact_record(message_id=answer_id, conversation_id=conversation_id, status="complete", **facts)
+    _best_effort(reuse_record, reused=reused, question=turn.question, vector=vector, scope=route.scope(vector))
     return _end_frame(answer_id, reused.sources, reused.confidence, reused.kind, latency_ms)
+
+
+def _best_effort(work: Callable[..., object], *args: Any, **kwargs: Any) -> None:
+    """What follows a stored answer may fail without failing it: the visitor already has it all."""
+    try:
+        work(*args, **kwargs)
+    except Exception:
+        logger.exception("after storing an answer, %s failed", getattr(work, "__name__", work))
 
 
 def _end_frame(
@@ -95,7 +107,8 @@ def record_failure(
     *, answer_id: uuid.UUID, conversation_id: uuid.UUID, partial_text: str, error: str, timer: StepTimer
 ) -> None:
     timings = dict(timer.steps)
-    services.answer_fail(message_id=answer_id, partial_text=partial_text, error=error, timings=timings)
+    if not services.answer_fail(message_id=answer_id, partial_text=partial_text, error=error, timings=timings):
+        return  # already complete (or failed): its fact is written
     answer_fact_record(
         message_id=answer_id, conversation_id=conversation_id, status="failed",
         error_code=error.split(":", 1)[0], latency_ms=timer.elapsed_ms(), timings=timings,

@@ -1,11 +1,12 @@
 """The answer pipeline: what happens to a question, in order, and what happens when a step fails.
 
-Every entry point (websocket consumer, REST API, tests, benchmarks)
-calls `open_turn` then `answer_turn`, or `answer` for both.
+Every entry point (websocket consumer, REST API, tests, benchmarks) calls `open_turn` and then
+`answer_turn` (or `answer`, both): a stored question whose answer never runs stays `streaming`
+until the beat job fails it (chat.tasks.fail_stale_streaming_answers).
 
   open_turn
     1. guard          size limits, injection check, PII scrubbing (chat/guard.py); the query's
-                      embedding starts. GuardError: nothing is stored.
+                      embedding starts as a task. GuardError: nothing is stored.
     2. store          the question and an empty answer in `streaming` state (chat/services.py).
                       NotFound (not the visitor's conversation): nothing is stored.
   answer_turn         From here on nothing is lost: a failure in any step fails the answer
@@ -16,18 +17,19 @@ calls `open_turn` then `answer_turn`, or `answer` for both.
                       and the query's embedding.
     4. reuse          an approved answer, then the answer cache (chat/reuse/), awaited together with
     5. retrieve       the nearest chunks, fused with the full-text half (knowledge.selectors).
-                      A reused answer is served and the search result dropped.
+                      A reused answer is served and the search dropped, failed or not.
     6. build context  chat/context.py, no I/O.
     7. generate       streamed to the sink (chat/generation.py); a reused answer streams alike.
-    8. finish         citations, confidence, cost; the answer stored, cached, queued for review when
-                      unsure; a monitoring fact recorded (chat/finish.py).
+    8. finish         citations, confidence, cost; the answer stored, then cached, queued for review
+                      when unsure, a reuse counted, a monitoring fact recorded (chat/finish.py);
+                      what follows the stored answer may fail without failing it.
 
 Two failures are absorbed on purpose, because each only costs work, never the answer: a failed
 embedding leaves full-text search alone and no reuse; a failed reuse lookup is a miss.
 
-Database work runs on a few database threads (`db_call`, chat/db.py), one call per step; the only
-concurrency is the two `asyncio.gather` in `prepare`. Each step's duration (ms) is stored with
-the answer in `Message.timings`.
+What runs at the same time is started in two places: the embedding task in `open_turn`, and the
+two `asyncio.gather` in `prepare`. Database work runs on a few database threads (`db_call`,
+chat/db.py). Each step's duration (ms) is stored with the answer in `Message.timings`.
 """
 
 from __future__ import annotations
@@ -39,11 +41,11 @@ import uuid
 from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from django.conf import settings
 
-from knowledge.embeddings import QueryVector, aembed_query
+from knowledge.embeddings import NoActiveSpace, QueryVector, aembed_query
 from knowledge.selectors import FullTextSide, SearchHit, search, search_full_text
 
 from . import services
@@ -56,7 +58,6 @@ from .llm.gateway import llm_enabled
 from .llm.types import LLMError
 from .models import Conversation, Message
 from .reuse.selectors import Reused, ReuseQuery, reuse_find
-from .reuse.services import reuse_record
 from .route import Route, route_question
 from .selectors import earlier_turns
 from .streams import AnswerSink
@@ -132,10 +133,10 @@ async def open_turn(
                 client_msg_id=client_msg_id, pii_redacted=bool(guarded.pii_found),
             )
     except BaseException:
-        embedding.cancel()
+        _drop(embedding)
         raise
     if records.repeated:
-        embedding.cancel()
+        _drop(embedding)
     return Turn(
         visitor_id=visitor_id, conversation_id=records.conversation_id, question_id=records.question.pk,
         question_sequence=records.question.sequence, answer_id=records.answer.pk, question=records.question.text,
@@ -155,9 +156,12 @@ async def answer_turn(turn: Turn, sink: AnswerSink) -> dict[str, Any]:
     try:
         prepared = await prepare(turn)
         if prepared.reused is not None:
-            frame = await serve_reused(turn, prepared.route, prepared.reused, sink, streamed)
+            frame = await serve_reused(turn, prepared, sink, streamed)
         else:
             frame = await generate_answer(turn, prepared, sink, streamed)
+    except asyncio.CancelledError as exc:  # the process is shutting down: the answer is not left streaming
+        await asyncio.shield(fail(turn, exc, streamed))
+        raise
     except Exception as exc:
         frame = await fail(turn, exc, streamed)
         await sink.error(frame)
@@ -181,7 +185,14 @@ async def prepare(turn: Turn) -> Prepared:
     reused, hits = await asyncio.gather(
         timer.timed("reuse", db_call(find_reusable)(turn, route, vector)),
         timer.timed("retrieve", db_call(retrieve)(turn.question, vector, full_text)),
+        return_exceptions=True,  # a reused answer does not need the search, so its failure is moot
     )
+    if isinstance(reused, BaseException):
+        raise reused  # find_reusable turns its own failures into a miss: this is not one of them
+    if isinstance(hits, BaseException):
+        if reused is None:
+            raise hits
+        hits = []
     return Prepared(route=route, vector=vector, reused=reused, hits=hits, earlier=earlier)
 
 
@@ -199,13 +210,22 @@ async def _vector_or_none(turn: Turn) -> QueryVector | None:
     """None when embedding failed or hung: the answer is then made from a full-text search alone."""
     try:
         return await asyncio.wait_for(turn.embedding, EMBEDDING_WAIT_SECONDS)
+    except NoActiveSpace:
+        logger.info("nothing ingested yet: the question of %s is answered without its embedding", turn.answer_id)
+        return None
     except Exception:
         logger.exception("embedding the question of %s failed; full-text search only", turn.answer_id)
         return None
 
 
+def _drop(task: asyncio.Task[Any]) -> None:
+    """Cancel a task whose result nobody will read, and read its failure so none goes unreported."""
+    task.cancel()
+    task.add_done_callback(lambda done: done.cancelled() or done.exception())
+
+
 def find_reusable(turn: Turn, route: Route, vector: QueryVector | None) -> Reused | None:
-    """Step 4, on a database thread."""
+    """Step 4, on a database thread: a read; the hit is counted when the answer is served."""
     if vector is None:
         return None
     query = ReuseQuery(
@@ -214,10 +234,7 @@ def find_reusable(turn: Turn, route: Route, vector: QueryVector | None) -> Reuse
         system_prompt=route.prompt.system_prompt,
     )
     try:
-        reused = reuse_find(query)
-        if reused is not None:
-            reuse_record(reused=reused, question=turn.question, vector=vector, scope=query.scope)
-        return reused
+        return reuse_find(query)
     except Exception:
         logger.exception("reuse lookup for %s failed; answering normally", turn.answer_id)
         return None
@@ -228,16 +245,14 @@ def retrieve(question: str, vector: QueryVector | None, full_text: FullTextSide)
     return search(query=question, vector=vector, k=settings.KNOWLEDGE_TOP_K, full_text=full_text)
 
 
-async def serve_reused(
-    turn: Turn, route: Route, reused: Reused, sink: AnswerSink, streamed: list[str]
-) -> dict[str, Any]:
+async def serve_reused(turn: Turn, prepared: Prepared, sink: AnswerSink, streamed: list[str]) -> dict[str, Any]:
     """Steps 7–8 for a stored answer."""
+    reused = cast(Reused, prepared.reused)
     with turn.timer.step("generate"):
         await stream_stored(reused.text, sink, streamed)
     with turn.timer.step("finish"):
         return await db_call(finish_reused)(
-            answer_id=turn.answer_id, conversation_id=turn.conversation_id, route=route, reused=reused,
-            timer=turn.timer,
+            turn=turn, route=prepared.route, reused=reused, vector=cast(QueryVector, prepared.vector),
         )
 
 
@@ -260,17 +275,21 @@ async def generate_answer(
         )
 
 
-async def fail(turn: Turn, exc: Exception, streamed: list[str]) -> dict[str, Any]:
-    """The one failure path: the answer is marked failed with what was streamed; the question stays."""
+async def fail(turn: Turn, exc: BaseException, streamed: list[str]) -> dict[str, Any]:
+    """The one failure path: the answer is marked failed with what was streamed; the question stays.
+    Never raises: the visitor gets the error frame even when recording the failure fails too."""
     if isinstance(exc, LLMError):
         code, message = exc.code, "The assistant could not answer right now. Please try again."
     else:
         logger.error("answer %s failed", turn.answer_id, exc_info=exc)
         code, message = "internal_error", "Something went wrong while answering."
-    await db_call(record_failure)(
-        answer_id=turn.answer_id, conversation_id=turn.conversation_id, partial_text="".join(streamed),
-        error=f"{code}: {exc}", timer=turn.timer,
-    )
+    try:
+        await db_call(record_failure)(
+            answer_id=turn.answer_id, conversation_id=turn.conversation_id, partial_text="".join(streamed),
+            error=f"{code}: {exc}", timer=turn.timer,
+        )
+    except Exception:
+        logger.exception("could not record the failure of answer %s", turn.answer_id)
     return {"type": "error", "code": code, "message": message, "message_id": str(turn.answer_id)}
 
 
@@ -284,8 +303,14 @@ def launch_turn(turn: Turn, sink: AnswerSink) -> asyncio.Task[dict[str, Any]]:
     """Answer in the background: the visitor closing the socket does not stop the answer."""
     task = asyncio.get_running_loop().create_task(answer_turn(turn, sink))
     _background.add(task)
-    task.add_done_callback(_background.discard)
+    task.add_done_callback(_background_done)
     return task
+
+
+def _background_done(task: asyncio.Task[dict[str, Any]]) -> None:
+    _background.discard(task)
+    if not task.cancelled() and task.exception() is not None:  # the sink failed after the answer ended
+        logger.error("answering in the background failed", exc_info=task.exception())
 
 
 async def answer(

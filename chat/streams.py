@@ -88,13 +88,13 @@ class ConversationBroadcast:
 
     The socket that asked gets every frame directly, in process. The tokens also go to the Redis
     log (for `resume`) and to the conversation's group (for any other socket watching), both in
-    batches of `GROUP_BATCH_SECONDS`: a channel layer that carried every token of 50 concurrent
-    answers overflowed its capacity and dropped frames, and one Redis round trip per token is
-    CPU the first token of the next chat waits for.
+    batches of `GROUP_BATCH_SECONDS`: a channel layer that carries every token of many concurrent
+    answers overflows its capacity and drops frames, and one Redis round trip per token is CPU
+    the first token of the next chat waits for.
 
     A batch goes to the group only when some socket other than the asking one follows the
-    conversation (nearly always none: the group send, and the asking socket receiving and
-    dropping its own frames, were a tenth of the server's CPU). Nothing is lost by it: a
+    conversation (nearly always none, and the group send, with the asking socket receiving and
+    dropping its own frames, is a real share of the server's CPU). Nothing is lost by it: a
     watcher registers before it joins the group and reads the log, and a flush appends to the
     log before it counts watchers, so a batch it did not send is in the log the watcher reads.
     """

@@ -103,8 +103,8 @@ class OnnxEmbedder:
         self._tokenizer.enable_padding(pad_id=self._tokenizer.token_to_id("[PAD]") or 0)
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = settings.EMBEDDING_THREADS
-        # Idle threads sleep instead of spinning: spinning kept a core busy between queries,
-        # taken from the event loop and the database.
+        # Idle threads sleep instead of spinning: a spinning thread keeps a core busy between
+        # queries, taken from the event loop and the database.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.add_session_config_entry("session.inter_op.allow_spinning", "0")
         self._session = onnxruntime.InferenceSession(
@@ -312,13 +312,14 @@ class _QueryBatcher:
     def __init__(self) -> None:
         self._pending: list[_PendingQuery] = []
         self._running = False
+        self._drainer: asyncio.Task[None] | None = None  # held: the loop keeps only a weak reference
 
     def submit(self, text: str, ref: SpaceRef) -> asyncio.Future[QueryVector]:
         future: asyncio.Future[QueryVector] = asyncio.get_running_loop().create_future()
         self._pending.append((text, ref, future))
         if not self._running:
             self._running = True
-            asyncio.get_running_loop().create_task(self._drain())
+            self._drainer = asyncio.get_running_loop().create_task(self._drain())
         return future
 
     async def _drain(self) -> None:
@@ -338,12 +339,13 @@ async def _embed_batch(batch: list[_PendingQuery], ref: SpaceRef) -> None:
     none hangs. Questions abandoned meanwhile (cancelled futures) are left as they are."""
     try:
         vectors = await asyncio.to_thread(_embed_in, ref, [text for text, _, _ in batch])
+        answered = list(zip(batch, vectors, strict=True))  # a model that returns too few fails them all
     except Exception as exc:
         for _, _, future in batch:
             if not future.done():
                 future.set_exception(exc)
         return
-    for (_, _, future), vector in zip(batch, vectors, strict=True):
+    for (_, _, future), vector in answered:
         if not future.done():
             future.set_result(vector)
 

@@ -4,8 +4,7 @@ Two retrievers each propose candidates: dense (pgvector HNSW, cosine, in the act
 space) and lexical (PostgreSQL full-text search over a weighted tsvector with a GIN index). Every
 candidate then gets both scores and the union is ranked by a fusion: a weighted sum of the cosine
 and the normalised full-text score by default, reciprocal-rank fusion as the alternative
-(bench/retrieval.py measures both; the weighted sum won on every corpus), optionally re-ordered for
-diversity (MMR).
+(bench/retrieval.py compares them), optionally re-ordered for diversity (MMR).
 """
 
 from __future__ import annotations
