@@ -15,11 +15,11 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--
         "--disable-component-update", "--disable-sync"]
 
 
-def admin_page(browser):
-    """A page logged in to admin as the demo admin."""
+def admin_page(browser, username="admin"):
+    """A page logged in to admin as a demo login (the admin unless told)."""
     page = browser.new_page(viewport={"width": 1300, "height": 800})
     page.goto(BASE + "/admin/login/")
-    page.fill("#id_username", "admin")
+    page.fill("#id_username", username)
     page.fill("#id_password", "spotter-demo")
     page.click("input[type=submit]")
     return page
@@ -74,10 +74,35 @@ def reuse(browser) -> None:
     page.screenshot(path=OUT / "admin-cache.png", full_page=False)
 
 
+def review_queue(browser) -> None:
+    """A visitor's thumbs-down queues an answer; the trainer's queue and the item page, claimed with
+    the keyboard and released afterwards so the demo queue is left as it was."""
+    visitor = browser.new_page(viewport={"width": 1100, "height": 760})
+    visitor.goto(BASE + "/")
+    box = visitor.get_by_label("Your message")
+    box.fill("How do I do a plank?")
+    box.press("Enter")
+    answer = visitor.locator(".msg.assistant").last
+    answer.locator(".confidence, .verified").first.wait_for(timeout=30000)
+    answer.get_by_role("button", name="Not helpful").click()
+    visitor.wait_for_timeout(1000)  # the vote is stored over the socket
+
+    page = admin_page(browser, "trainer")
+    page.set_viewport_size({"width": 1500, "height": 900})  # the queue list has six columns
+    page.goto(BASE + "/admin/review/reviewitem/")
+    page.screenshot(path=OUT / "admin-review-queue.png", full_page=False)
+    page.locator("#result_list tbody tr").first.get_by_role("link").first.click()
+    page.keyboard.press("c")
+    page.locator(".messagelist").wait_for()
+    page.screenshot(path=OUT / "admin-review-item.png", full_page=True)
+    page.get_by_role("button", name="Release").click()
+
+
 with sync_playwright() as p:
     chromium = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=ARGS)
     widget(chromium)
     admin(chromium)
     reuse(chromium)
+    review_queue(chromium)
     chromium.close()
 print("wrote the screenshots in", OUT)

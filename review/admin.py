@@ -1,36 +1,119 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.models import User
-from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
-from django.urls import URLPattern, path
+from django.urls import URLPattern, path, reverse
+from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.html import format_html, format_html_join
+from django.utils.text import Truncator
 
-from . import services
-from .models import ApprovedAnswer, ReviewItem
+from . import selectors, services
+from .admin_queue import ReviewPageMixin, reason_labels, trainer_of
+from .models import ApprovedAnswer, ReviewDecision, ReviewItem
+
+if TYPE_CHECKING:
+    from django.contrib.admin.filters import _ListFilterChoices
 
 
-def _trainer(request: HttpRequest) -> User:
-    """The signed-in user admin views run for (admin_view lets no anonymous visitor through)."""
-    if not isinstance(request.user, User):
-        raise PermissionDenied
-    return request.user
+class QueueFilter(admin.SimpleListFilter):
+    """The open queue (pending, lapsed claims and the trainer's own) unless asked for everything, or
+    a status is chosen: a trainer opening the list sees what they can take."""
+
+    title, parameter_name = "queue", "queue"
+
+    def __init__(self, request: HttpRequest, params: dict[str, Any], model: Any, model_admin: Any) -> None:
+        super().__init__(request, params, model, model_admin)
+        self.user, self.status_chosen = request.user, "status__exact" in request.GET
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("open", "Open: pending, lapsed and mine"), ("all", "Everything")]
+
+    def choices(self, changelist: Any) -> Iterator[_ListFilterChoices]:
+        current = self.value() or ("all" if self.status_chosen else "open")
+        for value, label in self.lookup_choices:
+            query = changelist.get_query_string({self.parameter_name: value})
+            yield {"selected": current == value, "query_string": query, "display": label}
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[ReviewItem]) -> QuerySet[ReviewItem]:
+        if self.value() == "all" or (self.value() is None and self.status_chosen):
+            return queryset
+        user = self.user if isinstance(self.user, User) else None
+        return queryset.filter(pk__in=selectors.review_queue(user=user).values("pk"))
+
+
+class ReasonFilter(admin.SimpleListFilter):
+    title, parameter_name = "reason", "reason"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(str(code), str(label)) for code, label in ReviewItem.Reason.choices]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[ReviewItem]) -> QuerySet[ReviewItem]:
+        return queryset.filter(reasons__contains=[self.value()]) if self.value() else queryset
 
 
 @admin.register(ReviewItem)
-class ReviewItemAdmin(admin.ModelAdmin):
-    list_display = ["message", "learning_value", "reason", "status", "claimed_by", "created_at"]
-    list_filter = ["status", "reason"]
+class ReviewItemAdmin(ReviewPageMixin, admin.ModelAdmin):
+    list_display = ["question", "answer_seen", "confidence", "why", "learning_value", "state"]
+    list_display_links = None  # the question links to the review page, not the raw change form
+    list_filter = [QueueFilter, ReasonFilter, ("message__conversation__language", admin.AllValuesFieldListFilter),
+                   ("message__prompt_version_id", admin.AllValuesFieldListFilter), "status"]
+    list_select_related = ["message__reply_to", "message__conversation", "claimed_by"]
+    ordering = ["-learning_value", "created_at"]
     readonly_fields = ["message", "priority", "reason", "reasons", "feedback_reason", "learning_value", "status",
                        "claimed_by", "claimed_at", "skip_count", "decided_by", "decided_at", "created_at"]
     actions = ["reject_selected"]
 
+    def get_urls(self) -> list[URLPattern]:
+        return self.review_urls() + super().get_urls()
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # answers enter the queue through signals, never by hand
+
+    @admin.display(description="question")
+    def question(self, item: ReviewItem) -> str:
+        asked = item.message.reply_to.text if item.message.reply_to else "(no question)"
+        url = reverse("admin:review_reviewitem_review", args=[item.pk])
+        return format_html('<a href="{}">{}</a>', url, Truncator(asked).chars(100))
+
+    @admin.display(description="answer as the visitor saw it")
+    def answer_seen(self, item: ReviewItem) -> str:
+        return format_html("{}", Truncator(item.message.text).chars(120))
+
+    @admin.display(description="confidence", ordering="message__confidence")
+    def confidence(self, item: ReviewItem) -> str:
+        value = item.message.confidence
+        return "—" if value is None else f"{value:.2f}"
+
+    @admin.display(description="why it is queued")
+    def why(self, item: ReviewItem) -> str:
+        return format_html_join("", "<div>{}</div>", ((label,) for label in reason_labels(item)))
+
+    @admin.display(description="status", ordering="status")
+    def state(self, item: ReviewItem) -> str:
+        """The status, and for a claim who holds it and when it lapses (or lapsed: it is takeable)."""
+        expires = selectors.claim_expires_at(item=item)
+        if expires is None or item.claimed_by is None:
+            return item.get_status_display()
+        state = "lapsed" if expires < timezone.now() else "until"
+        return format_html("claimed by {} ({} {})", item.claimed_by.get_username(), state,
+                           date_format(timezone.localtime(expires), "H:i"))
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        return super().changelist_view(request, {"title": "Review queue", **(extra_context or {})})
+
     @admin.action(description="Reject: the answers are never reused")
     def reject_selected(self, request: HttpRequest, queryset: QuerySet[ReviewItem]) -> None:
-        trainer, rejected, refused = _trainer(request), 0, 0
+        trainer, rejected, refused = trainer_of(request), 0, 0
         for item in queryset:
             try:
                 services.review_item_reject(item=item, reviewer=trainer, reason="rejected from the queue list")
@@ -63,7 +146,7 @@ class ApprovedAnswerAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: ApprovedAnswer, form: ModelForm, change: bool) -> None:
         if not change:
-            obj.created_by = _trainer(request)
+            obj.created_by = trainer_of(request)
         services.approved_answer_save(answer=obj)  # embeds the question: served from the next question
 
     @admin.action(description="Deactivate: stop serving the selected answers")
@@ -79,7 +162,7 @@ class ApprovedAnswerAdmin(admin.ModelAdmin):
         if request.method == "POST" and form.is_valid():
             try:
                 count = services.approved_answers_import_csv(
-                    data=form.cleaned_data["file"].read(), user=_trainer(request)
+                    data=form.cleaned_data["file"].read(), user=trainer_of(request)
                 )
             except services.CsvImportError as exc:
                 form.add_error("file", str(exc))
@@ -89,3 +172,21 @@ class ApprovedAnswerAdmin(admin.ModelAdmin):
         context = {**self.admin_site.each_context(request), "title": "Import approved answers", "form": form,
                    "opts": self.model._meta}
         return TemplateResponse(request, "admin/review/approvedanswer/import.html", context)
+
+
+@admin.register(ReviewDecision)
+class ReviewDecisionAdmin(admin.ModelAdmin):
+    """The audit trail: read, never written by hand."""
+
+    list_display = ["item", "action", "user", "at", "note"]
+    list_filter = ["action"]
+    list_select_related = ["item", "user"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: ReviewDecision | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: ReviewDecision | None = None) -> bool:
+        return False

@@ -12,8 +12,9 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from knowledge.embeddings import QueryVector
+from knowledge.models import Chunk
 
-from .models import ReviewItem
+from .models import ReviewDecision, ReviewItem
 
 
 @dataclass(frozen=True)
@@ -69,3 +70,50 @@ def claim_expires_at(*, item: ReviewItem) -> datetime | None:
 def claim_cutoff(now: datetime) -> datetime:
     """A claim made before this has lapsed (REVIEW_CLAIM_MINUTES)."""
     return now - timedelta(minutes=settings.REVIEW_CLAIM_MINUTES)
+
+
+# --- what a trainer reads in admin ----------------------------------------------------------------
+
+
+def review_list(*, user: User | None, open_only: bool) -> QuerySet[ReviewItem]:
+    """The queue list's rows with what each row shows (question, answer, claim holder) in one query."""
+    items = review_queue(user=user) if open_only else ReviewItem.objects.order_by("-learning_value", "created_at")
+    return items.select_related("message__reply_to", "message__conversation", "claimed_by")
+
+
+def review_item_detail(*, pk: int) -> ReviewItem | None:
+    return (
+        ReviewItem.objects.select_related("message__reply_to", "message__conversation", "message__feedback",
+                                          "claimed_by", "decided_by")
+        .filter(pk=pk).first()
+    )
+
+
+def review_item_context(*, item: ReviewItem, before: int = 4, after: int = 2) -> list[Any]:
+    """The messages around the reviewed answer, in conversation order (the answer itself included)."""
+    sequence = item.message.sequence
+    return list(
+        item.message.conversation.messages.filter(sequence__gte=sequence - before, sequence__lte=sequence + after)
+        .order_by("sequence")
+    )
+
+
+def review_item_history(*, item: ReviewItem) -> QuerySet[ReviewDecision]:
+    return item.decisions.select_related("user").order_by("at", "pk")
+
+
+def chunk_excerpts(*, chunk_ids: list[int]) -> dict[int, str]:
+    """The excerpt text the model was given, by chunk id; a chunk re-ingested since is missing."""
+    return dict(Chunk.objects.filter(pk__in=chunk_ids).values_list("pk", "text"))
+
+
+def queue_neighbours(*, item: ReviewItem, user: User | None) -> tuple[int | None, int | None]:
+    """The open-queue items just before and just after `item` in queue order (its own place is kept
+    even when it has left the queue, so "next" after a decision is the one that followed it)."""
+    value, created = item.learning_value, item.created_at
+    queue = review_queue(user=user).exclude(pk=item.pk)
+    after = Q(learning_value__lt=value) | Q(learning_value=value, created_at__gt=created)
+    before = Q(learning_value__gt=value) | Q(learning_value=value, created_at__lt=created)
+    following = queue.filter(after).values_list("pk", flat=True).first()
+    preceding = queue.filter(before).order_by("learning_value", "-created_at").values_list("pk", flat=True).first()
+    return preceding, following
