@@ -11,6 +11,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("chat.urls")),
     path("api/v1/knowledge/", include("knowledge.urls")),
+    path("api/v1/review/", include("review.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("kb/", include("knowledge.page_urls")),

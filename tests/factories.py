@@ -14,7 +14,8 @@ from django.contrib.auth.models import Group, User
 from factory.django import DjangoModelFactory
 
 from chat.models import CacheEntry, Conversation, Feedback, Message
-from knowledge.models import Document, Source
+from experiments.models import PromptVersion
+from knowledge.models import Chunk, Document, Source
 from review.models import ApprovedAnswer, ReviewItem
 
 
@@ -145,3 +146,27 @@ class DocumentFactory(DjangoModelFactory[Document]):
     title = factory.Sequence(lambda n: f"Document {n}")
     content = "Hold a straight line from head to heels."
     content_hash = factory.LazyAttribute(lambda d: hashlib.sha256(d.content.encode()).hexdigest())
+
+
+class PromptVersionFactory(DjangoModelFactory[PromptVersion]):
+    """An inactive version: activating one is `prompt_version_activate`'s job."""
+
+    class Meta:
+        model = PromptVersion
+
+    name = "coach"
+    version = factory.Sequence(lambda n: n + 1)
+    system_prompt = factory.Sequence(lambda n: f"You are a strength coach (version {n}). Cite excerpts like [1].")
+
+
+class ChunkFactory(DjangoModelFactory[Chunk]):
+    """A chunk row without a vector or search vector: enough to be cited, not to be found."""
+
+    class Meta:
+        model = Chunk
+
+    document = factory.SubFactory(DocumentFactory)
+    ordinal = factory.Sequence(lambda n: n)
+    heading = "Form"
+    text = factory.Sequence(lambda n: f"Step {n}: keep the hips level with the shoulders.")
+    token_count = 12
