@@ -196,3 +196,14 @@ def test_the_endpoint_is_documented_in_the_openapi_schema(client):
     operation = schema["paths"]["/api/v1/review/training-data/"]["get"]
     assert {p["name"] for p in operation["parameters"]} >= {"part", "validation_share", "seed"}
     assert "application/jsonl" in operation["responses"]["200"]["content"]
+
+
+def test_a_trainer_downloads_the_training_data_from_the_approved_answers_page(client):
+    approved(question="How do I do a lunge?", given="Step forward and lower the back knee.")
+    client.force_login(User.objects.create_superuser("operator", password="x"))
+    page = client.get("/admin/review/approvedanswer/").content.decode()
+    link = f"{URL}?part=train"
+    assert link in page and "Evaluation set (JSONL)" in page
+    lines = [line for part in ("train", "validation")
+             for line in b"".join(client.get(f"{URL}?part={part}").streaming_content).decode().splitlines()]
+    assert [json.loads(line)["messages"][-1]["content"] for line in lines] == ["Step forward and lower the back knee."]
