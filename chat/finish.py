@@ -16,8 +16,9 @@ from monitoring.services import answer_fact_record
 from review.services import review_item_screen
 
 from . import services, tasks
+from .confidence import answer_confidence, answer_features
 from .context import Context
-from .generation import Generation, confidence_score
+from .generation import Generation
 from .llm.pricing import answer_cost
 from .models import Message
 from .reuse.selectors import Reused
@@ -35,7 +36,9 @@ def finish_generated(
 ) -> dict[str, Any]:
     """Store the answer with its facts, queue it for review when unsure, cache it; the `end` frame."""
     sources = [_source(context.hits[n - 1]) for n in generation.cited]
-    confidence = confidence_score(context.hits, generation.cited)
+    features = _features(turn, route, context, generation)
+    confidence, features["confidence_source"] = answer_confidence(
+        hits=context.hits, cited=generation.cited, features=features)
     cost = answer_cost(model=generation.model, tokens_in=generation.tokens_in, tokens_out=generation.tokens_out)
     latency_ms = turn.timer.elapsed_ms()
     facts: dict[str, Any] = {
@@ -49,7 +52,7 @@ def finish_generated(
         "full_history_tokens": context.full_history_tokens,
     })
     answer_fact_record(message_id=turn.answer_id, conversation_id=turn.conversation_id, status="complete",
-                       offline=generation.offline, **facts)
+                       offline=generation.offline, features=features, **facts)
     _best_effort(review_item_screen, message_id=turn.answer_id, confidence=confidence, cited=len(sources))
     if vector is not None and cacheable(had_history=context.had_history,
                                         injection_suspected=turn.injection_suspected, text=generation.text):
@@ -63,6 +66,13 @@ def finish_generated(
     if context.fold_pending:
         _best_effort(tasks.conversation_summarize.delay, str(turn.conversation_id), turn.question_sequence)
     return _end_frame(turn.answer_id, sources, confidence, Message.Reuse.NONE, latency_ms)
+
+
+def _features(turn: Turn, route: Route, context: Context, generation: Generation) -> dict[str, Any]:
+    return answer_features(
+        hits=context.hits, cited=generation.cited, tokens_out=generation.tokens_out, offline=generation.offline,
+        language=route.language, had_history=context.had_history, injection_suspected=turn.injection_suspected,
+    )
 
 
 def _source(hit: Any) -> dict[str, Any]:

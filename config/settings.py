@@ -129,6 +129,7 @@ CELERY_BEAT_SCHEDULE = {
     "embedding-model-sync": {"task": "knowledge.tasks.embedding_model_sync", "schedule": 60.0},
     "answer-cache-evict": {"task": "chat.tasks.answer_cache_evict", "schedule": 600.0},
     "approved-answers-embed": {"task": "review.tasks.approved_answers_embed", "schedule": 120.0},
+    "confidence-model-retrain": {"task": "monitoring.tasks.confidence_model_retrain", "schedule": 3600.0},
 }
 
 # --- Auth, i18n, static ------------------------------------------------------------------------
@@ -190,6 +191,8 @@ CHAT_STREAM_LOG_TTL_SECONDS = env.int("CHAT_STREAM_LOG_TTL_SECONDS", default=24 
 CHAT_STALE_STREAM_SECONDS = env.int("CHAT_STALE_STREAM_SECONDS", default=300)
 CHAT_DB_THREADS = env.int("CHAT_DB_THREADS", default=4)  # the pipeline's database threads (chat/db.py)
 REVIEW_CONFIDENCE_THRESHOLD = env.float("REVIEW_CONFIDENCE_THRESHOLD", default=0.5)
+# The learnt confidence predictor replaces the heuristic once this many answers are judged.
+CONFIDENCE_MIN_LABELS = env.int("CONFIDENCE_MIN_LABELS", default=50)
 # The queue's learning value: `uncertainty` times (1 - confidence), plus the weight of each reason an
 # answer is queued for, minus `skip` for each trainer who skipped it. REVIEW_WEIGHTS (JSON) overrides
 # single weights; the others keep these.

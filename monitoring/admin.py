@@ -1,9 +1,13 @@
+from typing import Any
+
 from django.contrib import admin
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 
-from .models import AnswerFact
+from .models import AnswerFact, ConfidenceModel
 from .selectors import cost_by_day_and_model, cost_totals
 
 
@@ -35,3 +39,38 @@ class AnswerFactAdmin(admin.ModelAdmin):
             "reuse_percent": 100 * totals["reuse_rate"],
         }
         return TemplateResponse(request, "admin/monitoring/answerfact/costs.html", context)
+
+
+@admin.register(ConfidenceModel)
+class ConfidenceModelAdmin(admin.ModelAdmin):
+    """Trained by the beat job only; here to judge how well its probabilities match outcomes."""
+
+    list_display = ["trained_at", "labels", "positives", "brier", "ece"]
+    readonly_fields = ["trained_at", "labels", "positives", "brier", "ece", "reliability_table", "feature_weights"]
+    fields = list(readonly_fields)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="reliability (out-of-fold)")
+    def reliability_table(self, obj: ConfidenceModel) -> SafeString:
+        rows = format_html_join("", "<tr><td>{}–{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", (
+            (b["low"], b["high"], _share(b["predicted"]), _share(b["observed"]), b["count"]) for b in obj.reliability
+        ))
+        return format_html("<table><thead><tr><th>bin</th><th>predicted</th><th>observed</th><th>answers</th>"
+                           "</tr></thead><tbody>{}</tbody></table>", rows)
+
+    @admin.display(description="weights (standardised features)")
+    def feature_weights(self, obj: ConfidenceModel) -> SafeString:
+        rows = format_html_join("", "<tr><td>{}</td><td>{}</td></tr>", (
+            (name, f"{weight:+.3f}") for name, weight in zip(obj.feature_names, obj.coefficients, strict=False)
+        ))
+        return format_html("<table><tbody>{}<tr><td>intercept</td><td>{}</td></tr></tbody></table>", rows,
+                           f"{obj.intercept:+.3f}")
+
+
+def _share(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"

@@ -23,11 +23,12 @@ def answer_fact_record(
     cost_avoided: Decimal = Decimal(0),
     offline: bool = False,
     timings: dict[str, Any] | None = None,
+    features: dict[str, Any] | None = None,
 ) -> AnswerFact:
     """One fact per answer, written once when the answer ends (complete or failed)."""
     return AnswerFact.objects.create(
         message_id=message_id, conversation_id=conversation_id, status=status, error_code=error_code, model=model,
         prompt_version_id=prompt_version_id, reuse=reuse, confidence=confidence, latency_ms=latency_ms,
         ttft_ms=ttft_ms, tokens_in=tokens_in, tokens_out=tokens_out, cost=cost, cost_avoided=cost_avoided,
-        offline=offline, timings=timings or {},
+        offline=offline, timings=timings or {}, features=features or {},
     )

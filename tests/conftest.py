@@ -21,6 +21,7 @@ from knowledge.models import Source
 from knowledge.parsers import DocumentDraft, records_to_drafts
 from knowledge.selectors import kb_version
 from knowledge.services import documents_sync, lexeme_stats_refresh
+from monitoring.confidence import forget_confidence_model
 from tests.llm_server import LLMServer
 
 DEMO = Path(django_settings.BASE_DIR) / "demo"
@@ -58,6 +59,7 @@ def _forget_process_caches() -> None:
     forget_active_space()
     forget_active_prompt()
     kb_version.cache_clear()
+    forget_confidence_model()
 
 
 @pytest.fixture(autouse=True)
