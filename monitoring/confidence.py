@@ -155,6 +155,27 @@ def confidence_model_train(
     return model
 
 
+def confidence_fit_evaluate(
+    *, train: Sequence[tuple[Mapping[str, Any], bool]], test: Sequence[tuple[Mapping[str, Any], bool]],
+    baseline: Sequence[float] | None = None,
+) -> dict[str, Any]:
+    """Fit on `train` (features, right?) pairs held in memory and measure calibration on `test`.
+
+    For offline evaluation (bench/calibration.py): nothing is read from or written to the database,
+    so labels need not exist as reviews or thumbs. `baseline`, one probability per test pair (the
+    heuristic, say), is measured by the same code so the two are comparable. Returns the fitted
+    model, its test probabilities and `predictor` (and `baseline`) calibration: brier, ece, reliability."""
+    names = feature_names([features for features, _ in train])
+    x = np.array([feature_vector(features=f, names=names) for f, _ in train], dtype=float)
+    fitted = _fit(x, np.array([right for _, right in train], dtype=int), names)
+    y = np.array([right for _, right in test], dtype=int)
+    p = np.array([fitted_probability(fitted=fitted, features=f) for f, _ in test], dtype=float)
+    return {
+        "fitted": fitted, "probabilities": p.tolist(), "predictor": _calibration(y, p),
+        "baseline": None if baseline is None else _calibration(y, np.array(baseline, dtype=float)),
+    }
+
+
 def _pipeline() -> Any:
     # Imported here: every process that answers imports this module, only the trainer needs sklearn.
     from sklearn.linear_model import LogisticRegression

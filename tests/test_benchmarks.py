@@ -26,6 +26,8 @@ BENCHMARKS = {
     "cache": (["precision", "hit_rate", "naive_precision_at_same_hit_rate", "lookup_p99_ms_100k",
                "scan_speedup_100k"], DATA / "banking77" / "train.csv"),
     "context": (["context_share_turn30", "facts_reachable"], None),
+    "calibration": (["brier_predictor", "brier_heuristic", "ece_predictor", "ece_heuristic"],
+                    DATA / "squad-v1.1-dev-xquad-en" / "xquad.en.json"),
 }
 
 
