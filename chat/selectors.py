@@ -25,8 +25,6 @@ def message_get_in_conversation(*, conversation: Conversation, message_id: objec
 
 def earlier_turns(*, conversation_id: uuid.UUID, before_sequence: int) -> list[Message]:
     """The conversation's complete questions and answers before this one, oldest first."""
-    if before_sequence <= 1:  # an opening question has no history
-        return []
     return list(Message.objects.filter(
         conversation_id=conversation_id, sequence__lt=before_sequence, status=Message.Status.COMPLETE,
         role__in=[Message.Role.USER, Message.Role.ASSISTANT],

@@ -257,7 +257,7 @@ def active_space_ref() -> SpaceRef:
     cached = _cached_active_space()
     if cached is not None:
         return cached
-    from .models import EmbeddingSpace
+    from .models import EmbeddingSpace  # not knowledge.selectors, which imports this module
 
     space = EmbeddingSpace.objects.filter(status=EmbeddingSpace.Status.ACTIVE).first()
     if space is None:

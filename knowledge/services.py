@@ -18,7 +18,7 @@ from .embeddings import ModelSpec, configured_spec, embed_texts, forget_active_s
 from .fts import fts_config
 from .models import Chunk, ChunkEmbedding, Document, EmbeddingSpace, KnowledgeBaseVersion, Source
 from .parsers import DocumentDraft, IngestError, detect_format, parse_file
-from .selectors import kb_version
+from .selectors import embedding_space_active, kb_version
 from .signals import documents_changed
 
 logger = logging.getLogger(__name__)
@@ -299,7 +299,7 @@ def embedding_spaces_live() -> list[EmbeddingSpace]:
 
 def embedding_space_ensure() -> EmbeddingSpace:
     """The active space, created for the configured model when there is none yet (the first ingest)."""
-    space = EmbeddingSpace.objects.filter(status=EmbeddingSpace.Status.ACTIVE).first()
+    space = embedding_space_active()
     if space is not None:
         return space
     spec = configured_spec()
