@@ -198,11 +198,38 @@ CONFIDENCE_MIN_LABELS = env.int("CONFIDENCE_MIN_LABELS", default=50)
 # single weights; the others keep these.
 REVIEW_WEIGHTS = {
     "uncertainty": 1.0, "low_confidence": 0.0, "no_kb_match": 0.5, "thumbs_down": 1.0, "handoff": 0.8,
-    "cache_near_miss": 0.3, "repeated_question": 0.5, "skip": 0.1,
+    "cache_near_miss": 0.3, "repeated_question": 0.5, "skip": 0.1, "density": 1.0,
     **{name: float(weight) for name, weight in env.json("REVIEW_WEIGHTS", default={}).items()},
 }
 REVIEW_CLAIM_MINUTES = env.int("REVIEW_CLAIM_MINUTES", default=15)  # a claim lapses after this
 REVIEW_MAX_SKIPS = env.int("REVIEW_MAX_SKIPS", default=3)  # then the item leaves the queue until a new signal
+# Density (review/learning.py): a queued question counts the unresolved questions of the last
+# REVIEW_DENSITY_DAYS within REVIEW_DENSITY_SIMILARITY (cosine) of it, less those an approved answer or
+# another open item already covers; questions within REVIEW_GROUP_SIMILARITY of an open item, as close
+# as an approved answer must be to be served, are grouped under it.
+REVIEW_DENSITY_SIMILARITY = env.float("REVIEW_DENSITY_SIMILARITY", default=0.6)
+REVIEW_GROUP_SIMILARITY = env.float("REVIEW_GROUP_SIMILARITY", default=0.85)
+REVIEW_DENSITY_DAYS = env.int("REVIEW_DENSITY_DAYS", default=14)
+
+# --- Evaluation and fine-tuning (review/evaluation.py, review/finetune.py) ----------------------------
+# Answers an evaluation case without storing a conversation: chat's pipeline steps, wired here because
+# review does not import chat.
+EVALUATION_ANSWERER = env.str("EVALUATION_ANSWERER", default="chat.evaluation.answer_case")
+EVALUATION_JUDGE_MODEL = env.str("EVALUATION_JUDGE_MODEL", default="")  # empty: LLM_MODEL, when an LLM is set
+# The set every approved answer joins as it is approved; the fine-tuning gate scores models on the part
+# of it the training export holds out (review/export.py), so a model is never gated on what it trained on.
+EVALUATION_SET_NAME = env.str("EVALUATION_SET_NAME", default="approved answers")
+# A fine-tuning run starts when this many examples were approved since the last one, or when the last
+# day's share of thumbs-down answers is over FINETUNE_THUMBS_DOWN_RATE (with at least
+# FINETUNE_MIN_FEEDBACK ratings); the new model is promoted only if its evaluation is not worse than the
+# served model's by more than FINETUNE_GATE_TOLERANCE.
+FINETUNE_MIN_NEW_EXAMPLES = env.int("FINETUNE_MIN_NEW_EXAMPLES", default=100)
+FINETUNE_THUMBS_DOWN_RATE = env.float("FINETUNE_THUMBS_DOWN_RATE", default=0.25)
+FINETUNE_MIN_FEEDBACK = env.int("FINETUNE_MIN_FEEDBACK", default=20)
+FINETUNE_BASE_MODEL = env.str("FINETUNE_BASE_MODEL", default="")  # empty: LLM_MODEL
+FINETUNE_GATE_TOLERANCE = env.float("FINETUNE_GATE_TOLERANCE", default=0.0)
+FINETUNE_AUTO_PROMOTE = env.bool("FINETUNE_AUTO_PROMOTE", default=True)
+FINETUNE_POLL_SECONDS = env.float("FINETUNE_POLL_SECONDS", default=60.0)
 # Languages the router tells apart (py3langid, offline); a question shorter than
 # CHAT_LANGUAGE_MIN_WORDS keeps the conversation's language, or the default.
 CHAT_LANGUAGES = env.list("CHAT_LANGUAGES", default=["en", "de", "fr", "es", "it", "nl", "pt"])

@@ -17,6 +17,8 @@ class ReviewItem(models.Model):
         REJECTED = "rejected"
         # Skipped by REVIEW_MAX_SKIPS trainers: out of the queue until a new signal brings it back.
         SKIPPED = "skipped"
+        # A near-duplicate of an open item's question (`representative`): its decision covers this one.
+        GROUPED = "grouped", "grouped under another"
 
     class Reason(models.TextChoices):
         LOW_CONFIDENCE = "low_confidence", "low confidence"
@@ -42,6 +44,15 @@ class ReviewItem(models.Model):
     decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
     decided_at = models.DateTimeField(null=True, blank=True)
+    # Density and grouping (review/learning.py): the question in the active embedding space, how many
+    # unresolved questions it stands for, and the terms of its learning value as a trainer reads them.
+    question_embedding = VectorField(null=True, blank=True)
+    space_id = models.IntegerField(null=True, blank=True)
+    representative = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL,
+                                       related_name="represented", help_text="the item this one is grouped under")
+    represents = models.PositiveIntegerField(default=1, help_text="questions its decision covers, itself included")
+    density = models.FloatField(default=0.0, help_text="unresolved questions nearby, less those already covered")
+    value_terms = models.JSONField(default=dict, blank=True, help_text="the learning value, term by term")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -63,6 +74,8 @@ class ReviewDecision(models.Model):
         REJECT = "reject"
         SKIP = "skip"
         REOPEN = "reopen"
+        GROUP = "group", "grouped under another"
+        COVER = "cover", "covered by its group's decision"
 
     item = models.ForeignKey(ReviewItem, on_delete=models.CASCADE, related_name="decisions")
     action = models.CharField(max_length=16, choices=Action.choices)
@@ -113,3 +126,173 @@ class ApprovedAnswer(models.Model):
 
     def __str__(self) -> str:
         return self.question[:80]
+
+
+# --- evaluation -------------------------------------------------------------------------------------
+
+
+class EvaluationSet(models.Model):
+    """Questions with reference answers a model and prompt version are scored on."""
+
+    name = models.CharField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    from_approved = models.BooleanField(
+        default=False, help_text="every answer a trainer approves joins this set (the held-out evaluation set)"
+    )
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class EvaluationCase(models.Model):
+    evaluation_set = models.ForeignKey(EvaluationSet, on_delete=models.CASCADE, related_name="cases")
+    question = models.TextField()
+    reference = models.TextField(help_text="the answer a good answer should agree with")
+    language = models.CharField(max_length=16, default="en")
+    approved_answer = models.ForeignKey(ApprovedAnswer, null=True, blank=True, on_delete=models.SET_NULL,
+                                        related_name="evaluation_cases")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["evaluation_set", "question"], name="evaluation_case_unique_question"),
+        ]
+
+    def __str__(self) -> str:
+        return self.question[:80]
+
+
+class EvaluationRun(models.Model):
+    """Every case of a set answered by one model and prompt version, and scored (a Celery job)."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    evaluation_set = models.ForeignKey(EvaluationSet, on_delete=models.CASCADE, related_name="runs")
+    model = models.CharField(max_length=100, blank=True, help_text="empty: the served model")
+    prompt_version = models.ForeignKey("experiments.PromptVersion", null=True, blank=True,
+                                       on_delete=models.SET_NULL, related_name="+",
+                                       help_text="empty: the active prompt version")
+    judge_model = models.CharField(max_length=100, blank=True, help_text="the LLM judge; empty: no judge")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    # Means over the cases: similarity, faithfulness, judge (when judged), overall, failed.
+    scores = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"run {self.pk} of {self.evaluation_set_id}"
+
+
+class EvaluationResult(models.Model):
+    run = models.ForeignKey(EvaluationRun, on_delete=models.CASCADE, related_name="results")
+    case = models.ForeignKey(EvaluationCase, on_delete=models.CASCADE, related_name="results")
+    answer = models.TextField(blank=True)
+    excerpts = models.JSONField(default=list, blank=True, help_text="the cited excerpts the answer was given")
+    similarity = models.FloatField(null=True, blank=True, help_text="cosine of answer and reference embeddings")
+    faithfulness = models.FloatField(null=True, blank=True, help_text="share of sentences the excerpts support")
+    judge = models.FloatField(null=True, blank=True, help_text="the LLM judge's score, 0 to 1")
+    judge_note = models.TextField(blank=True)
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["case_id"]
+        constraints = [models.UniqueConstraint(fields=["run", "case"], name="evaluation_result_unique_case")]
+
+    def __str__(self) -> str:
+        return f"case {self.case_id} in run {self.run_id}"
+
+
+# --- fine-tuning ------------------------------------------------------------------------------------
+
+
+class FineTuneRun(models.Model):
+    """One fine-tuning attempt: export, upload, the provider's job, the gate's evaluation, the outcome."""
+
+    class Status(models.TextChoices):
+        EXPORTING = "exporting"
+        TRAINING = "training"
+        EVALUATING = "evaluating"
+        PROMOTED = "promoted"
+        REFUSED = "refused", "refused by the quality gate"
+        READY = "ready", "passed the gate, not promoted"
+        FAILED = "failed"
+        OFFLINE = "offline", "exported; no LLM configured"
+        ROLLED_BACK = "rolled_back", "rolled back"
+
+    class Trigger(models.TextChoices):
+        NEW_EXAMPLES = "new_examples", "new examples"
+        THUMBS_DOWN = "thumbs_down", "thumbs-down rate"
+        MANUAL = "manual"
+
+    trigger = models.CharField(max_length=16, choices=Trigger.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.EXPORTING)
+    base_model = models.CharField(max_length=100)
+    fine_tuned_model = models.CharField(max_length=200, blank=True)
+    examples = models.PositiveIntegerField(default=0, help_text="training examples uploaded")
+    validation_examples = models.PositiveIntegerField(default=0)
+    training_file_id = models.CharField(max_length=100, blank=True)
+    validation_file_id = models.CharField(max_length=100, blank=True)
+    job_id = models.CharField(max_length=100, blank=True)
+    job_status = models.CharField(max_length=32, blank=True, help_text="as the provider reports it")
+    trained_tokens = models.PositiveIntegerField(null=True, blank=True)
+    baseline_run = models.ForeignKey(EvaluationRun, null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="+", help_text="the current model on the held-out set")
+    candidate_run = models.ForeignKey(EvaluationRun, null=True, blank=True, on_delete=models.SET_NULL,
+                                      related_name="+", help_text="the fine-tuned model on the held-out set")
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+", help_text="empty: started by the beat job")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"fine-tune {self.pk} ({self.status})"
+
+
+class ModelPromotion(models.Model):
+    """The served model changed: a fine-tuned model promoted, or rolled back. The newest row names the
+    model answers use when their prompt version names none."""
+
+    class Action(models.TextChoices):
+        PROMOTE = "promote"
+        ROLLBACK = "rollback"
+
+    run = models.ForeignKey(FineTuneRun, on_delete=models.PROTECT, related_name="promotions")
+    action = models.CharField(max_length=16, choices=Action.choices)
+    model_before = models.CharField(max_length=200, blank=True, help_text="empty: the configured LLM_MODEL")
+    model_after = models.CharField(max_length=200, blank=True, help_text="empty: the configured LLM_MODEL")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                             related_name="+", help_text="empty: promoted by the gate")
+    at = models.DateTimeField(default=timezone.now)
+    note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+        get_latest_by = ["at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.action} to {self.model_after or 'the configured model'}"
