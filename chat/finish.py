@@ -53,7 +53,8 @@ def finish_generated(
     })
     answer_fact_record(message_id=turn.answer_id, conversation_id=turn.conversation_id, status="complete",
                        offline=generation.offline, features=features, **facts)
-    _best_effort(review_item_screen, message_id=turn.answer_id, confidence=confidence, cited=len(sources))
+    _best_effort(review_item_screen, message_id=turn.answer_id, confidence=confidence, cited=len(sources),
+                 question=vector)
     if vector is not None and cacheable(had_history=context.had_history,
                                         injection_suspected=turn.injection_suspected, text=generation.text):
         answer_cache(scope=route.scope(vector), vector=vector, answered=Answered(

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from django.conf import settings
 
 from experiments.selectors import PromptChoice, prompt_for_new_answer
 from knowledge.embeddings import QueryVector
 from knowledge.selectors import kb_version
+from review.finetune import served_model
 
 from . import memory
 from .language import detect_language
@@ -51,8 +52,11 @@ def route_question(
     language = _language(conversation, opened, question, profile.language if profile else "")
     if not conversation.language:
         Conversation.objects.filter(pk=conversation_id, language="").update(language=language)
+    prompt = prompt_for_new_answer()
+    if not prompt.model:  # a version that names no model is answered by the promoted fine-tuned one, if any
+        prompt = replace(prompt, model=served_model())
     return Route(
-        prompt=prompt_for_new_answer(), kb_version=kb_version(), language=language, visitor_id=visitor_id,
+        prompt=prompt, kb_version=kb_version(), language=language, visitor_id=visitor_id,
         profile=memory.profile_text(profile), profile_hash=memory.profile_hash(profile),
         summary=conversation.summary, summary_through=conversation.summary_through,
     )

@@ -130,6 +130,9 @@ CELERY_BEAT_SCHEDULE = {
     "answer-cache-evict": {"task": "chat.tasks.answer_cache_evict", "schedule": 600.0},
     "approved-answers-embed": {"task": "review.tasks.approved_answers_embed", "schedule": 120.0},
     "confidence-model-retrain": {"task": "monitoring.tasks.confidence_model_retrain", "schedule": 3600.0},
+    "learning-values-recompute": {"task": "review.tasks.learning_values_recompute", "schedule": 300.0},
+    "fine-tune-start-when-due": {"task": "review.tasks.fine_tune_start_when_due", "schedule": 3600.0},
+    "fine-tune-runs-follow": {"task": "review.tasks.fine_tune_runs_follow", "schedule": 60.0},  # below
 }
 
 # --- Auth, i18n, static ------------------------------------------------------------------------
@@ -210,18 +213,22 @@ REVIEW_MAX_SKIPS = env.int("REVIEW_MAX_SKIPS", default=3)  # then the item leave
 REVIEW_DENSITY_SIMILARITY = env.float("REVIEW_DENSITY_SIMILARITY", default=0.6)
 REVIEW_GROUP_SIMILARITY = env.float("REVIEW_GROUP_SIMILARITY", default=0.85)
 REVIEW_DENSITY_DAYS = env.int("REVIEW_DENSITY_DAYS", default=14)
+# A new signal recomputes densities and groups this much later, once for every signal of that time.
+REVIEW_RECOMPUTE_DELAY_SECONDS = env.int("REVIEW_RECOMPUTE_DELAY_SECONDS", default=30)
 
 # --- Evaluation and fine-tuning (review/evaluation.py, review/finetune.py) ----------------------------
 # Answers an evaluation case without storing a conversation: chat's pipeline steps, wired here because
 # review does not import chat.
 EVALUATION_ANSWERER = env.str("EVALUATION_ANSWERER", default="chat.evaluation.answer_case")
+EVALUATION_JUDGE = env.str("EVALUATION_JUDGE", default="chat.evaluation.judge_answer")
 EVALUATION_JUDGE_MODEL = env.str("EVALUATION_JUDGE_MODEL", default="")  # empty: LLM_MODEL, when an LLM is set
 # The set every approved answer joins as it is approved; the fine-tuning gate scores models on the part
 # of it the training export holds out (review/export.py), so a model is never gated on what it trained on.
 EVALUATION_SET_NAME = env.str("EVALUATION_SET_NAME", default="approved answers")
 # A fine-tuning run starts when this many examples were approved since the last one, or when the last
 # day's share of thumbs-down answers is over FINETUNE_THUMBS_DOWN_RATE (with at least
-# FINETUNE_MIN_FEEDBACK ratings); the new model is promoted only if its evaluation is not worse than the
+# FINETUNE_MIN_FEEDBACK ratings) and something new was approved (else it would retrain on the same data
+# every hour while the rate stays high); the new model is promoted only if its evaluation is not worse than the
 # served model's by more than FINETUNE_GATE_TOLERANCE.
 FINETUNE_MIN_NEW_EXAMPLES = env.int("FINETUNE_MIN_NEW_EXAMPLES", default=100)
 FINETUNE_THUMBS_DOWN_RATE = env.float("FINETUNE_THUMBS_DOWN_RATE", default=0.25)
@@ -230,6 +237,7 @@ FINETUNE_BASE_MODEL = env.str("FINETUNE_BASE_MODEL", default="")  # empty: LLM_M
 FINETUNE_GATE_TOLERANCE = env.float("FINETUNE_GATE_TOLERANCE", default=0.0)
 FINETUNE_AUTO_PROMOTE = env.bool("FINETUNE_AUTO_PROMOTE", default=True)
 FINETUNE_POLL_SECONDS = env.float("FINETUNE_POLL_SECONDS", default=60.0)
+CELERY_BEAT_SCHEDULE["fine-tune-runs-follow"]["schedule"] = FINETUNE_POLL_SECONDS
 # Languages the router tells apart (py3langid, offline); a question shorter than
 # CHAT_LANGUAGE_MIN_WORDS keeps the conversation's language, or the default.
 CHAT_LANGUAGES = env.list("CHAT_LANGUAGES", default=["en", "de", "fr", "es", "it", "nl", "pt"])

@@ -70,7 +70,9 @@ class ReviewItemAdmin(ReviewPageMixin, admin.ModelAdmin):
     list_select_related = ["message__reply_to", "message__conversation", "claimed_by"]
     ordering = ["-learning_value", "created_at"]
     readonly_fields = ["message", "priority", "reason", "reasons", "feedback_reason", "learning_value", "status",
-                       "claimed_by", "claimed_at", "skip_count", "decided_by", "decided_at", "created_at"]
+                       "claimed_by", "claimed_at", "skip_count", "decided_by", "decided_at", "created_at",
+                       "representative", "represents", "density", "value_terms"]
+    exclude = ["question_embedding"]
     actions = ["reject_selected"]
 
     def get_urls(self) -> list[URLPattern]:
@@ -83,7 +85,10 @@ class ReviewItemAdmin(ReviewPageMixin, admin.ModelAdmin):
     def question(self, item: ReviewItem) -> str:
         asked = item.message.reply_to.text if item.message.reply_to else "(no question)"
         url = reverse("admin:review_reviewitem_review", args=[item.pk])
-        return format_html('<a href="{}">{}</a>', url, Truncator(asked).chars(100))
+        link = format_html('<a href="{}">{}</a>', url, Truncator(asked).chars(100))
+        if item.represents <= 1:
+            return link
+        return format_html('{}<div class="represents">represents {} questions</div>', link, item.represents)
 
     @admin.display(description="answer as the visitor saw it")
     def answer_seen(self, item: ReviewItem) -> str:
@@ -190,3 +195,7 @@ class ReviewDecisionAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: ReviewDecision | None = None) -> bool:
         return False
+
+
+# Evaluation sets and runs, fine-tuning runs and promotions: their own admin modules.
+from . import admin_evaluation, admin_finetune  # noqa: E402,F401

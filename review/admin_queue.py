@@ -48,6 +48,13 @@ def _reject(item: ReviewItem, user: User, data: QueryDict) -> object:
     return services.review_item_reject(item=item, reviewer=user, reason=reason)
 
 
+def _ungroup(item: ReviewItem, user: User, data: QueryDict) -> object:
+    member = data.get("member", "")
+    if not member.isdigit():
+        raise Refused("Choose the question that is not the same.")
+    return services.review_item_ungroup(item=item, member_id=int(member), reviewer=user)
+
+
 DECISIONS: dict[str, Decision] = {
     "claim": Decision(lambda i, u, d: services.review_item_claim(item=i, user=u),
                       "Claimed: other trainers see it is yours.", stay=True),
@@ -58,6 +65,7 @@ DECISIONS: dict[str, Decision] = {
                      "Edited and approved: served to the next paraphrase of the question."),
     "reject": Decision(_reject, "Rejected: the answer is never served again."),
     "skip": Decision(lambda i, u, d: services.review_item_skip(item=i, reviewer=u), "Skipped."),
+    "ungroup": Decision(_ungroup, "Taken out of the group: it waits in the queue on its own.", stay=True),
 }
 
 
@@ -114,7 +122,14 @@ class ReviewPageMixin:
             "claim_expires_at": selectors.claim_expires_at(item=item), "mine": item.claimed_by_id == user.pk,
             "previous": previous and _page(previous), "next": following and _page(following),
             "shortcuts": SHORTCUTS, "decided": item.status in ReviewItem.DECIDED,
+            "represented": selectors.represented_questions(item=item), "value_terms": _value_terms(item),
         }
+
+
+def _value_terms(item: ReviewItem) -> list[tuple[str, float]]:
+    """The learning value's terms, in the order the item page explains them."""
+    terms = item.value_terms or {}
+    return [(name, terms[name]) for name in ("uncertainty", "signals", "density", "skips") if name in terms]
 
 
 def _page(pk: int) -> str:

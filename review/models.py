@@ -52,6 +52,8 @@ class ReviewItem(models.Model):
                                        related_name="represented", help_text="the item this one is grouped under")
     represents = models.PositiveIntegerField(default=1, help_text="questions its decision covers, itself included")
     density = models.FloatField(default=0.0, help_text="unresolved questions nearby, less those already covered")
+    not_grouped_with = ArrayField(models.BigIntegerField(), default=list, blank=True,
+                                  help_text="items a trainer said this question is not the same as")
     value_terms = models.JSONField(default=dict, blank=True, help_text="the learning value, term by term")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -74,8 +76,8 @@ class ReviewDecision(models.Model):
         REJECT = "reject"
         SKIP = "skip"
         REOPEN = "reopen"
-        GROUP = "group", "grouped under another"
         COVER = "cover", "covered by its group's decision"
+        UNGROUP = "ungroup", "taken out of a group"
 
     item = models.ForeignKey(ReviewItem, on_delete=models.CASCADE, related_name="decisions")
     action = models.CharField(max_length=16, choices=Action.choices)

@@ -98,6 +98,12 @@ def review_item_context(*, item: ReviewItem, before: int = 4, after: int = 2) ->
     )
 
 
+def represented_questions(*, item: ReviewItem) -> list[tuple[int, str]]:
+    """The questions grouped under the item (id, text), oldest first: its decision covers them."""
+    rows = item.represented.filter(status=ReviewItem.Status.GROUPED).order_by("created_at", "pk")
+    return [(pk, text or "") for pk, text in rows.values_list("pk", "message__reply_to__text")]
+
+
 def review_item_history(*, item: ReviewItem) -> QuerySet[ReviewDecision]:
     return item.decisions.select_related("user").order_by("at", "pk")
 

@@ -6,26 +6,32 @@ from __future__ import annotations
 import csv
 import difflib
 import io
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from celery import current_app
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from knowledge.embeddings import NoActiveSpace, SpaceRef, active_space_ref, embed_texts
+from knowledge.embeddings import NoActiveSpace, QueryVector, SpaceRef, active_space_ref, embed_texts
 from knowledge.services import embedding_space_ensure
 
+from .evaluation import evaluation_case_add_approved
+from .learning import value_terms
 from .models import ApprovedAnswer, ReviewDecision, ReviewItem
 from .selectors import claim_cutoff
 from .signals import answer_rejected
 
+logger = logging.getLogger(__name__)
 Status, Reason, Action = ReviewItem.Status, ReviewItem.Reason, ReviewDecision.Action
 # A visitor's own complaint about an answer: the only signal that reopens an approved one.
 COMPLAINTS = frozenset({Reason.THUMBS_DOWN, Reason.HANDOFF})
@@ -33,35 +39,34 @@ COMPLAINTS = frozenset({Reason.THUMBS_DOWN, Reason.HANDOFF})
 
 class ReviewConflict(Exception):
     """The item's state does not allow the action; `code` is stable for the admin to act on:
-    `claimed_by_other`, `claim_lapsed`, `not_claimed`, `already_decided`, `no_question`, `empty_answer`."""
+    `claimed_by_other`, `claim_lapsed`, `not_claimed`, `already_decided`, `no_question`, `empty_answer`,
+    `not_in_group`."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
 
 
-def learning_value(*, priority: float, reasons: Sequence[str], skip_count: int) -> float:
-    """What deciding an item teaches, weighted by REVIEW_WEIGHTS."""
-    weights = settings.REVIEW_WEIGHTS
-    signals = sum(weights[reason] for reason in set(reasons))
-    return round(weights["uncertainty"] * priority + signals - weights["skip"] * skip_count, 6)
-
-
 # --- signals into the queue ------------------------------------------------------------------------
 
 
-def review_item_screen(*, message_id: UUID, confidence: float, cited: int) -> ReviewItem | None:
-    """Queue a fresh answer the pipeline is unsure of, or that cites nothing from the knowledge base."""
+def review_item_screen(
+    *, message_id: UUID, confidence: float, cited: int, question: QueryVector | None = None
+) -> ReviewItem | None:
+    """Queue a fresh answer the pipeline is unsure of, or that cites nothing from the knowledge base.
+    `question`: the question as the pipeline embedded it, kept for density and grouping (otherwise the
+    recompute embeds it)."""
     reasons = [Reason.LOW_CONFIDENCE] if confidence < settings.REVIEW_CONFIDENCE_THRESHOLD else []
     if not cited:
         reasons.append(Reason.NO_KB_MATCH)
     if not reasons:
         return None
-    return review_item_enqueue(message_id=message_id, reasons=reasons, priority=1 - confidence)
+    return review_item_enqueue(message_id=message_id, reasons=reasons, priority=1 - confidence, question=question)
 
 
 def review_item_enqueue(
-    *, message_id: UUID, reasons: Sequence[str], priority: float = 0.0, feedback_reason: str = ""
+    *, message_id: UUID, reasons: Sequence[str], priority: float = 0.0, feedback_reason: str = "",
+    question: QueryVector | None = None,
 ) -> ReviewItem:
     """Queue an answer, or add these reasons to its item: a new signal raises the learning value, never
     lowers it. A decided item stays decided, except that a visitor's complaint reopens an approved one
@@ -75,13 +80,27 @@ def review_item_enqueue(
             message_id=message_id, defaults={"priority": priority, "reason": codes[-1].label}
         )
         before = _snapshot(item)
+        if question is not None and item.question_embedding is None:
+            item.question_embedding, item.space_id = question.vector, question.space_id
         _merge_signal(item, codes, priority, feedback_reason)
         reopened = _reopen(item, codes)
         item.save()
         if reopened:
             ReviewDecision.objects.create(item=item, action=Action.REOPEN, before=before, after=_snapshot(item),
                                           note=", ".join(codes))
+        transaction.on_commit(learning_values_recompute_soon)
     return item
+
+
+def learning_values_recompute_soon() -> None:
+    """A new signal changes densities and groups: recompute within REVIEW_RECOMPUTE_DELAY_SECONDS, once for
+    all the signals of that time (the beat job recomputes anyway)."""
+    delay = settings.REVIEW_RECOMPUTE_DELAY_SECONDS
+    if cache.add("review:learning-values-recompute", 1, timeout=delay):
+        try:
+            current_app.send_task("review.tasks.learning_values_recompute", countdown=delay)
+        except Exception:  # no broker: the beat job still recomputes
+            logger.warning("could not schedule the learning values' recompute", exc_info=True)
 
 
 def _merge_signal(item: ReviewItem, codes: list[ReviewItem.Reason], priority: float, feedback: str) -> None:
@@ -89,8 +108,10 @@ def _merge_signal(item: ReviewItem, codes: list[ReviewItem.Reason], priority: fl
     item.reason = codes[-1].label
     item.priority = max(item.priority, priority)
     item.feedback_reason = feedback[:200] or item.feedback_reason
-    value = learning_value(priority=item.priority, reasons=item.reasons, skip_count=item.skip_count)
-    item.learning_value = max(item.learning_value, value)
+    # The density of the last recompute stands until the next one, which this signal schedules.
+    terms = value_terms(priority=item.priority, reasons=item.reasons, skip_count=item.skip_count, density=item.density)
+    item.learning_value = max(item.learning_value, terms["total"])
+    item.value_terms = terms
 
 
 def _reopen(item: ReviewItem, codes: list[ReviewItem.Reason]) -> bool:
@@ -159,6 +180,9 @@ def review_item_reject(*, item: ReviewItem, reviewer: User, reason: str) -> Revi
         rejected = _transition(item, reviewer, now, move)
         ApprovedAnswer.objects.filter(review_item=rejected, is_active=True).update(is_active=False)
         answer_rejected.send(sender=ReviewItem, message_id=rejected.message_id)
+        # The questions it represented had answers of their own: back to the queue, to be grouped anew.
+        ReviewItem.objects.filter(representative=rejected, status=Status.GROUPED).update(
+            status=Status.PENDING, representative=None)
     return rejected
 
 
@@ -167,7 +191,8 @@ def review_item_approve(*, item: ReviewItem, reviewer: User, text: str | None = 
     next paraphrase of its question at once; only by the trainer whose claim is live."""
     item = ReviewItem.objects.select_related("message__reply_to", "message__conversation").get(pk=item.pk)
     answer = _approved_answer(item, reviewer, text)
-    _embed_questions([answer])  # before the transaction, which must not wait on the embedder
+    covering = _covering_answers(item, answer)
+    _embed_questions([answer, *covering.values()])  # before the transaction, which must not wait on the embedder
     now, edited = timezone.now(), bool(answer.original_answer)
     move = _Move(
         Action.EDIT if edited else Action.APPROVE, _live_claim(reviewer, now),
@@ -179,7 +204,67 @@ def review_item_approve(*, item: ReviewItem, reviewer: User, text: str | None = 
         _transition(item, reviewer, now, move)
         ApprovedAnswer.objects.filter(review_item=item, is_active=True).update(is_active=False)
         answer.save()
+        evaluation_case_add_approved(answer=answer)  # the grouped paraphrases share it: one case, not several
+        _cover_members(item, covering, reviewer, now, move.changes["status"])
     return answer
+
+
+def review_item_ungroup(*, item: ReviewItem, member_id: int, reviewer: User) -> ReviewItem:
+    """A trainer says a question grouped under the item is not the same question: it leaves the group,
+    back to the queue on its own, and is never grouped under this item again. Needs the trainer's
+    live claim on the item (they are reading it)."""
+    now = timezone.now()
+    with transaction.atomic():
+        if not ReviewItem.objects.filter(_live_claim(reviewer, now), pk=item.pk).exists():
+            raise _conflict(ReviewItem.objects.get(pk=item.pk), reviewer, now)
+        member = ReviewItem.objects.select_for_update().filter(
+            pk=member_id, representative=item, status=Status.GROUPED).first()
+        if member is None:
+            raise ReviewConflict("not_in_group", "That question is no longer grouped under this answer.")
+        before = _snapshot(member)
+        member.status, member.representative = Status.PENDING, None
+        member.not_grouped_with = [*member.not_grouped_with, item.pk]
+        member.save(update_fields=["status", "representative", "not_grouped_with"])
+        ReviewItem.objects.filter(pk=item.pk).update(represents=F("represents") - 1)
+        ReviewDecision.objects.create(item=member, action=Action.UNGROUP, user=reviewer, at=now, before=before,
+                                      after=_snapshot(member), note=f"not the same question as item {item.pk}")
+    return ReviewItem.objects.get(pk=item.pk)
+
+
+def _covering_answers(item: ReviewItem, answer: ApprovedAnswer) -> dict[int, ApprovedAnswer]:
+    """The approved answer under each question grouped under the item (by member id): the trainer saw
+    them on the item's page, and each phrasing served widens what the approval answers."""
+    members = ReviewItem.objects.filter(representative=item, status=Status.GROUPED).select_related("message__reply_to")
+    asked = {_normalised(answer.question)}
+    covering: dict[int, ApprovedAnswer] = {}
+    for member in members:
+        question = member.message.reply_to.text.strip() if member.message.reply_to else ""
+        if question and _normalised(question) not in asked:
+            asked.add(_normalised(question))
+            covering[member.pk] = ApprovedAnswer(
+                question=question, answer=answer.answer, sources=answer.sources, chunk_ids=answer.chunk_ids,
+                language=answer.language, source_message=member.message, review_item=member,
+                created_by=answer.created_by,
+            )
+    return covering
+
+
+def _cover_members(item: ReviewItem, covering: dict[int, ApprovedAnswer], reviewer: User, now: datetime,
+                   status: str) -> None:
+    """Each question grouped under the item takes its decision; one regrouped meanwhile is left alone."""
+    members = ReviewItem.objects.select_for_update().filter(representative=item, status=Status.GROUPED)
+    for member in members:
+        before = _snapshot(member)
+        member.status, member.decided_by, member.decided_at = status, reviewer, now
+        member.save(update_fields=["status", "decided_by", "decided_at"])
+        ReviewDecision.objects.create(item=member, action=Action.COVER, user=reviewer, at=now, before=before,
+                                      after=_snapshot(member), note=f"covered by the decision on item {item.pk}")
+        if member.pk in covering:
+            covering[member.pk].save()
+
+
+def _normalised(question: str) -> str:
+    return " ".join(question.casefold().split())
 
 
 def _approved_answer(item: ReviewItem, reviewer: User, text: str | None) -> ApprovedAnswer:

@@ -22,6 +22,7 @@ from knowledge.parsers import DocumentDraft, records_to_drafts
 from knowledge.selectors import kb_version
 from knowledge.services import documents_sync, lexeme_stats_refresh
 from monitoring.confidence import forget_confidence_model
+from review.finetune import forget_served_model
 from tests.llm_server import LLMServer
 
 DEMO = Path(django_settings.BASE_DIR) / "demo"
@@ -60,6 +61,7 @@ def _forget_process_caches() -> None:
     forget_active_prompt()
     kb_version.cache_clear()
     forget_confidence_model()
+    forget_served_model()
 
 
 @pytest.fixture(autouse=True)

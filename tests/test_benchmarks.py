@@ -28,6 +28,8 @@ BENCHMARKS = {
     "context": (["context_share_turn30", "facts_reachable"], None),
     "calibration": (["brier_predictor", "brier_heuristic", "ece_predictor", "ece_heuristic"],
                     DATA / "squad-v1.1-dev-xquad-en" / "xquad.en.json"),
+    "learning": (["coverage_learning", "coverage_random", "coverage_confidence", "coverage_arrival", "precision"],
+                 DATA / "banking77" / "train.csv"),
 }
 
 

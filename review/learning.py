@@ -1,0 +1,286 @@
+"""Which review item teaches most (active learning).
+
+An item's learning value adds up, with the weights of REVIEW_WEIGHTS:
+- uncertainty: `uncertainty` × (1 - confidence);
+- signals: the weight of each reason it is queued for (thumbs-down, handoff, no knowledge-base match,
+  a repeated question, a near-miss of an approved answer);
+- density: `density` × log2(1 + n), n being the unresolved questions of the last REVIEW_DENSITY_DAYS within
+  REVIEW_DENSITY_SIMILARITY of it that neither an approved answer nor a higher-ranked item covers yet
+  (diversity: one approval should cover a cluster, not ten trainers approve ten paraphrases);
+- skips: minus `skip` for each trainer who skipped it.
+
+Questions within REVIEW_GROUP_SIMILARITY of an open item (as close as an approved answer must be to be
+served) are grouped under it: they leave the queue and its decision covers them.
+
+The density ranking is the greedy algorithm for maximum coverage: items are taken in order of value, and
+each taken item's neighbourhood no longer counts for the others. Values only fall as coverage grows, so
+the greedy order is computed lazily with a heap.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from knowledge.embeddings import NoActiveSpace, SpaceRef, active_space_ref, embed_texts
+
+from .models import ApprovedAnswer, ReviewItem
+
+Status, Reason = ReviewItem.Status, ReviewItem.Reason
+OPEN = (Status.PENDING, Status.CLAIMED, Status.GROUPED)
+# Below the similarity at which an approved answer is served, by at most this much: the visitor's
+# question nearly matched what a trainer approved, and deciding says whether it is the same question.
+NEAR_MISS_BAND = 0.07
+_BLOCK = 1024  # rows of the similarity matrix computed at a time
+
+
+def value_terms(*, priority: float, reasons: Sequence[str], skip_count: int, density: float) -> dict[str, float]:
+    """The learning value term by term, as the item page shows it; `total` is their sum."""
+    weights = settings.REVIEW_WEIGHTS
+    terms = {
+        "uncertainty": weights["uncertainty"] * priority,
+        "signals": sum(weights[reason] for reason in set(reasons)),
+        "density": weights["density"] * math.log2(1 + density),
+        "skips": -weights["skip"] * skip_count,
+    }
+    rounded = {name: round(value, 4) for name, value in terms.items()}
+    return {**rounded, "total": round(sum(terms.values()), 6)}
+
+
+@dataclass
+class _Item:
+    index: int  # its place in the list the recompute works on
+    pk: int
+    status: str
+    question: str
+    conversation_id: Any
+    recent: bool
+    priority: float
+    reasons: list[str]
+    skip_count: int
+    vector: np.ndarray | None = None
+    neighbours: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))  # density radius
+    near_duplicates: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))  # group radius
+    approved_similarity: float = 0.0
+    members: list[int] = field(default_factory=list)
+    not_grouped_with: frozenset[int] = frozenset()  # item pks a trainer separated it from
+    density: float = 0.0
+    value: float = 0.0
+    terms: dict[str, float] = field(default_factory=dict)
+
+
+def learning_values_recompute() -> int:
+    """Embed, group and rank every open item; returns how many items it updated."""
+    try:
+        ref = active_space_ref()
+    except NoActiveSpace:
+        return 0  # nothing ingested, nothing approved: no space to compare questions in
+    items = _open_items(ref)
+    if not items:
+        return 0
+    _embed_missing(items, ref)
+    _neighbourhoods(items, _approved_vectors(ref))
+    leaders = _group(items)
+    _add_signals(items, leaders)
+    _rank(items, leaders)
+    return _save(items, leaders)
+
+
+# --- reading and embedding ------------------------------------------------------------------------------
+
+
+def _open_items(ref: SpaceRef) -> list[_Item]:
+    since = timezone.now() - timedelta(days=settings.REVIEW_DENSITY_DAYS)
+    rows = (
+        ReviewItem.objects.filter(status__in=OPEN)
+        .order_by("created_at", "pk")
+        .values_list("pk", "status", "message__reply_to__text", "message__conversation_id", "created_at",
+                     "priority", "reasons", "skip_count", "question_embedding", "space_id", "not_grouped_with")
+    )
+    items = []
+    for index, (pk, status, question, conversation, created, priority, reasons, skips, vector, space,
+                separated) in enumerate(rows):
+        # A vector of another space (an earlier embedding model) is not comparable: embedded again.
+        comparable = vector is not None and space == ref.space_id
+        items.append(_Item(
+            index, pk, status, (question or "").strip(), conversation, created >= since, priority, list(reasons),
+            skips, np.asarray(vector, dtype=np.float32) if comparable else None, not_grouped_with=frozenset(separated),
+        ))
+    return items
+
+
+def _embed_missing(items: list[_Item], ref: SpaceRef) -> None:
+    missing = [item for item in items if item.vector is None and item.question]
+    if not missing:
+        return
+    vectors = embed_texts([item.question for item in missing], ref.spec)
+    for item, vector in zip(missing, vectors, strict=True):
+        item.vector = np.asarray(vector, dtype=np.float32)
+    ReviewItem.objects.bulk_update(
+        [ReviewItem(pk=item.pk, question_embedding=item.vector, space_id=ref.space_id) for item in missing],
+        ["question_embedding", "space_id"], batch_size=500,
+    )
+
+
+def _approved_vectors(ref: SpaceRef) -> np.ndarray:
+    rows = ApprovedAnswer.objects.filter(is_active=True, space_id=ref.space_id, embedding__isnull=False)
+    vectors = [np.asarray(v, dtype=np.float32) for v in rows.values_list("embedding", flat=True)]
+    return _unit(np.vstack(vectors)) if vectors else np.empty((0, ref.spec.dimensions), dtype=np.float32)
+
+
+def _unit(matrix: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix / np.where(norms == 0, 1, norms)
+
+
+# --- neighbourhoods and groups --------------------------------------------------------------------------
+
+
+def _neighbourhoods(items: list[_Item], approved: np.ndarray) -> None:
+    """Each item's unresolved neighbours (recent ones, within the density radius), its near-duplicates
+    (within the group radius) and how close the nearest approved question is."""
+    placed = [n for n, item in enumerate(items) if item.vector is not None]
+    if not placed:
+        return
+    matrix = _unit(np.vstack([_vector(items[n]) for n in placed]))
+    recent = np.array([items[n].recent for n in placed])
+    index = np.array(placed)
+    density_radius, group_radius = settings.REVIEW_DENSITY_SIMILARITY, settings.REVIEW_GROUP_SIMILARITY
+    for start in range(0, len(placed), _BLOCK):
+        block = matrix[start:start + _BLOCK]
+        similar = block @ matrix.T
+        nearest_approved = (block @ approved.T).max(axis=1) if len(approved) else np.zeros(len(block))
+        for row in range(len(block)):
+            item = items[placed[start + row]]
+            scores = similar[row]
+            item.neighbours = index[(scores >= density_radius) & recent]
+            item.near_duplicates = index[scores >= group_radius]
+            item.approved_similarity = float(nearest_approved[row])
+
+
+def _vector(item: _Item) -> np.ndarray:
+    assert item.vector is not None
+    return item.vector
+
+
+def _group(items: list[_Item]) -> list[int]:
+    """Leaders, each with its near-duplicates as members. A claimed item always leads (a trainer is on
+    it); then the item with the most ungrouped near-duplicates, so one decision covers the most."""
+    assigned: set[int] = set()
+    leaders: list[int] = []
+    claimed = [n for n, item in enumerate(items) if item.status == Status.CLAIMED]
+    others = sorted((n for n, item in enumerate(items) if item.status != Status.CLAIMED),
+                    key=lambda n: (-len(items[n].near_duplicates), -_base(items[n]), n))
+    for n in [*claimed, *others]:
+        if n in assigned:
+            continue
+        assigned.add(n)
+        leaders.append(n)
+        members = [m for m in items[n].near_duplicates.tolist() if m not in assigned and _groupable(items[m], items[n])]
+        assigned.update(members)
+        items[n].members = members
+    return leaders
+
+
+def _groupable(member: _Item, leader: _Item) -> bool:
+    return member.status != Status.CLAIMED and leader.pk not in member.not_grouped_with
+
+
+def _add_signals(items: list[_Item], leaders: list[int]) -> None:
+    """The signals only the whole queue shows: the same question asked again in another conversation,
+    and a question just short of an approved answer's."""
+    served_at = settings.APPROVED_MIN_SIMILARITY
+    for item in items:
+        if served_at - NEAR_MISS_BAND <= item.approved_similarity < served_at:
+            _add_reason(item, Reason.CACHE_NEAR_MISS)
+    for n in leaders:
+        leader = items[n]
+        if any(items[m].conversation_id != leader.conversation_id for m in leader.members):
+            _add_reason(leader, Reason.REPEATED_QUESTION)
+
+
+def _add_reason(item: _Item, reason: str) -> None:
+    if reason not in item.reasons:
+        item.reasons.append(reason)
+
+
+# --- ranking ---------------------------------------------------------------------------------------------
+
+
+def _base(item: _Item) -> float:
+    return value_terms(priority=item.priority, reasons=item.reasons, skip_count=item.skip_count, density=0)["total"]
+
+
+def _rank(items: list[_Item], leaders: list[int]) -> None:
+    """Lazy greedy maximum coverage: a leader's density counts only the neighbours nothing ranked above it
+    covers, questions an approved answer already covers included."""
+    covered = np.array([item.approved_similarity >= settings.REVIEW_DENSITY_SIMILARITY for item in items])
+    reach = {n: np.union1d(items[n].neighbours, np.asarray(items[n].members, dtype=np.int64)) for n in leaders}
+    heap = [(-_value(items[n], reach[n], covered), n) for n in leaders]
+    heapq.heapify(heap)
+    while heap:
+        _, n = heapq.heappop(heap)
+        value = _value(items[n], reach[n], covered)
+        if heap and value < -heap[0][0] - 1e-9:
+            heapq.heappush(heap, (-value, n))  # its neighbourhood was covered since: ranked again
+            continue
+        items[n].value = value
+        covered[reach[n]] = True
+
+
+def _value(item: _Item, reach: np.ndarray, covered: np.ndarray) -> float:
+    # An item is its own neighbour (similarity 1): it is not its density.
+    item.density = float(np.count_nonzero(~covered[reach] & (reach != item.index)))
+    item.terms = value_terms(priority=item.priority, reasons=item.reasons, skip_count=item.skip_count,
+                             density=item.density)
+    return item.terms["total"]
+
+
+# --- writing ---------------------------------------------------------------------------------------------
+
+
+def _save(items: list[_Item], leaders: list[int]) -> int:
+    """Writes what was computed to the items still open; one a trainer decided meanwhile is left alone,
+    and one claimed meanwhile is not grouped under another."""
+    leader_of = {m: n for n in leaders for m in items[n].members}
+    with transaction.atomic():
+        current = dict(
+            ReviewItem.objects.select_for_update().filter(pk__in=[item.pk for item in items], status__in=OPEN)
+            .values_list("pk", "status")
+        )
+        rows = [_row(n, item, items, leader_of, current[item.pk]) for n, item in enumerate(items) if item.pk in current]
+        ReviewItem.objects.bulk_update(
+            rows, ["status", "representative", "represents", "density", "learning_value", "value_terms",
+                   "reasons", "reason"], batch_size=500,
+        )
+    return len(rows)
+
+
+def _row(n: int, item: _Item, items: list[_Item], leader_of: dict[int, int], status: str) -> ReviewItem:
+    leader = leader_of.get(n)
+    if leader is not None and status != Status.CLAIMED:
+        return ReviewItem(
+            pk=item.pk, status=Status.GROUPED, representative_id=items[leader].pk, represents=1, density=0.0,
+            learning_value=0.0, value_terms={"grouped_under": items[leader].pk}, reasons=item.reasons,
+            reason=_latest_label(item),
+        )
+    return ReviewItem(
+        pk=item.pk, status=Status.PENDING if status == Status.GROUPED else status, representative_id=None,
+        represents=1 + len(item.members), density=item.density, learning_value=item.value or _base(item),
+        value_terms=item.terms or value_terms(priority=item.priority, reasons=item.reasons,
+                                              skip_count=item.skip_count, density=0),
+        reasons=item.reasons, reason=_latest_label(item),
+    )
+
+
+def _latest_label(item: _Item) -> str:
+    return str(Reason(item.reasons[-1]).label) if item.reasons else ""
