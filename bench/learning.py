@@ -1,16 +1,16 @@
 """Active learning: how much of the next questions a trainer's budget of approvals answers, by ranking.
 
-The training file's questions arrive (in a seeded random order, one visitor each) and are answered through
-the project's own pipeline, offline, with no knowledge base that could answer them, so every answer is
-queued for review; the beat job's recompute then groups and ranks the queue. A simulated trainer approves
-the top items of each ranking with the category's one canonical answer (claim, take out of the item's
-group any question of another category, edit and approve, through review's services): the learning value,
-`1 - confidence` alone, arrival order, and random (the mean of five seeds). After each budget the test
-file's questions are replayed through the real reuse path (approved answers; the answer cache is off).
-Coverage is the share of test questions answered by an approved answer; precision the share of those
-answered with their own category's answer. A test question of a category without an approved answer (or
-of a category the training file lacks) counts against precision whenever an approved answer is served to
-it.
+The training file's questions arrive (in a seeded random order, one visitor each) and are answered
+through the project's own pipeline, offline, with no knowledge base that could answer them, so every
+answer is queued for review; the beat job's recompute then groups and ranks the queue. Every ranking
+orders that same queue (near-duplicates grouped under one item). A simulated trainer approves the top
+items of each ranking with the category's one canonical answer (claim, take out of the item's group any
+question of another category, edit and approve, through review's services): the learning value, `1 -
+confidence` alone, arrival order, and random (the mean of five seeds). After each budget the test file's
+questions are replayed through the real reuse path (approved answers; the answer cache is off). Coverage
+is the share of test questions answered by an approved answer; precision the share of those answered with
+their own category's answer. A test question of a category without an approved answer (or of a category
+the training file lacks) counts against precision whenever an approved answer is served to it.
 
     make bench                                      # runs this under the embedded Postgres
     python bench/learning.py [--train CSV] [--test CSV] [--budget N ...] [--arrivals N]
@@ -107,15 +107,10 @@ def rankings(seed: int) -> dict[str, Callable[[list], list]]:
     }
 
 
-def open_queue(ranking: str) -> list:
-    """What the trainer sees. The learning-value queue groups near-duplicate questions under one item;
-    the baselines are rankings of the queue as it was before, with no groups (undone for them, inside
-    the rolled-back transaction)."""
-    from review.models import ReviewItem
+def open_queue() -> list:
+    """The queue as a trainer sees it (near-duplicates grouped under one item); rankings order it."""
     from review.selectors import review_queue
 
-    if ranking != "learning value":
-        ReviewItem.objects.filter(status="grouped").update(status="pending", representative=None)
     return list(review_queue(user=None))
 
 
@@ -168,14 +163,14 @@ def replay(tests: list[Question], queries: list) -> Score:
     return Score(served / len(tests), right / served if served else 1.0)
 
 
-def measure(ranking: str, order: Callable[[list], list], budgets: list[int], categories: dict[str, str],
+def measure(order: Callable[[list], list], budgets: list[int], categories: dict[str, str],
             tests: list[Question], queries: list, trainer) -> dict[int, Score]:
     """Approve down the ranking up to each budget, replaying the tests at each; everything rolled back."""
     from django.db import transaction
 
     scores: dict[int, Score] = {}
     with transaction.atomic():
-        queue, approved = order(open_queue(ranking)), 0
+        queue, approved = order(open_queue()), 0
         for budget in budgets:
             while approved < budget and queue:
                 item = queue.pop(0)
@@ -232,7 +227,7 @@ def run(args) -> int:
           f"{ReviewItem.objects.filter(status='pending').count()} open items")
     trainer = User.objects.create_user("bench-trainer", is_staff=True)
     queries = test_queries(tests)
-    results = {name: measure(name, order, budgets, categories, tests, queries, trainer)
+    results = {name: measure(order, budgets, categories, tests, queries, trainer)
                for name, order in rankings(args.seed).items()}
     table = {name: s for name, s in results.items() if not name.startswith("random")}
     table[f"random (mean of {RANDOM_SEEDS})"] = mean_random(results, budgets)

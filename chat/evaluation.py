@@ -11,6 +11,7 @@ closed before it ends.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
 import time
@@ -51,7 +52,8 @@ def answer_case(*, question: str, language: str, model: str, prompt_version_id: 
     """One evaluation case answered as a visitor's first question would be, with `model` (empty: the
     prompt version's, else the served one, a promoted fine-tuned model included) and that prompt version
     (None: the active one). Raises what the pipeline raises: GuardError for a question it refuses,
-    LLMError when generation fails."""
+    LLMError when generation fails. The answer names the model that gave it: the gateway's fallback
+    model, when the one asked for failed."""
     started = time.perf_counter()
     guarded = guard(question)
     prompt = _prompt(prompt_version_id)
@@ -65,7 +67,7 @@ def answer_case(*, question: str, language: str, model: str, prompt_version_id: 
     generation = asyncio.run(_generate(guarded.text, model or prompt.model or served_model(), context))
     return CaseAnswer(
         text=generation.text, excerpts=[_excerpt(context.hits[n - 1]) for n in generation.cited],
-        latency_ms=round((time.perf_counter() - started) * 1000),
+        latency_ms=round((time.perf_counter() - started) * 1000), model=generation.model,
     )
 
 
@@ -111,20 +113,26 @@ def _excerpt(hit: SearchHit) -> str:
 
 
 def judge_answer(*, question: str, reference: str, answer: str, model: str) -> Judgement:
-    """The LLM's 0–1 grade of `answer` against `reference`, with its reason, through the gateway (its
-    retries, fallback and circuit breaker). Only called when an LLM is configured."""
+    """The LLM's 0–1 grade of `answer` against `reference`, with its reason and the model that gave it,
+    through the gateway (its retries, fallback and circuit breaker). Only called when an LLM is configured."""
     messages = [
         ChatMessage("system", JUDGE_PROMPT),
         ChatMessage("user", f"Question:\n{question}\n\nReference answer:\n{reference}\n\nAnswer to grade:\n{answer}"),
     ]
-    return parse_judgement(asyncio.run(_complete(messages, model)))
+    reply, graded_by = asyncio.run(_complete(messages, model))
+    return dataclasses.replace(parse_judgement(reply), model=graded_by)
 
 
-async def _complete(messages: list[ChatMessage], model: str) -> str:
+async def _complete(messages: list[ChatMessage], model: str) -> tuple[str, str]:
+    """The reply's text and the model that wrote it."""
+    texts, answered_by = [], ""
     try:
-        return "".join([delta.text async for delta in get_gateway().stream(messages, model=model)])
+        async for delta in get_gateway().stream(messages, model=model):
+            texts.append(delta.text)
+            answered_by = delta.model or answered_by
     finally:
         await close_clients()
+    return "".join(texts), answered_by
 
 
 def parse_judgement(reply: str) -> Judgement:

@@ -132,7 +132,8 @@ CELERY_BEAT_SCHEDULE = {
     "confidence-model-retrain": {"task": "monitoring.tasks.confidence_model_retrain", "schedule": 3600.0},
     "learning-values-recompute": {"task": "review.tasks.learning_values_recompute", "schedule": 300.0},
     "fine-tune-start-when-due": {"task": "review.tasks.fine_tune_start_when_due", "schedule": 3600.0},
-    "fine-tune-runs-follow": {"task": "review.tasks.fine_tune_runs_follow", "schedule": 60.0},  # below
+    "fine-tune-runs-follow": {"task": "review.tasks.fine_tune_runs_follow", "schedule": 60.0},  # set below
+    "evaluation-runs-fail-stale": {"task": "review.tasks.evaluation_runs_fail_stale", "schedule": 300.0},
 }
 
 # --- Auth, i18n, static ------------------------------------------------------------------------
@@ -196,8 +197,9 @@ CHAT_DB_THREADS = env.int("CHAT_DB_THREADS", default=4)  # the pipeline's databa
 REVIEW_CONFIDENCE_THRESHOLD = env.float("REVIEW_CONFIDENCE_THRESHOLD", default=0.5)
 # The learnt confidence predictor replaces the heuristic once this many answers are judged.
 CONFIDENCE_MIN_LABELS = env.int("CONFIDENCE_MIN_LABELS", default=50)
-# The queue's learning value: `uncertainty` times (1 - confidence), plus the weight of each reason an
-# answer is queued for, minus `skip` for each trainer who skipped it. REVIEW_WEIGHTS (JSON) overrides
+# The queue's learning value (review/learning.py): `uncertainty` times (1 - confidence), plus the weight
+# of each reason an answer is queued for, plus `density` times log2(1 + the unresolved questions nearby
+# nothing covers yet), minus `skip` for each trainer who skipped it. REVIEW_WEIGHTS (JSON) overrides
 # single weights; the others keep these.
 REVIEW_WEIGHTS = {
     "uncertainty": 1.0, "low_confidence": 0.0, "no_kb_match": 0.5, "thumbs_down": 1.0, "handoff": 0.8,
@@ -237,6 +239,9 @@ FINETUNE_BASE_MODEL = env.str("FINETUNE_BASE_MODEL", default="")  # empty: LLM_M
 FINETUNE_GATE_TOLERANCE = env.float("FINETUNE_GATE_TOLERANCE", default=0.0)
 FINETUNE_AUTO_PROMOTE = env.bool("FINETUNE_AUTO_PROMOTE", default=True)
 FINETUNE_POLL_SECONDS = env.float("FINETUNE_POLL_SECONDS", default=60.0)
+# A fine-tuning run exporting or evaluating, or an evaluation run running, for longer than this was left
+# by a worker that died: it is failed so that the next one can start.
+REVIEW_STALE_RUN_MINUTES = env.int("REVIEW_STALE_RUN_MINUTES", default=120)
 CELERY_BEAT_SCHEDULE["fine-tune-runs-follow"]["schedule"] = FINETUNE_POLL_SECONDS
 # Languages the router tells apart (py3langid, offline); a question shorter than
 # CHAT_LANGUAGE_MIN_WORDS keeps the conversation's language, or the default.
@@ -269,6 +274,9 @@ if CACHE_EVICTION not in ("lru", "lfu"):
 # approved answer (plus the guard's lexical checks) rather than on agreement.
 APPROVED_MIN_SIMILARITY = env.float("APPROVED_MIN_SIMILARITY", default=0.85)
 APPROVED_MIN_GAP = env.float("APPROVED_MIN_GAP", default=0.05)
+# ... and closer by this much than to any question still awaiting review: a trainer verified the answer
+# for the questions they saw, not for the unreviewed ones around them (bench/learning.py chose it).
+APPROVED_UNREVIEWED_GAP = env.float("APPROVED_UNREVIEWED_GAP", default=0.06)
 
 # --- LLM gateway -------------------------------------------------------------------------------
 # With neither an API key nor a base URL, the offline extractive provider answers.

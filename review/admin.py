@@ -63,7 +63,7 @@ class ReasonFilter(admin.SimpleListFilter):
 
 @admin.register(ReviewItem)
 class ReviewItemAdmin(ReviewPageMixin, admin.ModelAdmin):
-    list_display = ["question", "answer_seen", "confidence", "why", "learning_value", "state"]
+    list_display = ["question", "answer_seen", "confidence", "why", "value", "state"]
     list_display_links = None  # the question links to the review page, not the raw change form
     list_filter = [QueueFilter, ReasonFilter, ("message__conversation__language", admin.AllValuesFieldListFilter),
                    ("message__prompt_version_id", admin.AllValuesFieldListFilter), "status"]
@@ -98,6 +98,10 @@ class ReviewItemAdmin(ReviewPageMixin, admin.ModelAdmin):
     def confidence(self, item: ReviewItem) -> str:
         value = item.message.confidence
         return "—" if value is None else f"{value:.2f}"
+
+    @admin.display(description="learning value", ordering="learning_value")
+    def value(self, item: ReviewItem) -> str:
+        return f"{item.learning_value:.2f}"
 
     @admin.display(description="why it is queued")
     def why(self, item: ReviewItem) -> str:

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
@@ -23,9 +23,9 @@ from experiments.models import PromptVersion
 
 from . import evaluation, tasks
 from .admin_queue import trainer_of
-from .models import EvaluationCase, EvaluationRun, EvaluationSet
+from .models import EvaluationCase, EvaluationRun, EvaluationSet, FineTuneRun
 
-LIVE = (EvaluationRun.Status.QUEUED, EvaluationRun.Status.RUNNING)
+LIVE = evaluation.LIVE
 
 
 def _ids(request: HttpRequest) -> list[int]:
@@ -66,7 +66,7 @@ class RunForm(forms.Form):
 class EvaluationCaseAdmin(admin.ModelAdmin):
     list_display = ["short_question", "short_reference", "language", "evaluation_set", "approved_answer"]
     list_filter = ["evaluation_set", "language"]
-    list_select_related = ["evaluation_set"]
+    list_select_related = ["evaluation_set", "approved_answer"]
     search_fields = ["question", "reference"]
     raw_id_fields = ["approved_answer"]
 
@@ -205,6 +205,15 @@ class EvaluationRunAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: EvaluationRun | None = None) -> bool:
         return False  # what a run measured is never edited
+
+    def has_delete_permission(self, request: HttpRequest, obj: EvaluationRun | None = None) -> bool:
+        """Not a run that is queued or running (its worker writes to it), nor one a fine-tuning run's gate
+        compared (the record of why a model was or was not served). Admin asks per run for a bulk delete
+        and for the runs a deleted set takes with it."""
+        if obj is not None and (obj.status in LIVE or FineTuneRun.objects.filter(
+                Q(baseline_run=obj) | Q(candidate_run=obj)).exists()):
+            return False
+        return super().has_delete_permission(request, obj)
 
     @admin.display(description="run", ordering="created_at")
     def run(self, run: EvaluationRun) -> str:

@@ -1,6 +1,6 @@
 """Fine-tuning runs in admin: every run with its scores and outcome, the model served now, and the
 one-click buttons (start a run, promote a run that passed the gate, roll back), each confirmed on a page
-of its own and recorded as a promotion row."""
+of its own. A start is handed to a worker; promotions and rollbacks are recorded as promotion rows."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
@@ -18,7 +19,7 @@ from django.urls import NoReverseMatch, URLPattern, path, reverse
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
-from . import finetune
+from . import finetune, tasks
 from .admin_queue import trainer_of
 from .models import EvaluationRun, FineTuneRun, ModelPromotion
 
@@ -36,8 +37,12 @@ class Button:
 
 
 def _start(request: HttpRequest, run: FineTuneRun | None) -> str:
-    started = finetune.fine_tune_start(trigger=FineTuneRun.Trigger.MANUAL, user=trainer_of(request))
-    return f"Fine-tune run {started.pk}: {started.get_status_display()}. {started.error}".strip()
+    """Handed to a worker: the export, uploads and (offline) an evaluation outlast a request. The check
+    answers a click while a run is unfinished; the worker's own check, under the lock, a double click."""
+    finetune.fine_tune_start_check()
+    user_id = trainer_of(request).pk
+    transaction.on_commit(lambda: tasks.fine_tune_start_manual.delay(user_id))
+    return "Fine-tuning started: the run appears in this list once the approved answers are exported."
 
 
 def _promote(request: HttpRequest, run: FineTuneRun | None) -> str:
@@ -54,7 +59,8 @@ def _rollback(request: HttpRequest, run: FineTuneRun | None) -> str:
 
 BUTTONS = {
     "start": Button("Start fine-tuning now", "Export the approved answers and start a fine-tuning job with the "
-                    "provider? The model is evaluated on the held-out set when the job ends.",
+                    "provider? A worker does it in the background; the model is evaluated on the held-out set "
+                    "when the job ends.",
                     "review.add_finetunerun", _start),
     "promote": Button("Promote", "Serve this fine-tuned model for every prompt version that names no model?",
                       "review.change_finetunerun", _promote),
@@ -160,7 +166,7 @@ class FineTuneRunAdmin(admin.ModelAdmin):
             return TemplateResponse(request, "admin/review/finetune_confirm.html", {
                 **self.admin_site.each_context(request), "opts": self.model._meta, "title": button.title,
                 "button": button, "action": name, "run": run, "served_model": served_label(finetune.served_model_now()),
-                "in_force": finetune.promotion_in_force(),
+                "in_force": finetune.promotion_in_force(), "llm_offline": not finetune.llm_configured(),
             })
         try:
             self.message_user(request, button.do(request, run), messages.SUCCESS)

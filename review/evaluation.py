@@ -14,8 +14,12 @@ through chat's pipeline (EVALUATION_ANSWERER: review does not import chat) and s
   what catches that, when an LLM is configured;
 - judge: an LLM's grade from 0 to 1 against the reference (EVALUATION_JUDGE), when the run has a judge.
 
+A case the gateway answered with another model than the run names (its fallback, after the named one
+failed) fails: the run measures the model it names or nothing. So does a judge's grade by another model.
+
 Slow work (answering, embedding, judging) runs outside transactions; each case's result is written as
-it is scored and `done` counts up, so the admin's progress bar moves while the run works.
+it is scored and `done` counts up, so the admin's progress bar moves while the run works. A run left
+running by a worker that stopped is failed after REVIEW_STALE_RUN_MINUTES (`evaluation_runs_fail_stale`).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import logging
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Protocol
 
 import numpy as np
@@ -47,10 +52,13 @@ from .models import ApprovedAnswer, EvaluationCase, EvaluationResult, Evaluation
 
 logger = logging.getLogger(__name__)
 Status = EvaluationRun.Status
+LIVE = (Status.QUEUED, Status.RUNNING)
 # all-MiniLM puts a paraphrase of a sentence above this and another claim on the same subject below it.
 FAITHFUL_SIMILARITY = 0.7
 METRICS = ("similarity", "faithfulness", "judge")
 HELD_OUT_SUFFIX = " — held out"
+# How OpenAI names the snapshot an alias answered with: gpt-4o-mini → gpt-4o-mini-2024-07-18, gpt-4 → gpt-4-0613.
+_SNAPSHOT = re.compile(r"-(?:\d{4}-\d{2}-\d{2}|\d{4})")
 
 
 @dataclass(frozen=True)
@@ -60,6 +68,7 @@ class CaseAnswer:
     text: str
     excerpts: list[str]  # the excerpts the answer cites, each as the model was given it
     latency_ms: int
+    model: str = ""  # the model that answered, as the provider names it ("": not known)
 
 
 @dataclass(frozen=True)
@@ -68,6 +77,7 @@ class Judgement:
 
     score: float  # 0 to 1
     note: str
+    model: str = ""  # the model that graded, as the provider names it ("": not known)
 
 
 class Answerer(Protocol):
@@ -105,7 +115,14 @@ def held_out_set() -> EvaluationSet:
     """The cases the training export holds out (its seeded hash split), synced into their own set.
 
     Cases that are no longer held out (their approved answer deactivated or expired) leave the set with
-    their per-case results; past runs keep their means in `scores`."""
+    their per-case results; past runs keep their means in `scores`. While a run on the set is queued or
+    running the set stays as it is: that run answers and scores its cases."""
+    evaluation_set, _ = EvaluationSet.objects.get_or_create(
+        name=settings.EVALUATION_SET_NAME + HELD_OUT_SUFFIX,
+        defaults={"description": "The approved answers the training export holds out of fine-tuning."},
+    )
+    if _in_use(evaluation_set):
+        return evaluation_set
     wanted: dict[str, dict[str, Any]] = {}
     for line in training_data_build().evaluation:  # newest first: the newest approval is the reference
         wanted.setdefault(line["question"], line)
@@ -115,13 +132,20 @@ def held_out_set() -> EvaluationSet:
         for question, line in wanted.items()
     ]
     with transaction.atomic():
-        evaluation_set, _ = EvaluationSet.objects.get_or_create(
-            name=settings.EVALUATION_SET_NAME + HELD_OUT_SUFFIX,
-            defaults={"description": "The approved answers the training export holds out of fine-tuning."},
-        )
+        # Row-locked, so that two syncs take turns; checked again, as a run may have started meanwhile.
+        EvaluationSet.objects.select_for_update().filter(pk=evaluation_set.pk).first()
+        if _in_use(evaluation_set):
+            return evaluation_set
         evaluation_set.cases.exclude(question__in=list(wanted)).delete()
         _cases_upsert(evaluation_set, cases, fields=["reference", "language", "approved_answer"])
     return evaluation_set
+
+
+def _in_use(evaluation_set: EvaluationSet) -> bool:
+    if not evaluation_set.runs.filter(status__in=LIVE).exists():
+        return False
+    logger.info("%s not synced: a run on it is queued or running", evaluation_set)
+    return True
 
 
 def _cases_upsert(evaluation_set: EvaluationSet, cases: list[EvaluationCase], *, fields: list[str]) -> None:
@@ -260,7 +284,8 @@ def evaluation_run_execute(*, run_id: int) -> EvaluationRun:
         scorer = _Scorer(run)
         for case in cases:
             scorer.result(case).save()
-            EvaluationRun.objects.filter(pk=run_id).update(done=F("done") + 1)
+            if not EvaluationRun.objects.filter(pk=run_id, status=Status.RUNNING).update(done=F("done") + 1):
+                return EvaluationRun.objects.get(pk=run_id)  # failed as stale meanwhile: it stays so
     except Exception as exc:
         logger.exception("evaluation run %s failed", run_id)
         return _run_finish(run, error=f"{type(exc).__name__}: {exc}")
@@ -286,6 +311,11 @@ class _Scorer:
             result.error = f"{type(exc).__name__}: {exc}"
             return result
         result.answer, result.excerpts, result.latency_ms = answer.text, answer.excerpts, answer.latency_ms
+        if not model_matches(requested=self.run.model, reported=answer.model):
+            result.error = (f"answered by {answer.model}, not {self.run.model}: the gateway fell back to another "
+                            f"model (LLM_FALLBACK_MODEL, or the offline provider), so the case does not measure "
+                            f"{self.run.model}")
+            return result
         result.similarity, result.faithfulness = answer_scores(
             answer=answer.text, reference=case.reference, excerpts=answer.excerpts, spec=self.spec)
         if self.judge is not None:
@@ -301,7 +331,18 @@ class _Scorer:
             logger.warning("evaluation run %s: judging case %s failed", self.run.pk, case.pk, exc_info=True)
             result.judge_note = f"the judge failed: {type(exc).__name__}: {exc}"
             return
+        if not model_matches(requested=self.run.judge_model, reported=judgement.model):
+            result.judge_note = f"the judge failed: graded by {judgement.model}, not {self.run.judge_model}"
+            return
         result.judge, result.judge_note = min(1.0, max(0.0, judgement.score)), judgement.note
+
+
+def model_matches(*, requested: str, reported: str) -> bool:
+    """Whether the model the provider reports is the one asked for: the same name or, for an alias, its
+    dated snapshot. True when either is not known (nothing named, or nothing reported)."""
+    if not requested or not reported or reported == requested:
+        return True
+    return reported.startswith(requested) and _SNAPSHOT.fullmatch(reported[len(requested):]) is not None
 
 
 def _embedding_spec() -> ModelSpec:
@@ -313,14 +354,34 @@ def _embedding_spec() -> ModelSpec:
 
 
 def _run_finish(run: EvaluationRun, *, error: str = "") -> EvaluationRun:
-    run.refresh_from_db()
-    run.scores = evaluation_run_scores(run=run)
-    if not error and run.total and not run.scores["answered"]:
+    """Guarded: a run failed as stale meanwhile stays failed."""
+    scores = evaluation_run_scores(run=run)
+    if not error and run.total and not scores["answered"]:
         first = run.results.exclude(error="").values_list("error", flat=True).first()
         error = f"no case was answered; the first error: {first}"
-    run.status, run.error, run.finished_at = (Status.FAILED if error else Status.DONE), error, timezone.now()
-    run.save(update_fields=["scores", "status", "error", "finished_at"])
+    EvaluationRun.objects.filter(pk=run.pk, status=Status.RUNNING).update(
+        scores=scores, status=Status.FAILED if error else Status.DONE, error=error, finished_at=timezone.now())
+    run.refresh_from_db()
     return run
+
+
+def evaluation_runs_fail_stale() -> int:
+    """Fail the runs running for longer than REVIEW_STALE_RUN_MINUTES (their worker stopped), and those
+    queued as long (their task was lost): left so, they would keep the held-out set from syncing. Returns
+    how many."""
+    minutes = settings.REVIEW_STALE_RUN_MINUTES
+    cutoff = timezone.now() - timedelta(minutes=minutes)
+    running = EvaluationRun.objects.filter(status=Status.RUNNING, started_at__lt=cutoff).update(
+        status=Status.FAILED, finished_at=timezone.now(),
+        error=f"Still running {minutes} minutes after it started (REVIEW_STALE_RUN_MINUTES): its worker "
+              "stopped. Start the run again.")
+    queued = EvaluationRun.objects.filter(status=Status.QUEUED, created_at__lt=cutoff).update(
+        status=Status.FAILED, finished_at=timezone.now(),
+        error=f"Never started in the {minutes} minutes after it was queued (REVIEW_STALE_RUN_MINUTES): its task "
+              "was lost. Start the run again.")
+    if running or queued:
+        logger.warning("evaluation runs failed as stale: %s running, %s queued", running, queued)
+    return running + queued
 
 
 # --- scoring ------------------------------------------------------------------------------------------
@@ -358,6 +419,7 @@ def text_sentences(text: str) -> list[str]:
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:
+    """Each row scaled to length 1, a zero row left zero (review/learning.py has its own, for its matrices)."""
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return vectors / np.where(norms == 0, 1.0, norms)
 

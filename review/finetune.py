@@ -5,7 +5,9 @@ only if it is not worse. Every promotion and rollback is a `ModelPromotion` row:
 model answers use when their prompt version names none (`served_model`).
 
 Provider calls are never made inside a transaction. Each state change of a run is a guarded update from
-the states that allow it; changes of the served model take one advisory lock, so they happen in turn.
+the states that allow it; changes of the served model take one advisory lock, so they happen in turn. A run
+left exporting or evaluating by a worker that stopped is failed after REVIEW_STALE_RUN_MINUTES, so that it
+does not block every later run.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import connection, transaction
 from django.db.models import Count, Q, Value
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 from openai.types.fine_tuning import FineTuningJob
 
@@ -35,6 +37,7 @@ logger = logging.getLogger(__name__)
 Status, Trigger, Action = FineTuneRun.Status, FineTuneRun.Trigger, ModelPromotion.Action
 
 UNFINISHED = (Status.EXPORTING, Status.TRAINING, Status.EVALUATING)
+STALLABLE = (Status.EXPORTING, Status.EVALUATING)  # worked on by one worker, unlike TRAINING (the provider's)
 PROMOTABLE = (Status.READY, Status.ROLLED_BACK)  # by hand; the gate promotes from EVALUATING
 MIN_TRAINING_EXAMPLES = 10  # OpenAI refuses a chat fine-tuning file with fewer
 JOB_FAILED = ("failed", "cancelled")
@@ -154,11 +157,24 @@ def fine_tune_start(*, trigger: str, user: User | None = None) -> FineTuneRun:
         return _fail(run, allowed=[Status.EXPORTING], error=f"{type(exc).__name__}: {exc}")
 
 
+def fine_tune_start_manual(*, user_id: int | None) -> FineTuneRun:
+    """A run an operator started in admin, in a worker (the export, uploads and an offline evaluation take
+    longer than a request should). Raises FineTuneConflict when a run is unfinished, a run a second click
+    started included."""
+    user = User.objects.filter(pk=user_id).first() if user_id is not None else None
+    return fine_tune_start(trigger=Trigger.MANUAL, user=user)
+
+
+def fine_tune_start_check() -> None:
+    """Raises FineTuneConflict while a run is unfinished: an operator is told at once, not by a worker's log."""
+    if FineTuneRun.objects.filter(status__in=UNFINISHED).exists():
+        raise FineTuneConflict("A fine-tuning run is still unfinished: wait for it to end.")
+
+
 def _run_open(*, trigger: str, user: User | None) -> FineTuneRun:
     with transaction.atomic():
         _lock()
-        if FineTuneRun.objects.filter(status__in=UNFINISHED).exists():
-            raise FineTuneConflict("A fine-tuning run is still unfinished: wait for it to end.")
+        fine_tune_start_check()
         return FineTuneRun.objects.create(trigger=trigger, base_model=base_model(), created_by=user)
 
 
@@ -216,15 +232,37 @@ def _client() -> openai.OpenAI:
 
 
 def fine_tune_runs_follow() -> int:
-    """Look at every training run's job: record what the provider reports; a failed job fails its run, a
-    finished one is evaluated, gated and promoted. Returns how many runs were looked at."""
+    """Fail the runs a stopped worker left exporting or evaluating, then look at every training run's job:
+    record what the provider reports; a failed job fails its run, a finished one is evaluated, gated and
+    promoted. Returns how many runs were failed as stale or looked at."""
+    stale = fine_tune_runs_fail_stale()
     runs = list(FineTuneRun.objects.filter(status=Status.TRAINING).order_by("created_at", "pk"))
     if not runs or not llm_configured():
-        return 0
+        return stale
     with _client() as client:
         for run in runs:
             _follow(client, run)
-    return len(runs)
+    return stale + len(runs)
+
+
+def fine_tune_runs_fail_stale() -> int:
+    """Fail the runs exporting or evaluating with no sign of work for REVIEW_STALE_RUN_MINUTES: the run's
+    start, or its evaluation runs' creation and starts (an evaluating run's are created as it enters the
+    state). Their worker stopped; left so, they would block every later run. Returns how many."""
+    minutes = settings.REVIEW_STALE_RUN_MINUTES
+    # PostgreSQL's GREATEST skips NULLs: an evaluation not started yet does not count.
+    last_work = Greatest("created_at", "baseline_run__created_at", "baseline_run__started_at",
+                         "candidate_run__created_at", "candidate_run__started_at")
+    stale = FineTuneRun.objects.alias(last_work=last_work).filter(
+        last_work__lt=timezone.now() - timedelta(minutes=minutes))
+    failed = 0
+    for status in STALLABLE:
+        failed += stale.filter(status=status).update(status=Status.FAILED, finished_at=timezone.now(), error=(
+            f"Stopped while {status}: no progress for more than {minutes} minutes (REVIEW_STALE_RUN_MINUTES), "
+            "so its worker has stopped. Start a new run."))
+    if failed:
+        logger.warning("%s fine-tune runs failed as stale", failed)
+    return failed
 
 
 def _follow(client: openai.OpenAI, run: FineTuneRun) -> None:
@@ -238,13 +276,21 @@ def _follow(client: openai.OpenAI, run: FineTuneRun) -> None:
         return
     changes: dict[str, Any] = {"job_status": job.status, "trained_tokens": job.trained_tokens,
                                "fine_tuned_model": job.fine_tuned_model or ""}
+    queued: list[EvaluationRun] = []
     if job.status == "succeeded":
-        changes["status"] = Status.EVALUATING
+        try:
+            queued = _evaluations_queue(fine_tuned_model=job.fine_tuned_model or "")
+        except Exception as exc:  # as the evaluation's own failure: the run fails rather than stays training
+            logger.exception("queueing the evaluation of fine-tune run %s failed", run.pk)
+            _fail(run, allowed=[Status.TRAINING], error=f"The evaluation failed: {type(exc).__name__}: {exc}")
+            return
+        changes.update(status=Status.EVALUATING, baseline_run=queued[0], candidate_run=queued[1])
     elif job.status in JOB_FAILED:
         changes.update(status=Status.FAILED, error=_job_error(job), finished_at=timezone.now())
     try:
         run = _move(run, allowed=[Status.TRAINING], changes=changes)
-    except FineTuneConflict:  # another worker followed it meanwhile
+    except FineTuneConflict:  # another worker followed it meanwhile, with evaluation runs of its own
+        EvaluationRun.objects.filter(pk__in=[r.pk for r in queued], status=EvaluationRun.Status.QUEUED).delete()
         return
     if run.status == Status.EVALUATING:
         _evaluate_and_gate(run)
@@ -284,7 +330,8 @@ def _evaluate_and_gate(run: FineTuneRun) -> FineTuneRun:
     """The fine-tuned and the served model on the held-out set, then the gate: promoted (or READY, when
     FINETUNE_AUTO_PROMOTE is off) or REFUSED with the scores."""
     try:
-        baseline, candidate = _evaluations(run)
+        baseline = evaluation.evaluation_run_execute(run_id=_linked(run.baseline_run_id))
+        candidate = evaluation.evaluation_run_execute(run_id=_linked(run.candidate_run_id))
     except Exception as exc:  # a run left EVALUATING would block every later run
         logger.exception("evaluating fine-tune run %s failed", run.pk)
         return _fail(run, allowed=[Status.EVALUATING], error=f"The evaluation failed: {type(exc).__name__}: {exc}")
@@ -302,13 +349,18 @@ def _evaluate_and_gate(run: FineTuneRun) -> FineTuneRun:
     return _move(run, allowed=[Status.EVALUATING], changes={"status": Status.READY, "finished_at": timezone.now()})
 
 
-def _evaluations(run: FineTuneRun) -> tuple[EvaluationRun, EvaluationRun]:
+def _evaluations_queue(*, fine_tuned_model: str) -> list[EvaluationRun]:
+    """The served (baseline) and the fine-tuned (candidate) model's runs on the held-out set, queued before
+    the run enters EVALUATING with them, so that an evaluating run always has a time to be stale from."""
     held_out = evaluation.held_out_set()
-    baseline = evaluation.evaluation_run_create(evaluation_set=held_out, model=_serving_model())
-    candidate = evaluation.evaluation_run_create(evaluation_set=held_out, model=run.fine_tuned_model)
-    _move(run, allowed=[Status.EVALUATING], changes={"baseline_run": baseline, "candidate_run": candidate})
-    return (evaluation.evaluation_run_execute(run_id=baseline.pk),
-            evaluation.evaluation_run_execute(run_id=candidate.pk))
+    return [evaluation.evaluation_run_create(evaluation_set=held_out, model=model)
+            for model in (_serving_model(), fine_tuned_model)]
+
+
+def _linked(run_id: int | None) -> int:
+    if run_id is None:
+        raise FineTuneConflict("The run has no evaluation run to execute.")
+    return run_id
 
 
 def _evaluated(*, model: str) -> EvaluationRun:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -29,6 +30,7 @@ from typing import Any
 import numpy as np
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from knowledge.embeddings import NoActiveSpace, SpaceRef, active_space_ref, embed_texts
@@ -73,9 +75,8 @@ class _Item:
     approved_similarity: float = 0.0
     members: list[int] = field(default_factory=list)
     not_grouped_with: frozenset[int] = frozenset()  # item pks a trainer separated it from
+    derived: list[str] = field(default_factory=list)  # reasons the recompute found (not a visitor's signal)
     density: float = 0.0
-    value: float = 0.0
-    terms: dict[str, float] = field(default_factory=dict)
 
 
 def learning_values_recompute() -> int:
@@ -132,7 +133,8 @@ def _embed_missing(items: list[_Item], ref: SpaceRef) -> None:
 
 
 def _approved_vectors(ref: SpaceRef) -> np.ndarray:
-    rows = ApprovedAnswer.objects.filter(is_active=True, space_id=ref.space_id, embedding__isnull=False)
+    rows = ApprovedAnswer.objects.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()),
+                                         is_active=True, space_id=ref.space_id, embedding__isnull=False)
     vectors = [np.asarray(v, dtype=np.float32) for v in rows.values_list("embedding", flat=True)]
     return _unit(np.vstack(vectors)) if vectors else np.empty((0, ref.spec.dimensions), dtype=np.float32)
 
@@ -174,7 +176,8 @@ def _vector(item: _Item) -> np.ndarray:
 
 def _group(items: list[_Item]) -> list[int]:
     """Leaders, each with its near-duplicates as members. A claimed item always leads (a trainer is on
-    it); then the item with the most ungrouped near-duplicates, so one decision covers the most."""
+    it); then, among the rest, the one with the most near-duplicates takes those not yet grouped, so one
+    decision covers the most. Never a pair a trainer separated."""
     assigned: set[int] = set()
     leaders: list[int] = []
     claimed = [n for n, item in enumerate(items) if item.status == Status.CLAIMED]
@@ -192,7 +195,8 @@ def _group(items: list[_Item]) -> list[int]:
 
 
 def _groupable(member: _Item, leader: _Item) -> bool:
-    return member.status != Status.CLAIMED and leader.pk not in member.not_grouped_with
+    separated = leader.pk in member.not_grouped_with or member.pk in leader.not_grouped_with
+    return member.status != Status.CLAIMED and not separated
 
 
 def _add_signals(items: list[_Item], leaders: list[int]) -> None:
@@ -211,6 +215,7 @@ def _add_signals(items: list[_Item], leaders: list[int]) -> None:
 def _add_reason(item: _Item, reason: str) -> None:
     if reason not in item.reasons:
         item.reasons.append(reason)
+        item.derived.append(reason)
 
 
 # --- ranking ---------------------------------------------------------------------------------------------
@@ -222,7 +227,8 @@ def _base(item: _Item) -> float:
 
 def _rank(items: list[_Item], leaders: list[int]) -> None:
     """Lazy greedy maximum coverage: a leader's density counts only the neighbours nothing ranked above it
-    covers, questions an approved answer already covers included."""
+    covers. An approved answer covers its neighbourhood as a leader does (the density radius, not the
+    closer one at which it is served): its topic is being taught already."""
     covered = np.array([item.approved_similarity >= settings.REVIEW_DENSITY_SIMILARITY for item in items])
     reach = {n: np.union1d(items[n].neighbours, np.asarray(items[n].members, dtype=np.int64)) for n in leaders}
     heap = [(-_value(items[n], reach[n], covered), n) for n in leaders]
@@ -233,54 +239,78 @@ def _rank(items: list[_Item], leaders: list[int]) -> None:
         if heap and value < -heap[0][0] - 1e-9:
             heapq.heappush(heap, (-value, n))  # its neighbourhood was covered since: ranked again
             continue
-        items[n].value = value
         covered[reach[n]] = True
 
 
 def _value(item: _Item, reach: np.ndarray, covered: np.ndarray) -> float:
     # An item is its own neighbour (similarity 1): it is not its density.
     item.density = float(np.count_nonzero(~covered[reach] & (reach != item.index)))
-    item.terms = value_terms(priority=item.priority, reasons=item.reasons, skip_count=item.skip_count,
-                             density=item.density)
-    return item.terms["total"]
+    terms = value_terms(priority=item.priority, reasons=item.reasons, skip_count=item.skip_count, density=item.density)
+    return terms["total"]
 
 
 # --- writing ---------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Fresh:
+    """An item as it is when the results are written: trainers and signals may have moved it since."""
+
+    status: str
+    reasons: list[str]
+    priority: float
+    skip_count: int
+    not_grouped_with: frozenset[int]
+
+
 def _save(items: list[_Item], leaders: list[int]) -> int:
-    """Writes what was computed to the items still open; one a trainer decided meanwhile is left alone,
-    and one claimed meanwhile is not grouped under another."""
+    """Writes what was computed to the items still open, read again under lock: a decision, a claim, a
+    new signal or a trainer's "not the same" made during the recompute stands."""
     leader_of = {m: n for n in leaders for m in items[n].members}
     with transaction.atomic():
-        current = dict(
+        rows = (
             ReviewItem.objects.select_for_update().filter(pk__in=[item.pk for item in items], status__in=OPEN)
-            .values_list("pk", "status")
+            .order_by("pk")  # one lock order with the trainers' actions
+            .values_list("pk", "status", "reasons", "priority", "skip_count", "not_grouped_with")
         )
-        rows = [_row(n, item, items, leader_of, current[item.pk]) for n, item in enumerate(items) if item.pk in current]
+        fresh = {pk: _Fresh(status, list(reasons), priority, skips, frozenset(separated))
+                 for pk, status, reasons, priority, skips, separated in rows}
+        grouped = {m: n for m, n in leader_of.items() if _still_groupable(items[m], items[n], fresh)}
+        represents = Counter(grouped.values())
+        updates = [
+            _row(item, fresh[item.pk], items[grouped[n]] if n in grouped else None, represents[n])
+            for n, item in enumerate(items) if item.pk in fresh
+        ]
         ReviewItem.objects.bulk_update(
-            rows, ["status", "representative", "represents", "density", "learning_value", "value_terms",
-                   "reasons", "reason"], batch_size=500,
+            updates, ["status", "representative", "represents", "density", "learning_value", "value_terms",
+                      "reasons", "reason"], batch_size=500,
         )
-    return len(rows)
+    return len(updates)
 
 
-def _row(n: int, item: _Item, items: list[_Item], leader_of: dict[int, int], status: str) -> ReviewItem:
-    leader = leader_of.get(n)
-    if leader is not None and status != Status.CLAIMED:
+def _still_groupable(member: _Item, leader: _Item, fresh: dict[int, _Fresh]) -> bool:
+    if member.pk not in fresh or leader.pk not in fresh:
+        return False  # one of them was decided meanwhile
+    now, lead = fresh[member.pk], fresh[leader.pk]
+    return (now.status in (Status.PENDING, Status.GROUPED) and leader.pk not in now.not_grouped_with
+            and member.pk not in lead.not_grouped_with)
+
+
+def _row(item: _Item, now: _Fresh, leader: _Item | None, members: int) -> ReviewItem:
+    reasons = [*now.reasons, *(reason for reason in item.derived if reason not in now.reasons)]
+    if leader is not None:
         return ReviewItem(
-            pk=item.pk, status=Status.GROUPED, representative_id=items[leader].pk, represents=1, density=0.0,
-            learning_value=0.0, value_terms={"grouped_under": items[leader].pk}, reasons=item.reasons,
-            reason=_latest_label(item),
+            pk=item.pk, status=Status.GROUPED, representative_id=leader.pk, represents=1, density=0.0,
+            learning_value=0.0, value_terms={"grouped_under": leader.pk}, reasons=reasons,
+            reason=_latest_label(reasons),
         )
+    terms = value_terms(priority=now.priority, reasons=reasons, skip_count=now.skip_count, density=item.density)
     return ReviewItem(
-        pk=item.pk, status=Status.PENDING if status == Status.GROUPED else status, representative_id=None,
-        represents=1 + len(item.members), density=item.density, learning_value=item.value or _base(item),
-        value_terms=item.terms or value_terms(priority=item.priority, reasons=item.reasons,
-                                              skip_count=item.skip_count, density=0),
-        reasons=item.reasons, reason=_latest_label(item),
+        pk=item.pk, status=Status.PENDING if now.status == Status.GROUPED else now.status, representative_id=None,
+        represents=1 + members, density=item.density, learning_value=terms["total"], value_terms=terms,
+        reasons=reasons, reason=_latest_label(reasons),
     )
 
 
-def _latest_label(item: _Item) -> str:
-    return str(Reason(item.reasons[-1]).label) if item.reasons else ""
+def _latest_label(reasons: list[str]) -> str:
+    return str(Reason(reasons[-1]).label) if reasons else ""

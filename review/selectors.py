@@ -51,6 +51,22 @@ def approved_candidates(
     ]
 
 
+def nearest_unreviewed(*, vector: QueryVector) -> float:
+    """How close the nearest question still awaiting review is (cosine; 0 with none): where unreviewed
+    questions lie closer than an approved one, the approval does not reach. An exact scan of the open
+    items, run only when an approved answer is about to be served."""
+    sql = (
+        "SELECT 1 - (question_embedding <=> %s::vector) FROM review_reviewitem "
+        "WHERE status IN ('pending', 'claimed', 'grouped', 'skipped') AND space_id = %s "
+        "AND vector_dims(question_embedding) = %s ORDER BY question_embedding <=> %s::vector LIMIT 1"
+    )
+    literal = vector.literal()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [literal, vector.space_id, vector.dimensions, literal])
+        row = cursor.fetchone()
+    return float(row[0]) if row else 0.0
+
+
 def review_queue(*, user: User | None = None) -> QuerySet[ReviewItem]:
     """What a trainer can take, highest learning value first: pending items, items whose claim lapsed,
     and those `user` holds."""

@@ -40,7 +40,7 @@ COMPLAINTS = frozenset({Reason.THUMBS_DOWN, Reason.HANDOFF})
 class ReviewConflict(Exception):
     """The item's state does not allow the action; `code` is stable for the admin to act on:
     `claimed_by_other`, `claim_lapsed`, `not_claimed`, `already_decided`, `no_question`, `empty_answer`,
-    `not_in_group`."""
+    `not_in_group`, `grouped`."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -89,7 +89,17 @@ def review_item_enqueue(
             ReviewDecision.objects.create(item=item, action=Action.REOPEN, before=before, after=_snapshot(item),
                                           note=", ".join(codes))
         transaction.on_commit(learning_values_recompute_soon)
+        complaints = COMPLAINTS.intersection(codes)
+        if item.status == Status.GROUPED and item.representative_id and complaints:
+            # the group's item is what a trainer decides: the complaint raises it (after this row's
+            # lock is released, so that no two item locks are ever held here)
+            leader, raised = item.representative_id, sorted(complaints)
+            transaction.on_commit(lambda: review_item_enqueue(message_id=_message_of(leader), reasons=raised))
     return item
+
+
+def _message_of(item_id: int) -> UUID:
+    return ReviewItem.objects.values_list("message_id", flat=True).get(pk=item_id)
 
 
 def learning_values_recompute_soon() -> None:
@@ -98,7 +108,8 @@ def learning_values_recompute_soon() -> None:
     delay = settings.REVIEW_RECOMPUTE_DELAY_SECONDS
     if cache.add("review:learning-values-recompute", 1, timeout=delay):
         try:
-            current_app.send_task("review.tasks.learning_values_recompute", countdown=delay)
+            # retry=False: this runs on the answer path, which must not wait on a broker that is down
+            current_app.send_task("review.tasks.learning_values_recompute", countdown=delay, retry=False)
         except Exception:  # no broker: the beat job still recomputes
             logger.warning("could not schedule the learning values' recompute", exc_info=True)
 
@@ -181,8 +192,9 @@ def review_item_reject(*, item: ReviewItem, reviewer: User, reason: str) -> Revi
         ApprovedAnswer.objects.filter(review_item=rejected, is_active=True).update(is_active=False)
         answer_rejected.send(sender=ReviewItem, message_id=rejected.message_id)
         # The questions it represented had answers of their own: back to the queue, to be grouped anew.
-        ReviewItem.objects.filter(representative=rejected, status=Status.GROUPED).update(
-            status=Status.PENDING, representative=None)
+        if ReviewItem.objects.filter(representative=rejected, status=Status.GROUPED).update(
+                status=Status.PENDING, representative=None):
+            transaction.on_commit(learning_values_recompute_soon)
     return rejected
 
 
@@ -215,8 +227,9 @@ def review_item_ungroup(*, item: ReviewItem, member_id: int, reviewer: User) -> 
     live claim on the item (they are reading it)."""
     now = timezone.now()
     with transaction.atomic():
+        leader = ReviewItem.objects.select_for_update().get(pk=item.pk)  # the leader first, as approval locks
         if not ReviewItem.objects.filter(_live_claim(reviewer, now), pk=item.pk).exists():
-            raise _conflict(ReviewItem.objects.get(pk=item.pk), reviewer, now)
+            raise _conflict(leader, reviewer, now)
         member = ReviewItem.objects.select_for_update().filter(
             pk=member_id, representative=item, status=Status.GROUPED).first()
         if member is None:
@@ -228,6 +241,7 @@ def review_item_ungroup(*, item: ReviewItem, member_id: int, reviewer: User) -> 
         ReviewItem.objects.filter(pk=item.pk).update(represents=F("represents") - 1)
         ReviewDecision.objects.create(item=member, action=Action.UNGROUP, user=reviewer, at=now, before=before,
                                       after=_snapshot(member), note=f"not the same question as item {item.pk}")
+        transaction.on_commit(learning_values_recompute_soon)  # it needs a value of its own
     return ReviewItem.objects.get(pk=item.pk)
 
 
@@ -241,10 +255,11 @@ def _covering_answers(item: ReviewItem, answer: ApprovedAnswer) -> dict[int, App
         question = member.message.reply_to.text.strip() if member.message.reply_to else ""
         if question and _normalised(question) not in asked:
             asked.add(_normalised(question))
+            # source_message: the answer it was approved from (the export renumbers citations by it)
             covering[member.pk] = ApprovedAnswer(
-                question=question, answer=answer.answer, sources=answer.sources, chunk_ids=answer.chunk_ids,
-                language=answer.language, source_message=member.message, review_item=member,
-                created_by=answer.created_by,
+                question=question, answer=answer.answer, original_answer=answer.original_answer,
+                sources=answer.sources, chunk_ids=answer.chunk_ids, language=answer.language,
+                source_message=item.message, review_item=member, created_by=answer.created_by,
             )
     return covering
 
@@ -252,7 +267,9 @@ def _covering_answers(item: ReviewItem, answer: ApprovedAnswer) -> dict[int, App
 def _cover_members(item: ReviewItem, covering: dict[int, ApprovedAnswer], reviewer: User, now: datetime,
                    status: str) -> None:
     """Each question grouped under the item takes its decision; one regrouped meanwhile is left alone."""
-    members = ReviewItem.objects.select_for_update().filter(representative=item, status=Status.GROUPED)
+    members = ReviewItem.objects.select_for_update().filter(representative=item, status=Status.GROUPED).order_by("pk")
+    # one answer per question: a member approved before (then reopened by a complaint) gives way
+    ApprovedAnswer.objects.filter(review_item__in=members, is_active=True).update(is_active=False)
     for member in members:
         before = _snapshot(member)
         member.status, member.decided_by, member.decided_at = status, reviewer, now
@@ -305,6 +322,9 @@ def _transition(item: ReviewItem, user: User, now: datetime, move: _Move) -> Rev
 
 
 def _conflict(item: ReviewItem, user: User, now: datetime) -> ReviewConflict:
+    if item.status == Status.GROUPED:
+        return ReviewConflict("grouped", f"This question is grouped under item {item.representative_id}: "
+                                         "deciding that one decides this one.")
     if item.status in ReviewItem.DECIDED:
         return ReviewConflict("already_decided", f"This answer was already {item.get_status_display().lower()}.")
     live = item.status == Status.CLAIMED and item.claimed_at is not None and item.claimed_at >= claim_cutoff(now)

@@ -31,3 +31,18 @@ def fine_tune_start_when_due() -> int | None:
 def fine_tune_runs_follow() -> int:
     """Poll the provider's jobs of unfinished runs; evaluate, gate and promote the finished ones (beat)."""
     return finetune.fine_tune_runs_follow()
+
+
+@shared_task
+def fine_tune_start_manual(user_id: int | None = None) -> int | None:
+    """A fine-tuning run a staff member started from admin (the export and uploads take a while)."""
+    try:
+        return finetune.fine_tune_start_manual(user_id=user_id).pk
+    except finetune.FineTuneConflict:  # a second click queued before the first run existed
+        return None
+
+
+@shared_task
+def evaluation_runs_fail_stale() -> int:
+    """Evaluation runs left running by a worker that died (beat)."""
+    return evaluation.evaluation_runs_fail_stale()

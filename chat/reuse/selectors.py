@@ -31,7 +31,7 @@ from knowledge.embeddings import QueryVector
 from knowledge.models import vector_expression
 from knowledge.tokens import count_tokens
 from monitoring.selectors import recent_tokens_in
-from review.selectors import ApprovedCandidate, approved_candidates
+from review.selectors import ApprovedCandidate, approved_candidates, nearest_unreviewed
 
 from ..llm.pricing import answer_cost
 from ..models import CacheCalibration, CacheEntry, Message
@@ -100,6 +100,8 @@ def _approved(query: ReuseQuery, candidates: list[ApprovedCandidate]) -> Reused 
     decision = decide(query.question, nearest, _approved_params())
     if not decision.accepted or decision.neighbour is None:
         return None
+    if nearest_unreviewed(vector=query.vector) > decision.similarity - settings.APPROVED_UNREVIEWED_GAP:
+        return None  # the question is as close to one nobody has verified: the approval may not cover it
     approved = next(c for c in candidates if c.answer_id == decision.neighbour.entry_id)
     return Reused(
         kind=Message.Reuse.APPROVED, text=approved.answer, sources=approved.sources, confidence=1.0,

@@ -5,12 +5,16 @@ the admin pages a trainer uses to start, follow and compare runs."""
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 
 import pytest
 from django.conf import settings as django_settings
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 from playwright.sync_api import expect, sync_playwright
 
 from chat.evaluation import JudgeError, answer_case, parse_judgement
@@ -19,6 +23,7 @@ from knowledge.chunking import split_sentences
 from knowledge.embeddings import embed_query
 from knowledge.selectors import search
 from review.evaluation import (
+    CaseAnswer,
     EvaluationImportError,
     Judgement,
     evaluation_case_add_approved,
@@ -26,8 +31,10 @@ from review.evaluation import (
     evaluation_run_create,
     evaluation_run_execute,
     evaluation_runs_compare,
+    evaluation_runs_fail_stale,
     evaluation_set_for_approved,
     held_out_set,
+    model_matches,
 )
 from review.export import jsonl_lines, training_data_build
 from review.models import (
@@ -96,6 +103,24 @@ def test_the_held_out_set_holds_exactly_what_the_training_export_holds_out():
     withdrawn.is_active = False
     withdrawn.save()
     assert set(held_out_set().cases.values_list("question", flat=True)) == held_out - {withdrawn.question}
+
+
+def test_the_held_out_set_stays_as_it_is_while_a_run_on_it_is_queued_or_running():
+    for n in range(40):
+        ApprovedAnswerFactory.create(question=f"How many sets of exercise {n}?", answer=f"Do {n + 2} sets.")
+    evaluation_set = held_out_set()
+    questions = set(evaluation_set.cases.values_list("question", flat=True))
+    withdrawn = ApprovedAnswer.objects.get(question=sorted(questions)[0])
+    withdrawn.is_active = False
+    withdrawn.save()
+    run = EvaluationRun.objects.create(evaluation_set=evaluation_set, status=Status.QUEUED)
+
+    for status in (Status.QUEUED, Status.RUNNING):
+        EvaluationRun.objects.filter(pk=run.pk).update(status=status)
+        assert set(held_out_set().cases.values_list("question", flat=True)) == questions
+
+    EvaluationRun.objects.filter(pk=run.pk).update(status=Status.DONE)
+    assert set(held_out_set().cases.values_list("question", flat=True)) == questions - {withdrawn.question}
 
 
 # --- importing cases ----------------------------------------------------------------------------------
@@ -254,6 +279,82 @@ def test_a_judge_that_fails_leaves_the_answer_scored(kb, online):
     assert result.judge is None and "the judge failed" in result.judge_note and run.scores["judge"] is None
 
 
+def test_a_case_the_fallback_model_answered_fails_and_says_which_model_answered(kb, online, settings):
+    settings.LLM_FALLBACK_MODEL = "fallback-model"
+    online.script.model_faults["broken-model"] = "500"
+    online.script.model_answers["fallback-model"] = "Sit down between the knees [1]."
+
+    run = run_now(new_set(cases={SQUAT: "Sit down between the knees."}), model="broken-model", judge_model="")
+
+    result = result_for(run, SQUAT)
+    assert [r["model"] for r in online.script.requests][-1] == "fallback-model"  # the gateway fell back
+    assert result.error.startswith("answered by fallback-model, not broken-model") and result.similarity is None
+    assert result.answer == "Sit down between the knees [1]."  # kept, to show what was said instead
+    assert run.status == Status.FAILED and run.scores["failed"] == 1 and run.scores["overall"] == 0.0
+
+
+def test_a_grade_the_fallback_model_gave_is_not_the_judges(kb, online, settings):
+    settings.LLM_FALLBACK_MODEL = "fallback-model"
+    online.script.model_faults["judge-model"] = "500"
+    online.script.model_answers["fallback-model"] = '{"score": 1, "reason": "Perfect."}'
+
+    run = run_now(new_set(cases={SQUAT: "Sit down between the knees."}), judge_model="judge-model")
+
+    result = result_for(run, SQUAT)
+    assert run.status == Status.DONE and not result.error and result.similarity is not None
+    assert result.judge is None and result.judge_note == "the judge failed: graded by fallback-model, not judge-model"
+
+
+def test_a_model_matches_its_own_name_or_its_dated_snapshot_and_nothing_else():
+    assert model_matches(requested="gpt-4o-mini", reported="gpt-4o-mini")
+    assert model_matches(requested="gpt-4o-mini", reported="gpt-4o-mini-2024-07-18")
+    assert model_matches(requested="gpt-4", reported="gpt-4-0613")
+    assert model_matches(requested="", reported="gpt-4o") and model_matches(requested="gpt-4o", reported="")
+    assert not model_matches(requested="gpt-4o", reported="gpt-4o-mini-2024-07-18")
+    assert not model_matches(requested="gpt-4o-mini", reported="gpt-4o-2024-08-06")
+    assert not model_matches(requested="ft:gpt-4o-mini:spotter:a", reported="gpt-4o-mini")
+
+
+def _started(run: EvaluationRun, *, minutes_ago: int) -> None:
+    then = timezone.now() - timedelta(minutes=minutes_ago)
+    EvaluationRun.objects.filter(pk=run.pk).update(created_at=then, started_at=then)
+
+
+def test_runs_a_stopped_worker_left_running_or_a_lost_task_left_queued_fail(settings):
+    settings.REVIEW_STALE_RUN_MINUTES = 60
+    evaluation_set = new_set(cases={SQUAT: "Sit down."})
+    stale, working, lost, waiting, done = (EvaluationRun.objects.create(evaluation_set=evaluation_set, status=s)
+                                           for s in ("running", "running", "queued", "queued", "done"))
+    for run, minutes in ((stale, 61), (working, 59), (lost, 61), (waiting, 5), (done, 600)):
+        _started(run, minutes_ago=minutes)
+
+    assert evaluation_runs_fail_stale() == 2
+
+    statuses = dict(EvaluationRun.objects.values_list("pk", "status"))
+    assert [statuses[r.pk] for r in (stale, working, lost, waiting, done)] == [
+        "failed", "running", "failed", "queued", "done"]
+    stale.refresh_from_db()
+    assert "Still running 60 minutes after it started" in stale.error and stale.finished_at
+    assert "its task was lost" in EvaluationRun.objects.get(pk=lost.pk).error
+
+
+def answer_after_the_run_failed_as_stale(*, question: str, language: str, model: str,
+                                         prompt_version_id: int | None) -> CaseAnswer:
+    """An answerer (EVALUATION_ANSWERER) so slow that the beat job fails its run meanwhile."""
+    EvaluationRun.objects.filter(status=Status.RUNNING).update(started_at=timezone.now() - timedelta(days=1))
+    evaluation_runs_fail_stale()
+    return CaseAnswer(text="Sit down between the knees.", excerpts=[], latency_ms=1)
+
+
+def test_a_run_failed_as_stale_while_it_works_stays_failed(kb, settings):
+    settings.EVALUATION_ANSWERER = f"{__name__}.answer_after_the_run_failed_as_stale"
+
+    run = run_now(new_set(cases={SQUAT: "Sit down.", PLANK: "Brace."}))
+
+    assert run.status == Status.FAILED and "Still running" in run.error
+    assert run.done == 0 and run.results.count() == 1  # it stopped at the first case
+
+
 def test_runs_compare_case_by_case_with_each_runs_answer(kb):
     evaluation_set = new_set(cases={SQUAT: "Sit down between the knees.", PLANK: "Elbows under the shoulders."})
     first, second = run_now(evaluation_set), run_now(evaluation_set)
@@ -364,6 +465,41 @@ def test_a_running_runs_progress_bar_moves_and_its_scores_appear_when_it_ends(li
 
 def evaluation_compare_url(runs: list[EvaluationRun]) -> str:
     return reverse("admin:review_evaluationrun_compare") + "?ids=" + ",".join(str(run.pk) for run in runs)
+
+
+def test_the_case_list_reads_the_approved_answers_in_the_same_query(trainer_client):
+    evaluation_set = new_set()
+    listing = reverse("admin:review_evaluationcase_changelist")
+
+    def queries(cases: int) -> int:
+        for n in range(evaluation_set.cases.count(), cases):
+            answer = ApprovedAnswerFactory.create(question=f"How long do I hold plank {n}?")
+            EvaluationCase.objects.create(evaluation_set=evaluation_set, question=answer.question,
+                                          reference="Thirty seconds.", approved_answer=answer)
+        with CaptureQueriesContext(connection) as captured:
+            assert trainer_client.get(listing).status_code == 200
+        return len(captured)
+
+    assert queries(1) == queries(4)
+
+
+def test_a_running_run_or_one_a_fine_tuning_gate_compared_cannot_be_deleted(trainer_client):
+    evaluation_set = new_set(cases={SQUAT: "Sit down."})
+    running, compared, spare = (EvaluationRun.objects.create(evaluation_set=evaluation_set, status=s)
+                                for s in ("running", "done", "done"))
+    FineTuneRun.objects.create(trigger=FineTuneRun.Trigger.MANUAL, status=FineTuneRun.Status.REFUSED,
+                               base_model="fake-model", baseline_run=compared)
+
+    for run in (running, compared):
+        assert trainer_client.get(reverse("admin:review_evaluationrun_delete", args=[run.pk])).status_code == 403
+    bulk = trainer_client.post(reverse("admin:review_evaluationrun_changelist"), {
+        "action": "delete_selected", "_selected_action": [running.pk, spare.pk], "post": "yes"})
+    set_delete = trainer_client.post(reverse("admin:review_evaluationset_delete", args=[evaluation_set.pk]),
+                                     {"post": "yes"})
+
+    assert bulk.status_code == set_delete.status_code == 403
+    assert EvaluationRun.objects.count() == 3 and EvaluationSet.objects.filter(pk=evaluation_set.pk).exists()
+    assert trainer_client.get(reverse("admin:review_evaluationrun_delete", args=[spare.pk])).status_code == 200
 
 
 def test_a_trainer_syncs_the_held_out_set_from_the_set_list(trainer_client):

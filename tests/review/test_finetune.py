@@ -17,7 +17,7 @@ from chat import pipeline
 from chat.models import Conversation, Feedback, Message
 from chat.streams import NullSink
 from experiments.services import prompt_version_activate
-from review import finetune
+from review import finetune, tasks
 from review.finetune import FineTuneConflict, fine_tune_promote, fine_tune_rollback, gate_verdict, served_model
 from review.models import ApprovedAnswer, EvaluationRun, EvaluationSet, FineTuneRun, ModelPromotion
 from tests.factories import ApprovedAnswerFactory, FeedbackFactory, PromptVersionFactory, TrainerFactory
@@ -365,13 +365,15 @@ def test_the_runs_list_shows_the_served_model_scores_and_outcome(staff, settings
 
 
 @pytest.mark.django_db
-def test_the_buttons_confirm_then_start_promote_and_roll_back(staff, rules):
+def test_the_buttons_confirm_then_start_promote_and_roll_back(staff, rules, django_capture_on_commit_callbacks):
+    rules.CELERY_TASK_ALWAYS_EAGER = True  # the task runs in-process, as the worker would
     approve(12)
     start = reverse("admin:review_finetunerun_start")
     assert b"Export the approved answers" in staff.get(start).content  # asks first, does nothing
     assert not FineTuneRun.objects.exists()
 
-    assert staff.post(start).status_code == 302
+    with django_capture_on_commit_callbacks(execute=True):
+        assert staff.post(start).status_code == 302
     assert FineTuneRun.objects.get().status == Status.OFFLINE
     ready = ready_run("ft:fake-model:spotter:click")
     promote = reverse("admin:review_finetunerun_promote", args=[ready.pk])
@@ -397,3 +399,81 @@ def test_staff_without_the_permission_cannot_press_the_buttons():
     assert client.post(reverse("admin:review_finetunerun_promote", args=[run.pk])).status_code == 403
     assert client.post(reverse("admin:review_finetunerun_start")).status_code == 403
     assert not ModelPromotion.objects.exists() and not FineTuneRun.objects.exclude(pk=run.pk).exists()
+
+
+@pytest.mark.django_db
+def test_the_start_button_hands_the_run_to_a_worker_and_says_so(staff, rules, django_capture_on_commit_callbacks):
+    rules.CELERY_TASK_ALWAYS_EAGER = True
+    approve(12)
+
+    with django_capture_on_commit_callbacks() as enqueued:
+        response = staff.post(reverse("admin:review_finetunerun_start"), follow=True)
+
+    assert b"Fine-tuning started" in response.content and len(enqueued) == 1
+    assert not FineTuneRun.objects.exists()  # nothing exported inside the request
+    enqueued[0]()  # the worker
+    run = FineTuneRun.objects.get()
+    assert (run.trigger, run.status, run.created_by.username) == (Trigger.MANUAL, Status.OFFLINE, "ops")
+
+
+@pytest.mark.django_db
+def test_a_click_or_a_queued_start_while_a_run_is_unfinished_starts_nothing(staff, rules,
+                                                                            django_capture_on_commit_callbacks):
+    approve(12)
+    exporting = FineTuneRun.objects.create(trigger=Trigger.MANUAL, status=Status.EXPORTING, base_model="fake-model")
+
+    with django_capture_on_commit_callbacks() as enqueued:
+        response = staff.post(reverse("admin:review_finetunerun_start"), follow=True)
+
+    assert b"still unfinished" in response.content and enqueued == []
+    with pytest.raises(FineTuneConflict, match="unfinished"):  # a second click queued before the first ran
+        finetune.fine_tune_start_manual(user_id=User.objects.get().pk)
+    assert list(FineTuneRun.objects.values_list("pk", flat=True)) == [exporting.pk]
+
+
+@pytest.mark.django_db
+def test_the_manual_start_task_starts_a_run_for_the_user_who_clicked(rules):
+    approve(12)
+    operator = TrainerFactory.create()
+
+    run = FineTuneRun.objects.get(pk=tasks.fine_tune_start_manual(operator.pk))
+
+    assert (run.trigger, run.status, run.created_by) == (Trigger.MANUAL, Status.OFFLINE, operator)
+
+
+def _aged(run: FineTuneRun | EvaluationRun, *, minutes: int, fields: tuple[str, ...] = ("created_at",)) -> None:
+    then = timezone.now() - timedelta(minutes=minutes)
+    type(run).objects.filter(pk=run.pk).update(**{name: then for name in fields})
+
+
+@pytest.mark.django_db
+def test_a_run_a_stopped_worker_left_exporting_or_evaluating_fails_and_the_next_one_can_start(rules):
+    rules.REVIEW_STALE_RUN_MINUTES = 60
+    approve(12)
+    held_out = EvaluationSet.objects.create(name="held out")
+    exporting, evaluating, working = (
+        FineTuneRun.objects.create(trigger=Trigger.MANUAL, status=status, base_model="fake-model")
+        for status in (Status.EXPORTING, Status.EVALUATING, Status.EVALUATING))
+    old_baseline = EvaluationRun.objects.create(evaluation_set=held_out, status="done")
+    recent_candidate = EvaluationRun.objects.create(evaluation_set=held_out, status="running",
+                                                    started_at=timezone.now() - timedelta(minutes=5))
+    FineTuneRun.objects.filter(pk=evaluating.pk).update(baseline_run=old_baseline)
+    FineTuneRun.objects.filter(pk=working.pk).update(baseline_run=old_baseline, candidate_run=recent_candidate)
+    for run in (exporting, evaluating, working):
+        _aged(run, minutes=600)  # trained for hours: the run's age alone says nothing while evaluating
+    _aged(old_baseline, minutes=90, fields=("created_at", "started_at"))
+    _aged(recent_candidate, minutes=30)
+    with pytest.raises(FineTuneConflict):
+        finetune.fine_tune_start(trigger=Trigger.MANUAL)
+
+    assert finetune.fine_tune_runs_follow() == 2  # offline: no job to look at, the stale ones still fail
+
+    for run, was in ((exporting, "exporting"), (evaluating, "evaluating")):
+        run.refresh_from_db()
+        assert run.status == Status.FAILED and run.finished_at
+        assert f"Stopped while {was}: no progress for more than 60 minutes" in run.error
+    working.refresh_from_db()
+    assert working.status == Status.EVALUATING  # its candidate's evaluation started 5 minutes ago
+    FineTuneRun.objects.filter(pk=working.pk).update(status=Status.REFUSED)
+    assert finetune.fine_tune_start(trigger=Trigger.MANUAL).status == Status.OFFLINE
+

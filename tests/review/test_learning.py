@@ -7,6 +7,9 @@ from __future__ import annotations
 import pytest
 
 from chat.management.commands.demo_setup import Command as DemoSetup
+from chat.reuse.scope import Scope
+from chat.reuse.selectors import ReuseQuery, reuse_find
+from knowledge.embeddings import embed_query
 from knowledge.services import embedding_space_ensure
 from review.evaluation import evaluation_set_for_approved
 from review.learning import learning_values_recompute
@@ -17,6 +20,7 @@ from review.services import (
     approved_answer_save,
     review_item_approve,
     review_item_claim,
+    review_item_enqueue,
     review_item_reject,
     review_item_ungroup,
 )
@@ -124,6 +128,7 @@ def test_approving_a_grouped_item_covers_every_question_it_represents():
     served = ApprovedAnswer.objects.filter(is_active=True)
     assert set(served.values_list("question", flat=True)) == set(SQUAT_PARAPHRASES)
     assert set(served.values_list("answer", flat=True)) == {"Brace, sit back, knees out."}
+    assert set(served.values_list("source_message", flat=True)) == {leader.message_id}  # what the export reads
     assert not review_queue(user=None).exists()
     # one evaluation case for the group: its paraphrases would count the same answer several times
     case = evaluation_set_for_approved().cases.get()
@@ -162,6 +167,23 @@ def test_a_trainer_takes_a_question_out_of_a_group_and_it_is_not_grouped_there_a
     review_item_approve(item=leader, reviewer=trainer)
     assert fresh(member).status == Status.PENDING  # not covered by the decision it was taken out of
     assert not ApprovedAnswer.objects.filter(question=member.message.reply_to.text).exists()
+
+
+def test_a_grouped_question_is_decided_through_its_group_and_its_complaint_raises_the_group(
+    django_capture_on_commit_callbacks,
+):
+    [queued(q) for q in SQUAT_PARAPHRASES]
+    learning_values_recompute()
+    leader = ReviewItem.objects.get(status=Status.PENDING)
+    member = ReviewItem.objects.filter(status=Status.GROUPED).first()
+    before = leader.learning_value
+
+    assert conflict(review_item_claim, item=member, user=TrainerFactory.create()) == "grouped"
+    with django_capture_on_commit_callbacks(execute=True):
+        review_item_enqueue(message_id=member.message_id, reasons=["thumbs_down"], feedback_reason="wrong")
+
+    assert fresh(member).status == Status.GROUPED
+    assert ReviewItem.Reason.THUMBS_DOWN in fresh(leader).reasons and fresh(leader).learning_value > before
 
 
 def test_a_claimed_item_is_never_grouped_under_another_and_decided_items_are_left_alone():
@@ -207,3 +229,26 @@ def test_the_item_page_shows_the_value_terms_and_the_questions_it_represents(cli
     assert all(q in page for q in others)
     assert "uncertainty" in page and "density" in page and "repeated unanswered question" in page
     assert f"represents {len(SQUAT_PARAPHRASES)} questions" in listing
+
+
+# --- how far an approval reaches ------------------------------------------------------------------------------
+
+
+def reused_for(question: str):
+    vector = embed_query(question)
+    scope = Scope(space_id=vector.space_id, dimensions=vector.dimensions, prompt_version_id=None, kb_version=0,
+                  language="en")
+    return reuse_find(ReuseQuery(question=question, vector=vector, scope=scope, prompt_name="", model="",
+                                 system_prompt=""))
+
+
+def test_an_approval_is_not_served_where_an_unreviewed_question_is_as_close():
+    approved_answer_save(answer=ApprovedAnswerFactory.build(question="How do I do a barbell squat?",
+                                                            answer="Brace, sit back, knees out."))
+    asked = "How do I do a barbell squat correctly?"
+    assert reused_for(asked).text == "Brace, sit back, knees out."
+
+    queued("how to do a barbell squat the right way")  # nobody has verified its answer yet
+    learning_values_recompute()
+
+    assert reused_for(asked) is None

@@ -10,6 +10,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from chat.management.commands.demo_setup import Command as DemoSetup
 from chat.models import Message
+from review.learning import learning_values_recompute
 from review.models import ReviewItem
 from tests.chat.test_widget import ARGS, CHROMIUM
 from tests.factories import TrainerFactory
@@ -19,6 +20,7 @@ pytestmark = [
     pytest.mark.skipif(not os.path.exists(CHROMIUM) and not os.environ.get("CI"), reason="no chromium"),
 ]
 EDITED = "Hold a plank for 3 sets of 20-30 seconds, a straight line from head to heels. (checked by a trainer)"
+PLANK_QUESTIONS = ["How do I do a plank?", "How do I hold a plank?", "how to do a plank"]
 SHOTS = os.environ.get("REVIEW_SHOTS_DIR", "/tmp")  # where the queue and item screenshots are left
 
 
@@ -61,20 +63,24 @@ def trainer_page(browser, url):
 
 
 def test_a_trainer_claims_edits_and_approves_from_the_keyboard_and_the_next_visitor_gets_it(browser, live_asgi, kb):
-    _, answer = visitor_asks(browser, live_asgi.url, "How do I do a plank?")
-    answer.get_by_role("button", name="Not helpful").click()
-    wait_until(lambda: ReviewItem.objects.filter(reasons__contains=["thumbs_down"]).exists(), "not queued")
+    for question in PLANK_QUESTIONS:  # three visitors, three phrasings, three thumbs-down
+        _, answer = visitor_asks(browser, live_asgi.url, question)
+        answer.get_by_role("button", name="Not helpful").click()
+    wait_until(lambda: ReviewItem.objects.filter(reasons__contains=["thumbs_down"]).count() == 3, "not queued")
+    learning_values_recompute()  # what the beat job does
 
     page = trainer_page(browser, live_asgi.url)
     page.get_by_role("link", name="Review items").first.click()
-    expect(page.locator("#result_list")).to_contain_text("How do I do a plank?")
+    expect(page.locator("#result_list")).to_contain_text("plank")
     expect(page.locator("#result_list")).to_contain_text("thumbs down")
+    expect(page.locator("#result_list")).to_contain_text("represents 3 questions")
     page.screenshot(path=f"{SHOTS}/admin-review-queue.png")
     page.locator("#result_list tbody tr").first.get_by_role("link").first.click()
 
     expect(page.locator("#shortcuts")).to_be_visible()
     page.keyboard.press("c")
     expect(page.locator(".messagelist .success")).to_contain_text("Claimed")
+    expect(page.locator("ul.represented li")).to_have_count(2)
     page.screenshot(path=f"{SHOTS}/admin-review-item.png", full_page=True)
     page.keyboard.press("e")
     edit_box = page.get_by_label("Edited answer")
@@ -87,3 +93,4 @@ def test_a_trainer_claims_edits_and_approves_from_the_keyboard_and_the_next_visi
     expect(served).to_contain_text("checked by a trainer")
     latest = Message.objects.filter(role=Message.Role.ASSISTANT).latest("created_at")
     assert latest.reuse == Message.Reuse.APPROVED and latest.text == EDITED
+    assert set(ReviewItem.objects.values_list("status", flat=True)) == {ReviewItem.Status.EDITED}  # all covered
