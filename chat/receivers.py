@@ -1,9 +1,10 @@
 """Chat's reactions to other apps' events (they never import chat)."""
 
+from django.conf import settings
 from django.dispatch import receiver
 
 from knowledge.signals import documents_changed
-from review.signals import answer_rejected
+from review.signals import answer_rejected, served_model_changed
 
 from .reuse import services as reuse
 
@@ -16,3 +17,8 @@ def drop_answers_citing_documents(sender, document_ids, **kwargs) -> None:
 @receiver(answer_rejected)
 def block_rejected_answer(sender, message_id, **kwargs) -> None:
     reuse.block_for_message(message_id=message_id, reason="rejected in review")
+
+
+@receiver(served_model_changed)
+def block_answers_of_the_previous_model(sender, model_before, **kwargs) -> None:
+    reuse.block_for_model(model=model_before or settings.LLM_MODEL, reason="the served model changed")

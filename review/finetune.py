@@ -32,6 +32,7 @@ from openai.types.fine_tuning import FineTuningJob
 from . import evaluation
 from .export import Line, TrainingExport, jsonl_lines, training_data_build
 from .models import ApprovedAnswer, EvaluationRun, FineTuneRun, ModelPromotion
+from .signals import served_model_changed
 
 logger = logging.getLogger(__name__)
 Status, Trigger, Action = FineTuneRun.Status, FineTuneRun.Trigger, ModelPromotion.Action
@@ -390,6 +391,7 @@ def _promote(run: FineTuneRun, *, allowed: Sequence[str], user: User | None, not
             "status": Status.PROMOTED, "finished_at": Coalesce("finished_at", Value(timezone.now()))})
         promotion = ModelPromotion.objects.create(run=promoted, action=Action.PROMOTE, model_before=before,
                                                   model_after=promoted.fine_tuned_model, user=user, note=note)
+        served_model_changed.send(sender=ModelPromotion, model_before=before, model_after=promotion.model_after)
     _served_model_changed()
     return promotion
 
@@ -406,6 +408,7 @@ def fine_tune_rollback(*, user: User | None, note: str = "") -> ModelPromotion:
         run = _move(undone.run, allowed=[Status.PROMOTED], changes={"status": Status.ROLLED_BACK})
         rollback = ModelPromotion.objects.create(run=run, action=Action.ROLLBACK, model_before=before,
                                                  model_after=undone.model_before, user=user, note=note)
+        served_model_changed.send(sender=ModelPromotion, model_before=before, model_after=rollback.model_after)
     _served_model_changed()
     return rollback
 

@@ -4,3 +4,7 @@ from django.dispatch import Signal
 
 # A trainer rejected an answer (`message_id`): whatever reuses it must stop.
 answer_rejected = Signal()
+
+# The model answers are generated with changed (a promotion or a rollback): answers `model_before` made
+# must not be reused as if the new model had made them. "" names the configured LLM_MODEL.
+served_model_changed = Signal()

@@ -221,6 +221,11 @@ def block_for_message(*, message_id: uuid.UUID, reason: str) -> int:
     return entries_block(CacheEntry.objects.filter(Q(message_id=message_id) | Q(pk__in=reused)), reason)
 
 
+def block_for_model(*, model: str, reason: str) -> int:
+    """Answers a model no longer served made are not reused as the new one's."""
+    return entries_block(CacheEntry.objects.filter(model=model, blocked_at__isnull=True), reason)
+
+
 def invalidate_documents(document_ids: list[int]) -> int:
     """Entries citing a changed or deleted document are dropped (called inside the change's transaction)."""
     doomed = list(CacheEntry.objects.filter(document_ids__overlap=list(document_ids)))

@@ -14,13 +14,19 @@ from django.urls import reverse
 from django.utils import timezone
 
 from chat import pipeline
-from chat.models import Conversation, Feedback, Message
+from chat.models import CacheEntry, Conversation, Feedback, Message
 from chat.streams import NullSink
 from experiments.services import prompt_version_activate
 from review import finetune, tasks
 from review.finetune import FineTuneConflict, fine_tune_promote, fine_tune_rollback, gate_verdict, served_model
 from review.models import ApprovedAnswer, EvaluationRun, EvaluationSet, FineTuneRun, ModelPromotion
-from tests.factories import ApprovedAnswerFactory, FeedbackFactory, PromptVersionFactory, TrainerFactory
+from tests.factories import (
+    ApprovedAnswerFactory,
+    CacheEntryFactory,
+    FeedbackFactory,
+    PromptVersionFactory,
+    TrainerFactory,
+)
 
 Status, Trigger = FineTuneRun.Status, FineTuneRun.Trigger
 LIST = reverse("admin:review_finetunerun_changelist")
@@ -315,6 +321,24 @@ def test_promotions_and_rollbacks_are_recorded_and_each_rollback_undoes_the_late
     assert served_model() == "ft:fake-model:spotter:two"
     assert [p.action for p in ModelPromotion.objects.order_by("at", "pk")] == [
         "promote", "promote", "rollback", "rollback", "promote"]
+
+
+@pytest.mark.django_db
+def test_answers_cached_from_a_model_no_longer_served_are_not_reused(settings):
+    configured = CacheEntryFactory.create(model=settings.LLM_MODEL)
+    other = CacheEntryFactory.create(model="some-other-model")
+    run = ready_run("ft:fake-model:spotter:one")
+
+    fine_tune_promote(run=run, user=TrainerFactory.create())
+    assert CacheEntry.objects.get(pk=configured.pk).blocked_at is not None
+    assert CacheEntry.objects.get(pk=other.pk).blocked_at is None
+
+    fine_tune_rollback(user=TrainerFactory.create())
+    tuned = CacheEntryFactory.create(model="ft:fake-model:spotter:one")  # cached while it was served
+    assert CacheEntry.objects.get(pk=other.pk).blocked_at is None
+    fine_tune_promote(run=run, user=TrainerFactory.create())
+    fine_tune_rollback(user=TrainerFactory.create())
+    assert CacheEntry.objects.get(pk=tuned.pk).blocked_at is not None
 
 
 @pytest.mark.django_db
