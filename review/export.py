@@ -1,8 +1,8 @@
 """Training data from approved answers: chat-format JSONL for OpenAI fine-tuning, split into training and
 validation, and the held-out cases as an evaluation set. Reads only.
 
-Each line is what the pipeline would have seen (the system prompt of the version that answered, the
-question with the excerpts of the chunks its answer cites) and what a trainer says it should have
+Each line is what the pipeline would have seen (the system prompt of the version that answered with the
+excerpts of the chunks its answer cites, then the question) and what a trainer says it should have
 answered. PII is scrubbed from every message; duplicates are dropped; every line is checked.
 """
 
@@ -158,8 +158,10 @@ def _example(row: dict[str, Any], prompts: dict[int, str], chunks: dict[int, tup
     answer = pii_scrub(text=_renumbered(row["answer"], given=row["given"] or row["answer"]).strip())
     question = pii_scrub(text=row["question"].strip())
     _citations_check(answer, len(excerpts))
-    user = question + "\n\nKnowledge excerpts:\n\n" + ("\n\n".join(excerpts) or "(none found)")
-    messages = [("system", pii_scrub(text=system)), ("user", pii_scrub(text=user)), ("assistant", answer)]
+    # Laid out as chat/context.py sends it (excerpts after the system prompt), so that a model is trained
+    # on what it will be given; a conversation's profile, summary and earlier turns are left out.
+    system += "\n\nKnowledge excerpts:\n\n" + ("\n\n".join(excerpts) or "(none found)")
+    messages = [("system", pii_scrub(text=system)), ("user", question), ("assistant", answer)]
     line = {"messages": [{"role": role, "content": content} for role, content in messages]}
     training_line_check(line=line)
     return _Example(row["pk"], row["language"], question, answer, line)

@@ -57,9 +57,9 @@ def test_it_exports_an_approved_answer_with_its_prompt_version_excerpts_and_renu
     export = training_data_build(validation_share=0)
 
     assert contents(export.train[0]) == [
-        "You are Spotter, a coach.",
-        "How long do I hold a plank?\n\nKnowledge excerpts:\n\n"
+        "You are Spotter, a coach.\n\nKnowledge excerpts:\n\n"
         "[1] Plank\nHold 30 seconds.\n\n[2] Plank › Form\nElbows under shoulders.",
+        "How long do I hold a plank?",
         "Hold it for 30 seconds [1], elbows down [2].",
     ]
     assert (export.validation, export.evaluation, export.skipped) == ([], [], [])
@@ -73,8 +73,9 @@ def test_an_edited_answer_is_exported_as_edited_under_the_default_prompt_when_no
     line = training_data_build(validation_share=0).train[0]
 
     system, user, assistant = contents(line)
-    assert system == DEFAULT_SYSTEM_PROMPT and assistant == "No: keep a neutral spine throughout [1]."
-    assert user.endswith("Keep a neutral spine.") and "round it" not in json.dumps(line)
+    assert system.startswith(DEFAULT_SYSTEM_PROMPT) and assistant == "No: keep a neutral spine throughout [1]."
+    assert system.endswith("Keep a neutral spine.") and user == "Should my back round in a deadlift?"
+    assert "round it" not in json.dumps(line)
 
 
 def test_no_pii_of_the_question_the_answer_or_the_excerpts_reaches_any_part_of_the_export(tmp_path):
