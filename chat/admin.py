@@ -3,6 +3,7 @@ from django.db.models import Count
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
+from .admin_live import LivePageMixin
 from .models import CacheCalibration, CacheEntry, Conversation, Feedback, Message, VisitorFact, VisitorProfile
 from .reuse.services import entries_block
 
@@ -46,7 +47,7 @@ def reuse_link(message: Message) -> str:
 
 
 @admin.register(Conversation)
-class ConversationAdmin(admin.ModelAdmin):
+class ConversationAdmin(LivePageMixin, admin.ModelAdmin):
     list_display = ["id", "visitor_id", "channel", "status", "created_at", "updated_at"]
     list_filter = ["status", "channel", "messages__feedback__value"]
     search_fields = ["id", "visitor_id", "messages__text"]
@@ -55,6 +56,9 @@ class ConversationAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False  # conversations start from a visitor, never from admin
+
+    def get_urls(self):
+        return self.live_urls() + super().get_urls()
 
 
 @admin.register(Message)

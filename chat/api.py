@@ -96,6 +96,13 @@ class MessageListView(APIView):
             )
         except GuardError as exc:
             raise ApiError(exc.code, str(exc), status.HTTP_400_BAD_REQUEST) from exc
+        except pipeline.PersonHolds as held:
+            # Stored for the person who holds the conversation: 202, their reply comes as a `human` message.
+            question = Message.objects.get(pk=held.question_id)
+            handoff = services.handoff_frame(conversation_id=held.conversation_id)
+            return Response({"question": MessageSerializer(question).data, "answer": None,
+                             "handoff": {k: v for k, v in handoff.items() if k not in ("type", "conversation_id")}},
+                            status=status.HTTP_202_ACCEPTED)
         question = Message.objects.get(pk=turn.question_id)
         answer = Message.objects.get(pk=turn.answer_id)
         data = {"question": MessageSerializer(question).data, "answer": MessageSerializer(answer).data}

@@ -15,6 +15,8 @@ from urllib.parse import parse_qs
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from review.takeover import LIVE_GROUP
+
 from . import pipeline, services
 from .db import db_call
 from .errors import CodedError
@@ -63,6 +65,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         self.ended: set[str] = set()
         self.conversation_id: str | None = None
         self.answering: set[ConversationBroadcast] = set()
+        self.with_person: set[str] = set()  # conversations this socket asked a person into
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
@@ -86,7 +89,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     async def receive_json(self, content: dict[str, Any], **kwargs: Any) -> None:
         handler = self.handlers.get(content.get("type"))  # type: ignore[arg-type]
         if handler is None:
-            await self.send_error("unknown_type", "Unknown frame type; use message, feedback, handoff or resume.")
+            await self.send_error("unknown_type",
+                                  "Unknown frame type; use message, feedback, handoff, resume or typing.")
             return
         try:
             await handler(self, content)
@@ -99,10 +103,18 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     # --- client frames ---------------------------------------------------------------------------
 
     async def on_message(self, content: dict[str, Any]) -> None:
-        turn = await pipeline.open_turn(
-            visitor_id=self.visitor_id, conversation_id=content.get("conversation_id"), text=content.get("text"),
-            client_msg_id=_optional_str(content, "client_msg_id", 100), channel=Conversation.Channel.WIDGET,
-        )
+        try:
+            turn = await pipeline.open_turn(
+                visitor_id=self.visitor_id, conversation_id=content.get("conversation_id"),
+                text=content.get("text"), client_msg_id=_optional_str(content, "client_msg_id", 100),
+                channel=Conversation.Channel.WIDGET,
+            )
+        except pipeline.PersonHolds as held:  # stored; the trainer answers with `human` frames
+            await self._watch(str(held.conversation_id))
+            self.with_person.add(str(held.conversation_id))
+            await self.send_json(await db_call(services.handoff_frame)(
+                conversation_id=held.conversation_id, question_id=held.question_id))
+            return
         await self.send_json(
             {"type": "start", "conversation_id": str(turn.conversation_id), "message_id": str(turn.answer_id)}
         )
@@ -134,6 +146,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             raise FrameError("no_conversation", "Ask a question first; then a human can take over.")
         conversation = await self._conversation(conversation_id)
         await db_call(services.conversation_handoff)(conversation=conversation)
+        await self._watch(str(conversation.pk))
+        self.with_person.add(str(conversation.pk))
+        await self.send_json(await db_call(services.handoff_frame)(conversation_id=conversation.pk))
 
     async def on_resume(self, content: dict[str, Any]) -> None:
         after_seq = content.get("after_seq", 0)
@@ -148,7 +163,14 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         await self._watch(str(conversation.pk))
         await self._replay(message.pk, after_seq)
 
-    handlers = {"message": on_message, "feedback": on_feedback, "handoff": on_handoff, "resume": on_resume}
+    async def on_typing(self, content: dict[str, Any]) -> None:
+        """The visitor is typing: the trainer holding the conversation sees it (nothing is stored)."""
+        if self.conversation_id is not None and self.conversation_id in self.with_person:
+            await self.channel_layer.group_send(
+                LIVE_GROUP, {"type": "live.changed", "conversation_id": self.conversation_id, "event": "typing"})
+
+    handlers = {"message": on_message, "feedback": on_feedback, "handoff": on_handoff, "resume": on_resume,
+                "typing": on_typing}
 
     # --- helpers ---------------------------------------------------------------------------------
 
@@ -210,3 +232,21 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                 return
             self.ended.add(mid)
         await self.send_json(frame)
+
+
+class LiveConsumer(AsyncJsonWebsocketConsumer):
+    """`/ws/live/`: the live conversations page of a signed-in trainer follows every handoff's changes."""
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        if user is None or not user.is_active or not user.is_staff:
+            await self.close(code=4403)
+            return
+        await self.channel_layer.group_add(LIVE_GROUP, self.channel_name)
+        await self.accept()
+
+    async def disconnect(self, code: int) -> None:
+        await self.channel_layer.group_discard(LIVE_GROUP, self.channel_name)
+
+    async def live_changed(self, event: dict[str, Any]) -> None:
+        await self.send_json({"conversation_id": event["conversation_id"], "event": event["event"]})

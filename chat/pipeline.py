@@ -54,6 +54,7 @@ from .db import db_call
 from .finish import finish_generated, finish_reused, record_failure
 from .generation import generate, stream_stored
 from .guard import guard
+from .handoff_intent import person_requested
 from .llm.gateway import llm_enabled
 from .llm.types import LLMError
 from .models import Conversation, Message
@@ -115,13 +116,23 @@ class Prepared:
     earlier: list[Message]
 
 
+class PersonHolds(Exception):
+    """The question is stored and goes to the trainer who holds (or will take) the conversation: the
+    assistant does not answer while a person is in it."""
+
+    def __init__(self, conversation_id: uuid.UUID, question_id: uuid.UUID) -> None:
+        super().__init__("a person holds this conversation")
+        self.conversation_id, self.question_id = conversation_id, question_id
+
+
 # --- steps 1-2 ------------------------------------------------------------------------------------------
 
 
 async def open_turn(
     *, visitor_id: str, conversation_id: object | None, text: object, client_msg_id: str, channel: str
 ) -> Turn:
-    """Guard and store the question. Raises GuardError or services.NotFound, with nothing stored."""
+    """Guard and store the question. Raises GuardError or services.NotFound, with nothing stored, or
+    PersonHolds with the question stored."""
     timer = StepTimer()
     with timer.step("guard"):
         guarded = guard(text)
@@ -131,12 +142,15 @@ async def open_turn(
             records = await db_call(services.turn_start)(
                 visitor_id=visitor_id, conversation_id=conversation_id, channel=channel, text=guarded.text,
                 client_msg_id=client_msg_id, pii_redacted=bool(guarded.pii_found),
+                person_requested=person_requested(guarded.text),
             )
     except BaseException:
         _drop(embedding)
         raise
-    if records.repeated:
+    if records.repeated or records.answer is None:
         _drop(embedding)
+    if records.answer is None:
+        raise PersonHolds(records.conversation_id, records.question.pk)
     return Turn(
         visitor_id=visitor_id, conversation_id=records.conversation_id, question_id=records.question.pk,
         question_sequence=records.question.sequence, answer_id=records.answer.pk, question=records.question.text,

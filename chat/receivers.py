@@ -4,8 +4,9 @@ from django.conf import settings
 from django.dispatch import receiver
 
 from knowledge.signals import documents_changed
-from review.signals import answer_rejected, served_model_changed
+from review.signals import answer_rejected, handoff_ended, served_model_changed
 
+from . import services
 from .reuse import services as reuse
 
 
@@ -22,3 +23,8 @@ def block_rejected_answer(sender, message_id, **kwargs) -> None:
 @receiver(served_model_changed)
 def block_answers_of_the_previous_model(sender, model_before, **kwargs) -> None:
     reuse.block_for_model(model=model_before or settings.LLM_MODEL, reason="the served model changed")
+
+
+@receiver(handoff_ended)
+def conversation_back_from_a_person(sender, conversation_id, status, **kwargs) -> None:
+    services.conversation_after_handoff(conversation_id=conversation_id, status=status)

@@ -8,19 +8,23 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Max, Model
 from django.db.models.sql import InsertQuery
 from django.utils import timezone
 
-from review.models import ReviewItem
+from review.hours import availability_message
+from review.models import Handoff, ReviewItem
 from review.services import review_item_enqueue
+from review.takeover import handoff_open_for, handoff_replied, handoff_request, live_announce
 
 from .errors import CodedError
 from .language import detect_language
 from .models import Conversation, Feedback, Message
 from .reuse.services import block_for_message
 from .selectors import as_uuid
+from .streams import push_frames
 
 
 class NotFound(CodedError):
@@ -31,7 +35,7 @@ class NotFound(CodedError):
 class TurnRecords:
     conversation_id: uuid.UUID
     question: Message
-    answer: Message
+    answer: Message | None  # None: a person holds the conversation, the assistant does not answer
     repeated: bool  # the client re-sent a client_msg_id we already have
     opened: Conversation | None = None  # the conversation this turn created (what it holds is known)
 
@@ -49,7 +53,7 @@ def conversation_create(*, visitor_id: str, channel: str) -> Conversation:
 
 def turn_start(
     *, visitor_id: str, conversation_id: object | None, channel: str, text: str, client_msg_id: str,
-    pii_redacted: bool,
+    pii_redacted: bool, person_requested: str | None = None,
 ) -> TurnRecords:
     """Store the question and an empty answer in `streaming` state, before anything can fail.
 
@@ -62,6 +66,8 @@ def turn_start(
     pk = None if conversation_id in (None, "") else _parse_uuid(conversation_id, "conversation_not_found",
                                                                 "conversation")
     try:
+        if person_requested is not None:  # the question asks for a person: it goes to one
+            return _turn_to_person(visitor_id, pk, channel, text, client_msg_id, pii_redacted, person_requested)
         if pk is None:
             return _turn_open(visitor_id, channel, text, client_msg_id, pii_redacted)
         return _turn_continue(visitor_id, pk, text, client_msg_id, pii_redacted)
@@ -69,7 +75,7 @@ def turn_start(
         if not client_msg_id or pk is None:
             raise
         question = Message.objects.get(conversation_id=pk, client_msg_id=client_msg_id)
-        return TurnRecords(pk, question, Message.objects.get(reply_to=question), repeated=True)
+        return TurnRecords(pk, question, Message.objects.filter(reply_to=question).first(), repeated=True)
 
 
 def _turn_open(visitor_id: str, channel: str, text: str, client_msg_id: str, pii_redacted: bool) -> TurnRecords:
@@ -103,13 +109,41 @@ def _insert_statement(model: type[Model], rows: list[Model]) -> tuple[str, list[
 
 @transaction.atomic
 def _turn_continue(visitor_id: str, pk: uuid.UUID, text: str, client_msg_id: str, pii_redacted: bool) -> TurnRecords:
-    owned = Conversation.objects.filter(pk=pk, visitor_id=visitor_id).update(updated_at=timezone.now())
-    if not owned:
-        raise NotFound("conversation_not_found", "No such conversation.")
+    mine = Conversation.objects.filter(pk=pk, visitor_id=visitor_id)
+    # The guarded UPDATE locks the conversation; one in handoff takes the slower path below.
+    if not mine.exclude(status=Conversation.Status.HANDOFF).update(updated_at=timezone.now()):
+        if not mine.update(updated_at=timezone.now()):
+            raise NotFound("conversation_not_found", "No such conversation.")
+        return _turn_for_person(pk, text, client_msg_id, pii_redacted)
     last = Message.objects.filter(conversation_id=pk).aggregate(m=Max("sequence"))["m"] or 0
     question, answer = _message_pair(pk, last, text, client_msg_id, pii_redacted)
     Message.objects.bulk_create([question, answer])
     return TurnRecords(pk, question, answer, repeated=False)
+
+
+@transaction.atomic
+def _turn_to_person(visitor_id: str, pk: uuid.UUID | None, channel: str, text: str, client_msg_id: str,
+                    pii_redacted: bool, reason: str) -> TurnRecords:
+    conversation = (
+        Conversation.objects.create(visitor_id=visitor_id, channel=channel, language=detect_language(text, fallback=""))
+        if pk is None else Conversation.objects.select_for_update().filter(pk=pk, visitor_id=visitor_id).first()
+    )
+    if conversation is None:
+        raise NotFound("conversation_not_found", "No such conversation.")
+    conversation_handoff(conversation=conversation, reason=reason, detail=text)
+    records = _turn_for_person(conversation.pk, text, client_msg_id, pii_redacted)
+    return TurnRecords(conversation.pk, records.question, None, repeated=False,
+                       opened=conversation if pk is None else None)
+
+
+def _turn_for_person(pk: uuid.UUID, text: str, client_msg_id: str, pii_redacted: bool) -> TurnRecords:
+    """A person holds the conversation: the question is stored for them, and no answer is started (the
+    bot gate: whatever the client, the assistant stays silent)."""
+    last = Message.objects.filter(conversation_id=pk).aggregate(m=Max("sequence"))["m"] or 0
+    question, _ = _message_pair(pk, last, text, client_msg_id, pii_redacted)
+    question.save(force_insert=True)
+    transaction.on_commit(lambda: live_announce(conversation_id=pk, event="message"))
+    return TurnRecords(pk, question, None, repeated=False)
 
 
 def _message_pair(
@@ -165,19 +199,76 @@ def feedback_set(*, visitor_id: str, message_id: object, value: str, reason: str
 
 
 @transaction.atomic
-def conversation_handoff(*, conversation: Conversation) -> bool:
-    """Ask for a human; only an open conversation can be handed off. The answer that left the visitor
-    wanting one goes to the review queue."""
-    handed_off = Conversation.objects.filter(pk=conversation.pk, status=Conversation.Status.OPEN).update(
-        status=Conversation.Status.HANDOFF
-    ) == 1
+def conversation_handoff(
+    *, conversation: Conversation, reason: str = Handoff.Reason.ASKED, detail: str = ""
+) -> Handoff:
+    """Ask for a person: the conversation waits for a trainer and the assistant stops answering in it;
+    asking again while one is open changes nothing. The answer that left the visitor wanting a person
+    goes to the review queue."""
+    handed_off = Conversation.objects.filter(pk=conversation.pk).exclude(
+        status=Conversation.Status.HANDOFF).update(status=Conversation.Status.HANDOFF) == 1
+    handoff, _ = handoff_request(conversation_id=conversation.pk, reason=reason, detail=detail)
     if handed_off:
         last_answer = Message.objects.filter(
             conversation_id=conversation.pk, role=Message.Role.ASSISTANT, status=Message.Status.COMPLETE
         ).order_by("-sequence").first()
         if last_answer is not None:
             _queue_for_review(last_answer, ReviewItem.Reason.HANDOFF)
-    return handed_off
+    return handoff
+
+
+@transaction.atomic
+def human_reply(*, conversation_id: uuid.UUID, user: User, text: str) -> Message:
+    """A trainer's reply in a conversation they took over: stored as a `human` message, then sent to every
+    socket of the conversation as a `human` frame once stored."""
+    text = text.strip()
+    if not text:
+        raise CodedError("empty_reply", "Write a reply first.")
+    handoff = handoff_open_for(conversation_id=conversation_id)
+    if handoff is None:
+        raise CodedError("not_in_handoff", "Nobody is waiting for a person in this conversation.")
+    Conversation.objects.filter(pk=conversation_id).update(updated_at=timezone.now())  # the lock, as a turn's
+    last = Message.objects.filter(conversation_id=conversation_id).aggregate(m=Max("sequence"))["m"] or 0
+    reply = Message.objects.create(
+        conversation_id=conversation_id, sequence=last + 1, role=Message.Role.HUMAN, text=text,
+        model=f"human:{user.get_username()}", completed_at=timezone.now(),
+    )
+    handoff_replied(handoff=handoff, user=user, at=reply.created_at)
+    frame = {"type": "human", "message_id": str(reply.pk), "text": text, "agent": agent_name(user),
+             "conversation_id": str(conversation_id)}
+    transaction.on_commit(lambda: push_frames(conversation_id=conversation_id, frames=[frame]))
+    return reply
+
+
+def handoff_frame(*, conversation_id: uuid.UUID, question_id: uuid.UUID | None = None) -> dict[str, Any]:
+    """What a visitor's sockets are told about the person they asked for: waiting (and, outside support
+    hours, when someone will answer) or who is answering."""
+    handoff = handoff_open_for(conversation_id=conversation_id)
+    frame: dict[str, Any] = {"type": "handoff", "conversation_id": str(conversation_id)}
+    if question_id is not None:
+        frame["message_id"] = str(question_id)
+    if handoff is None:
+        return {**frame, "status": "none", "message": "You are talking to the assistant."}
+    if handoff.status == Handoff.Status.TAKEN and handoff.taken_by is not None:
+        agent = agent_name(handoff.taken_by)
+        return {**frame, "status": "taken", "agent": agent, "message": f"{agent} is answering you."}
+    later = availability_message()
+    return {**frame, "status": "waiting", "message": later or "A person will answer you here shortly."}
+
+
+def agent_name(user: User) -> str:
+    """How a trainer is shown to visitors: their first name, else their username."""
+    return user.first_name or user.get_username()
+
+
+def conversation_after_handoff(*, conversation_id: uuid.UUID, status: str) -> None:
+    """The handoff ended: back to the assistant, or closed; the visitor's sockets are told."""
+    closed = status == Handoff.Status.CLOSED
+    Conversation.objects.filter(pk=conversation_id, status=Conversation.Status.HANDOFF).update(
+        status=Conversation.Status.CLOSED if closed else Conversation.Status.OPEN)
+    frame = {"type": "handoff", "conversation_id": str(conversation_id), "status": status,
+             "message": "The conversation was closed." if closed else "You are talking to the assistant again."}
+    transaction.on_commit(lambda: push_frames(conversation_id=conversation_id, frames=[frame]))
 
 
 def _queue_for_review(answer: Message, reason: str, feedback_reason: str = "") -> None:

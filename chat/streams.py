@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, cast
 
 import redis.asyncio as aioredis
+from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 
@@ -72,6 +73,13 @@ async def stream_log_after(message_id: uuid.UUID | str, after_seq: int) -> list[
     """Tokens with seq > after_seq; seq N is the Nth element of the list."""
     texts = cast(list[str], await _redis().lrange(_log_key(message_id), after_seq, -1))  # decode_responses
     return [(after_seq + i + 1, text) for i, text in enumerate(texts)]
+
+
+def push_frames(*, conversation_id: uuid.UUID | str, frames: list[dict[str, Any]]) -> None:
+    """Send frames to every socket of the conversation, from synchronous code (a trainer's reply, the
+    end of a handoff). Not to the token log: these frames are messages of their own, stored as such."""
+    async_to_sync(get_channel_layer().group_send)(
+        conversation_group(conversation_id), {"type": "chat.frames", "frames": frames})
 
 
 class AnswerSink(Protocol):

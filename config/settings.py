@@ -218,6 +218,20 @@ REVIEW_DENSITY_DAYS = env.int("REVIEW_DENSITY_DAYS", default=14)
 # A new signal recomputes densities and groups this much later, once for every signal of that time.
 REVIEW_RECOMPUTE_DELAY_SECONDS = env.int("REVIEW_RECOMPUTE_DELAY_SECONDS", default=30)
 
+# --- A person in the conversation (review/takeover.py, review/notify.py) -----------------------------
+# Support hours (Admin → Support hours) are read in this time zone; outside them a visitor asking for a
+# person is told when someone will answer.
+SUPPORT_TIME_ZONE = env.str("SUPPORT_TIME_ZONE", default="UTC")
+# Who hears of a new handoff: e-mail addresses, and a webhook that gets a JSON POST signed with
+# HMAC-SHA256 of the body under HANDOFF_WEBHOOK_SECRET (header X-Spotter-Signature: sha256=<hex>),
+# retried HANDOFF_WEBHOOK_RETRIES times with growing delays.
+HANDOFF_NOTIFY_EMAILS = env.list("HANDOFF_NOTIFY_EMAILS", default=[])
+HANDOFF_WEBHOOK_URL = env.str("HANDOFF_WEBHOOK_URL", default="")
+HANDOFF_WEBHOOK_SECRET = env.str("HANDOFF_WEBHOOK_SECRET", default="")
+HANDOFF_WEBHOOK_RETRIES = env.int("HANDOFF_WEBHOOK_RETRIES", default=5)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="spotter@localhost")
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+
 # --- Evaluation and fine-tuning (review/evaluation.py, review/finetune.py) ----------------------------
 # Answers an evaluation case without storing a conversation: chat's pipeline steps, wired here because
 # review does not import chat.

@@ -201,5 +201,5 @@ class ReviewDecisionAdmin(admin.ModelAdmin):
         return False
 
 
-# Evaluation sets and runs, fine-tuning runs and promotions: their own admin modules.
-from . import admin_evaluation, admin_finetune  # noqa: E402,F401
+# Evaluation sets and runs, fine-tuning runs and promotions, handoffs and support hours: their own modules.
+from . import admin_evaluation, admin_finetune, admin_handoff  # noqa: E402,F401

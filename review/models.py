@@ -298,3 +298,77 @@ class ModelPromotion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} to {self.model_after or 'the configured model'}"
+
+
+# --- a person in the conversation -------------------------------------------------------------------
+
+
+class Handoff(models.Model):
+    """A visitor asked for a person: waiting until a trainer takes the conversation over, then theirs
+    until they hand it back to the assistant or close it. While one is waiting or taken, the assistant
+    does not answer in that conversation."""
+
+    class Reason(models.TextChoices):
+        ASKED = "asked", "asked for a person"
+        NOT_ANSWERED = "not_answered", "the assistant could not answer"
+        UNHAPPY = "unhappy", "unhappy with the answers"
+        ACCOUNT = "account", "a personal or account matter"
+        URGENT = "urgent", "urgent or safety matter"
+
+    class Status(models.TextChoices):
+        WAITING = "waiting", "waiting for a person"
+        TAKEN = "taken", "taken over"
+        RETURNED = "returned", "handed back to the assistant"
+        CLOSED = "closed"
+
+    OPEN = (Status.WAITING, Status.TAKEN)
+
+    conversation = models.ForeignKey("chat.Conversation", on_delete=models.CASCADE, related_name="handoffs")
+    reason = models.CharField(max_length=16, choices=Reason.choices, default=Reason.ASKED)
+    detail = models.CharField(max_length=300, blank=True, help_text="what the visitor said when asking")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.WAITING)
+    requested_at = models.DateTimeField(default=timezone.now)
+    taken_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="+")
+    taken_at = models.DateTimeField(null=True, blank=True)
+    first_reply_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    resolved = models.BooleanField(null=True, blank=True, help_text="closed as resolved (or not) by the trainer")
+    notified_at = models.DateTimeField(null=True, blank=True, help_text="staff told by e-mail and webhook")
+
+    class Meta:
+        ordering = ["requested_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["conversation"], condition=models.Q(status__in=["waiting", "taken"]),
+                                    name="one_open_handoff_per_conversation"),
+        ]
+
+    def __str__(self) -> str:
+        return f"handoff of {self.conversation_id} ({self.status})"
+
+
+class SupportHours(models.Model):
+    """When trainers answer handoffs (SUPPORT_TIME_ZONE); outside them a visitor is told when someone
+    will. No rows: always staffed."""
+
+    class Weekday(models.IntegerChoices):
+        MONDAY = 0
+        TUESDAY = 1
+        WEDNESDAY = 2
+        THURSDAY = 3
+        FRIDAY = 4
+        SATURDAY = 5
+        SUNDAY = 6
+
+    weekday = models.PositiveSmallIntegerField(choices=Weekday.choices)
+    opens = models.TimeField()
+    closes = models.TimeField()
+
+    class Meta:
+        ordering = ["weekday", "opens"]
+        verbose_name_plural = "support hours"
+        constraints = [models.CheckConstraint(condition=models.Q(opens__lt=models.F("closes")),
+                                              name="support_hours_open_before_close")]
+
+    def __str__(self) -> str:
+        return f"{self.get_weekday_display()} {self.opens:%H:%M}–{self.closes:%H:%M}"

@@ -8,3 +8,6 @@ answer_rejected = Signal()
 # The model answers are generated with changed (a promotion or a rollback): answers `model_before` made
 # must not be reused as if the new model had made them. "" names the configured LLM_MODEL.
 served_model_changed = Signal()
+
+# A handoff ended (`status`: returned to the assistant, or closed): the conversation follows.
+handoff_ended = Signal()

@@ -1,6 +1,7 @@
 from celery import shared_task
+from django.conf import settings
 
-from . import evaluation, finetune, learning, services
+from . import evaluation, finetune, learning, notify, services
 
 
 @shared_task
@@ -46,3 +47,17 @@ def fine_tune_start_manual(user_id: int | None = None) -> int | None:
 def evaluation_runs_fail_stale() -> int:
     """Evaluation runs left running by a worker that died (beat)."""
     return evaluation.evaluation_runs_fail_stale()
+
+
+@shared_task
+def handoff_notify(handoff_id: int) -> None:
+    """Tell staff a visitor waits for a person: the e-mail now, the webhook in a task of its own."""
+    notify.handoff_email(handoff_id=handoff_id)
+    if notify.webhook_configured():
+        handoff_webhook.delay(handoff_id)
+
+
+@shared_task(autoretry_for=(notify.WebhookFailed,), retry_backoff=2, retry_backoff_max=600,
+             max_retries=settings.HANDOFF_WEBHOOK_RETRIES)
+def handoff_webhook(handoff_id: int) -> None:
+    notify.handoff_webhook_post(handoff_id=handoff_id)

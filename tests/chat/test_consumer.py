@@ -134,7 +134,8 @@ async def test_feedback_and_handoff_are_stored(kb):
         {"type": "feedback", "message_id": start["message_id"], "value": "down", "reason": "too short"}
     )
     await ws.send_json_to({"type": "handoff"})
-    assert await ws.receive_nothing(timeout=0.5)  # success sends no frame
+    frame = await ws.receive_json_from(timeout=TIMEOUT)
+    assert (frame["type"], frame["status"]) == ("handoff", "waiting")
     feedback = await in_db(Feedback.objects.get)(message_id=start["message_id"])
     assert (feedback.value, feedback.reason) == ("down", "too short")
     conversation = await in_db(Conversation.objects.get)(pk=start["conversation_id"])

@@ -11,7 +11,6 @@ import pytest
 from django.conf import settings as django_settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
-from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
@@ -367,14 +366,6 @@ def test_runs_compare_case_by_case_with_each_runs_answer(kb):
 
 
 # --- admin ------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def trainer_client() -> Client:
-    DemoSetup()._groups()  # the Trainers group's real permissions
-    client = Client()
-    client.force_login(TrainerFactory.create())
-    return client
 
 
 def test_a_trainer_imports_cases_and_sees_a_bad_files_line(trainer_client):

@@ -40,6 +40,7 @@
     ".msg{max-width:88%;padding:9px 12px;border-radius:12px;white-space:pre-wrap;word-wrap:break-word;font-size:14px;line-height:1.45}",
     ".user{align-self:flex-end;background:var(--me);color:var(--me-fg)}",
     ".assistant,.human{align-self:flex-start;background:var(--bot)}",
+    ".human{border-left:3px solid var(--accent)}.human .agent{font-size:11px;color:var(--muted);margin-bottom:2px}",
     ".notice{align-self:center;font-size:12px;color:var(--muted)}",
     ".error .text{color:#b42318}",
     ".meta{display:flex;flex-wrap:wrap;align-items:center;gap:6px;margin-top:8px;white-space:normal}",
@@ -249,9 +250,36 @@
         if (w) w.node.classList.add("error");
       }
     } else if (frame.type === "human") {
-      bubble("human", frame.text);
+      var h = bubble("human", frame.text);
+      h.node.prepend(el("div", { "class": "agent" }, (frame.agent || "A person") + " \u00b7 person"));
+    } else if (frame.type === "handoff") {
+      onHandoff(frame);
     }
   }
+
+  // ---- a person in the conversation: the assistant is silent, a trainer answers ------------------
+  var withPerson = false, lastHandoffNote = null, lastTyping = 0;
+
+  function onHandoff(frame) {
+    if (frame.conversation_id && !conversationId) {
+      conversationId = frame.conversation_id;
+      localStorage.setItem(storeKey + "conversation", conversationId);
+    }
+    if (frame.message_id) waiting.shift();  // the question went to the person: no answer will start
+    send.disabled = false;
+    withPerson = frame.status === "waiting" || frame.status === "taken";
+    handoff.hidden = withPerson;
+    var note = frame.message || "";
+    if (note && note !== lastHandoffNote) { notice(note); lastHandoffNote = note; }
+  }
+
+  input.addEventListener("input", function () {
+    var now = Date.now();
+    if (withPerson && conversationId && now - lastTyping > 2500) {  // the trainer sees the visitor typing
+      lastTyping = now;
+      transmit({ type: "typing" });
+    }
+  });
 
   function resume(messageId, afterSeq) {
     if (conversationId) transmit({ type: "resume", conversation_id: conversationId, message_id: messageId, after_seq: afterSeq });
@@ -413,7 +441,6 @@
   handoff.addEventListener("click", function () {
     if (!conversationId) { notice("Ask a question first; then a person can take over."); return; }
     transmit({ type: "handoff", conversation_id: conversationId });
-    notice("A person has been asked to join this conversation.");
   });
 
   function mount() {

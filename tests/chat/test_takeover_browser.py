@@ -1,0 +1,42 @@
+"""Takeover in a real headless Chromium against the real ASGI server: a visitor asks for a person in
+the widget, the trainer's live page shows them without a reload, the trainer replies, and the
+visitor's widget shows the reply as a person's."""
+
+import os
+
+import pytest
+from playwright.sync_api import expect
+
+from review.models import Handoff
+from tests.chat.test_widget import CHROMIUM
+from tests.review.test_trainer_flow import SHOTS, browser, trainer_page, visitor_asks  # noqa: F401 (fixture)
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(not os.path.exists(CHROMIUM) and not os.environ.get("CI"), reason="no chromium"),
+]
+
+
+def test_the_live_page_shows_a_waiting_visitor_live_and_the_reply_reaches_the_widget(browser, live_asgi, kb):  # noqa: F811
+    trainer = trainer_page(browser, live_asgi.url)
+    trainer.goto(live_asgi.url + "/admin/chat/conversation/live/")
+    expect(trainer.locator("#handoffs")).to_contain_text("Nobody is waiting")
+
+    visitor, _ = visitor_asks(browser, live_asgi.url, "How do I do a plank?")
+    visitor.get_by_role("button", name="Talk to a human").click()
+    expect(visitor.locator(".notice").last).to_contain_text("person")
+
+    row = trainer.locator("#handoffs tbody tr").first
+    expect(row).to_contain_text("asked for a person", timeout=10000)  # pushed over /ws/live/, no reload
+    row.get_by_role("link").first.click()
+    expect(trainer.locator("#thread")).to_contain_text("How do I do a plank?")
+    trainer.get_by_label("Your reply").fill("Hi, I'm Sam. Keep your hips level with your shoulders.")
+    trainer.get_by_role("button", name="Send").click()
+    expect(trainer.locator(".messagelist .success")).to_contain_text("Sent")
+    trainer.screenshot(path=f"{SHOTS}/admin-live.png", full_page=True)
+
+    reply = visitor.locator(".msg.human").last
+    expect(reply).to_contain_text("Keep your hips level", timeout=10000)
+    expect(reply.locator(".agent")).to_contain_text("coach")
+    visitor.screenshot(path=f"{SHOTS}/widget-human.png")
+    assert Handoff.objects.get().status == Handoff.Status.TAKEN
