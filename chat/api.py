@@ -106,6 +106,9 @@ class MessageListView(APIView):
         question = Message.objects.get(pk=turn.question_id)
         answer = Message.objects.get(pk=turn.answer_id)
         data = {"question": MessageSerializer(question).data, "answer": MessageSerializer(answer).data}
+        if frame.get("type") == "held":
+            # Stored, waiting for a trainer (REVIEW_HOLD_BELOW): read it from the messages once it is sent.
+            return Response(data, status=status.HTTP_202_ACCEPTED)
         if frame.get("type") == "error":
             # The question is stored; the answer failed. 502: the upstream model let us down.
             return Response({"code": frame["code"], "message": frame["message"], **data}, status=502)

@@ -199,6 +199,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         self.ended.discard(mid)
         tokens = await stream_log_after(message_id, after_seq)
         message = await db_call(Message.objects.get)(pk=message_id)
+        if message.status == Message.Status.HELD:  # still with a trainer: its text is not the visitor's yet
+            await self._deliver({"type": "held", "message_id": mid})
+            return
         if not tokens and after_seq == 0 and message.text and message.status != Message.Status.STREAMING:
             tokens = [(1, message.text)]  # the token log expired; the whole text is one token
         for seq, text in tokens:

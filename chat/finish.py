@@ -11,9 +11,12 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
+
 from knowledge.embeddings import QueryVector
 from monitoring.services import answer_fact_record
-from review.services import review_item_screen
+from review.models import ReviewItem
+from review.services import review_item_enqueue, review_item_screen
 
 from . import services, tasks
 from .confidence import answer_confidence, answer_features
@@ -47,12 +50,19 @@ def finish_generated(
         "latency_ms": latency_ms, "confidence": confidence, "timings": dict(turn.timer.steps),
         "ttft_ms": turn.timer.elapsed_ms(generation.first_token_at) if generation.first_token_at else None,
     }
-    services.answer_complete(message_id=turn.answer_id, text=generation.text, facts={
-        **facts, "sources": sources, "context_tokens": context.tokens,
-        "full_history_tokens": context.full_history_tokens,
-    })
+    stored = {**facts, "sources": sources, "context_tokens": context.tokens,
+              "full_history_tokens": context.full_history_tokens}
+    held = holds(confidence)
+    if held:  # not sent, not cached: first in the queue, sent when a trainer decides or the hold runs out
+        services.answer_hold(message_id=turn.answer_id, text=generation.text, facts=stored)
+    else:
+        services.answer_complete(message_id=turn.answer_id, text=generation.text, facts=stored)
     answer_fact_record(message_id=turn.answer_id, conversation_id=turn.conversation_id, status="complete",
                        offline=generation.offline, features=features, **facts)
+    if held:
+        review_item_enqueue(message_id=turn.answer_id, reasons=[ReviewItem.Reason.HELD], priority=1 - confidence,
+                            question=vector)
+        return {"type": "held", "message_id": str(turn.answer_id)}
     _best_effort(review_item_screen, message_id=turn.answer_id, confidence=confidence, cited=len(sources),
                  question=vector)
     if vector is not None and cacheable(had_history=context.had_history,
@@ -67,6 +77,12 @@ def finish_generated(
     if context.fold_pending:
         _best_effort(tasks.conversation_summarize.delay, str(turn.conversation_id), turn.question_sequence)
     return _end_frame(turn.answer_id, sources, confidence, Message.Reuse.NONE, latency_ms)
+
+
+def holds(confidence: float) -> bool:
+    """Whether an answer this sure waits for a trainer before it is sent (REVIEW_HOLD_BELOW)."""
+    threshold = settings.REVIEW_HOLD_BELOW
+    return threshold is not None and confidence < threshold
 
 
 def _features(turn: Turn, route: Route, context: Context, generation: Generation) -> dict[str, Any]:

@@ -46,6 +46,7 @@ class Message(models.Model):
         STREAMING = "streaming"
         COMPLETE = "complete"
         FAILED = "failed"
+        HELD = "held", "held for a trainer"  # generated, not sent: waits for a trainer (REVIEW_HOLD_BELOW)
 
     class Reuse(models.TextChoices):
         NONE = "none"
@@ -89,6 +90,7 @@ class Message(models.Model):
     pii_redacted = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+    held_until = models.DateTimeField(null=True, blank=True, help_text="a held answer is sent as it is then")
 
     class Meta:
         ordering = ["conversation_id", "sequence"]

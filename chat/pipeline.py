@@ -61,7 +61,7 @@ from .models import Conversation, Message
 from .reuse.selectors import Reused, ReuseQuery, reuse_find
 from .route import Route, route_question
 from .selectors import earlier_turns
-from .streams import AnswerSink
+from .streams import AnswerSink, NullSink
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -279,14 +279,20 @@ async def generate_answer(
             question=turn.question, injection_suspected=turn.injection_suspected, route=prepared.route,
             earlier=prepared.earlier, hits=prepared.hits,
         )
+    # With answers held below REVIEW_HOLD_BELOW, none is sent before its confidence is known.
+    holding = settings.REVIEW_HOLD_BELOW is not None
     with turn.timer.step("generate"):
         generation = await generate(
-            question=turn.question, model=prepared.route.prompt.model, context=context, sink=sink, streamed=streamed
+            question=turn.question, model=prepared.route.prompt.model, context=context,
+            sink=NullSink() if holding else sink, streamed=[] if holding else streamed,
         )
     with turn.timer.step("finish"):
-        return await db_call(finish_generated)(
+        frame = await db_call(finish_generated)(
             turn=turn, route=prepared.route, vector=prepared.vector, context=context, generation=generation,
         )
+    if holding and frame["type"] == "end":
+        await stream_stored(generation.text, sink, streamed)
+    return frame
 
 
 async def fail(turn: Turn, exc: BaseException, streamed: list[str]) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.dispatch import receiver
 
 from knowledge.signals import documents_changed
-from review.signals import answer_rejected, handoff_ended, served_model_changed
+from review.signals import answer_approved, answer_rejected, handoff_ended, served_model_changed
 
 from . import services
 from .reuse import services as reuse
@@ -18,6 +18,12 @@ def drop_answers_citing_documents(sender, document_ids, **kwargs) -> None:
 @receiver(answer_rejected)
 def block_rejected_answer(sender, message_id, **kwargs) -> None:
     reuse.block_for_message(message_id=message_id, reason="rejected in review")
+    services.answer_release(message_id=message_id, text=services.HELD_AND_REJECTED)
+
+
+@receiver(answer_approved)
+def send_a_held_answer_as_approved(sender, message_id, text, **kwargs) -> None:
+    services.answer_release(message_id=message_id, text=text)
 
 
 @receiver(served_model_changed)

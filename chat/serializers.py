@@ -28,6 +28,12 @@ class MessageSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
+    def to_representation(self, instance: Message) -> dict:
+        data = super().to_representation(instance)
+        if instance.status == Message.Status.HELD:  # with a trainer: not the visitor's to read yet
+            data.update(text="", sources=[])
+        return data
+
 
 class MessageCreateSerializer(serializers.Serializer):
     # Length is checked by the pipeline's guard, so REST and websocket give the same error code.

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Max, Model
@@ -16,7 +17,7 @@ from django.utils import timezone
 
 from review.hours import availability_message
 from review.models import Handoff, ReviewItem
-from review.services import review_item_enqueue
+from review.services import review_item_enqueue, review_item_unhold
 from review.takeover import handoff_open_for, handoff_replied, handoff_request, live_announce
 
 from .errors import CodedError
@@ -165,6 +166,50 @@ def answer_complete(*, message_id: uuid.UUID, text: str, facts: dict[str, Any]) 
         text=text, status=Message.Status.COMPLETE, completed_at=timezone.now(), **facts
     )
     return updated == 1
+
+
+# What a visitor whose held answer a trainer rejected is sent instead of it.
+HELD_AND_REJECTED = ("I could not give you an answer I am sure of here. If you need one, ask for a person with "
+                     "\u201cTalk to a human\u201d.")
+
+
+def answer_hold(*, message_id: uuid.UUID, text: str, facts: dict[str, Any]) -> bool:
+    """Store a generated answer without sending it: it waits for a trainer until `held_until`."""
+    until = timezone.now() + timedelta(seconds=settings.REVIEW_HOLD_SECONDS)
+    return Message.objects.filter(pk=message_id, status=Message.Status.STREAMING).update(
+        text=text, status=Message.Status.HELD, held_until=until, **facts) == 1
+
+
+@transaction.atomic
+def answer_release(*, message_id: uuid.UUID, text: str | None = None, note: str = "") -> bool:
+    """Send a held answer: the trainer's text (approved or edited), or the answer as it was (`text`
+    None: its hold ran out), with `note` after it. Exactly once, whoever comes first; then every socket
+    of the conversation gets it, and a socket that comes back gets it on `resume`."""
+    message = Message.objects.select_for_update().filter(pk=message_id, status=Message.Status.HELD).first()
+    if message is None:
+        return False  # released already (a trainer and the timeout raced), or never held
+    message.text = (message.text if text is None else text) + (f"\n\n{note}" if note else "")
+    message.status, message.completed_at = Message.Status.COMPLETE, timezone.now()
+    message.save(update_fields=["text", "status", "completed_at"])
+    frames = [
+        {"type": "token", "message_id": str(message.pk), "seq": 1, "text": message.text},
+        {"type": "end", "message_id": str(message.pk), "sources": message.sources, "confidence": message.confidence,
+         "reuse": message.reuse, "latency_ms": message.latency_ms},
+    ]
+    transaction.on_commit(lambda: push_frames(conversation_id=message.conversation_id, frames=frames))
+    return True
+
+
+def held_answers_release_due() -> int:
+    """Answers whose hold ran out, sent as they were (beat; also scheduled at each hold)."""
+    due = Message.objects.filter(status=Message.Status.HELD, held_until__lte=timezone.now()).values_list(
+        "pk", flat=True)
+    released = 0
+    for pk in list(due):
+        if answer_release(message_id=pk, note=settings.REVIEW_HOLD_NOTE):
+            review_item_unhold(message_id=pk)
+            released += 1
+    return released
 
 
 def answer_fail(*, message_id: uuid.UUID, partial_text: str, error: str, timings: dict[str, Any]) -> bool:

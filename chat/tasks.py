@@ -27,3 +27,9 @@ def answer_cache_evict() -> dict[str, int]:
     counts = reuse.evict(current_kb_version=kb_version(), active_space_id=active)
     reuse.flush_scope_indexes(active)
     return counts
+
+
+@shared_task(ignore_result=True)
+def held_answers_release_due() -> int:
+    """Held answers no trainer decided in REVIEW_HOLD_SECONDS go out as they were."""
+    return services.held_answers_release_due()

@@ -128,6 +128,7 @@ CELERY_BEAT_SCHEDULE = {
     # Starts re-embedding when EMBEDDING_* names a model other than the active one.
     "embedding-model-sync": {"task": "knowledge.tasks.embedding_model_sync", "schedule": 60.0},
     "answer-cache-evict": {"task": "chat.tasks.answer_cache_evict", "schedule": 600.0},
+    "held-answers-release-due": {"task": "chat.tasks.held_answers_release_due", "schedule": 10.0},
     "approved-answers-embed": {"task": "review.tasks.approved_answers_embed", "schedule": 120.0},
     "confidence-model-retrain": {"task": "monitoring.tasks.confidence_model_retrain", "schedule": 3600.0},
     "learning-values-recompute": {"task": "review.tasks.learning_values_recompute", "schedule": 300.0},
@@ -195,6 +196,13 @@ CHAT_STREAM_LOG_TTL_SECONDS = env.int("CHAT_STREAM_LOG_TTL_SECONDS", default=24 
 CHAT_STALE_STREAM_SECONDS = env.int("CHAT_STALE_STREAM_SECONDS", default=300)
 CHAT_DB_THREADS = env.int("CHAT_DB_THREADS", default=4)  # the pipeline's database threads (chat/db.py)
 REVIEW_CONFIDENCE_THRESHOLD = env.float("REVIEW_CONFIDENCE_THRESHOLD", default=0.5)
+# Hold before sending: an answer generated below this confidence waits for a trainer instead of being
+# streamed (the visitor gets a `held` frame); after REVIEW_HOLD_SECONDS with no decision it is sent as it
+# was, with REVIEW_HOLD_NOTE after it when set. Empty: off. While on, every generated answer is complete
+# before its first token is sent (its confidence needs the whole answer).
+REVIEW_HOLD_BELOW = env.float("REVIEW_HOLD_BELOW", default=None)
+REVIEW_HOLD_SECONDS = env.int("REVIEW_HOLD_SECONDS", default=120)
+REVIEW_HOLD_NOTE = env.str("REVIEW_HOLD_NOTE", default="")
 # The learnt confidence predictor replaces the heuristic once this many answers are judged.
 CONFIDENCE_MIN_LABELS = env.int("CONFIDENCE_MIN_LABELS", default=50)
 # The queue's learning value (review/learning.py): `uncertainty` times (1 - confidence), plus the weight
@@ -204,6 +212,7 @@ CONFIDENCE_MIN_LABELS = env.int("CONFIDENCE_MIN_LABELS", default=50)
 REVIEW_WEIGHTS = {
     "uncertainty": 1.0, "low_confidence": 0.0, "no_kb_match": 0.5, "thumbs_down": 1.0, "handoff": 0.8,
     "cache_near_miss": 0.3, "repeated_question": 0.5, "skip": 0.1, "density": 1.0,
+    "held": 100.0,  # a visitor is waiting for it: first in the queue
     **{name: float(weight) for name, weight in env.json("REVIEW_WEIGHTS", default={}).items()},
 }
 REVIEW_CLAIM_MINUTES = env.int("REVIEW_CLAIM_MINUTES", default=15)  # a claim lapses after this

@@ -14,6 +14,7 @@ from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
+from django.utils.timesince import timesince
 
 from . import selectors, services
 from .models import ReviewItem
@@ -150,6 +151,8 @@ def reason_labels(item: ReviewItem) -> list[str]:
         label = ReviewItem.Reason(code).label if code in ReviewItem.Reason.values else code
         if code == ReviewItem.Reason.THUMBS_DOWN and item.feedback_reason:
             label = f"{label}: “{item.feedback_reason}”"
+        if code == ReviewItem.Reason.HELD and item.status not in ReviewItem.DECIDED:
+            label = f"{label} ({timesince(item.created_at)})"
         labels.append(str(label))
     return labels
 

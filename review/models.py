@@ -27,6 +27,7 @@ class ReviewItem(models.Model):
         HANDOFF = "handoff", "asked for a human"
         CACHE_NEAR_MISS = "cache_near_miss", "near-miss of the cache"
         REPEATED_QUESTION = "repeated_question", "repeated unanswered question"
+        HELD = "held", "held: the visitor waits"
 
     DECIDED = (Status.APPROVED, Status.EDITED, Status.REJECTED)
 

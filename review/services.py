@@ -29,7 +29,7 @@ from .evaluation import evaluation_case_add_approved
 from .learning import value_terms
 from .models import ApprovedAnswer, ReviewDecision, ReviewItem
 from .selectors import claim_cutoff
-from .signals import answer_rejected
+from .signals import answer_approved, answer_rejected
 
 logger = logging.getLogger(__name__)
 Status, Reason, Action = ReviewItem.Status, ReviewItem.Reason, ReviewDecision.Action
@@ -96,6 +96,21 @@ def review_item_enqueue(
             leader, raised = item.representative_id, sorted(complaints)
             transaction.on_commit(lambda: review_item_enqueue(message_id=_message_of(leader), reasons=raised))
     return item
+
+
+def review_item_unhold(*, message_id: UUID) -> None:
+    """The visitor got the held answer as it was (its hold ran out): still worth a trainer's look, no
+    longer first in the queue."""
+    with transaction.atomic():
+        item = ReviewItem.objects.select_for_update().filter(message_id=message_id).first()
+        if item is None or Reason.HELD not in item.reasons:
+            return
+        item.reasons = [reason for reason in item.reasons if reason != Reason.HELD]
+        terms = value_terms(priority=item.priority, reasons=item.reasons, skip_count=item.skip_count,
+                            density=item.density)
+        item.learning_value, item.value_terms = terms["total"], terms
+        item.reason = Reason(item.reasons[-1]).label if item.reasons else "held, then sent as it was"
+        item.save(update_fields=["reasons", "learning_value", "value_terms", "reason"])
 
 
 def _message_of(item_id: int) -> UUID:
@@ -216,8 +231,9 @@ def review_item_approve(*, item: ReviewItem, reviewer: User, text: str | None = 
         _transition(item, reviewer, now, move)
         ApprovedAnswer.objects.filter(review_item=item, is_active=True).update(is_active=False)
         answer.save()
+        answer_approved.send(sender=ReviewItem, message_id=item.message_id, text=answer.answer)
         evaluation_case_add_approved(answer=answer)  # the grouped paraphrases share it: one case, not several
-        _cover_members(item, covering, reviewer, now, move.changes["status"])
+        _cover_members(item, covering, reviewer, now, move.changes["status"], answer.answer)
     return answer
 
 
@@ -265,7 +281,7 @@ def _covering_answers(item: ReviewItem, answer: ApprovedAnswer) -> dict[int, App
 
 
 def _cover_members(item: ReviewItem, covering: dict[int, ApprovedAnswer], reviewer: User, now: datetime,
-                   status: str) -> None:
+                   status: str, answer_text: str) -> None:
     """Each question grouped under the item takes its decision; one regrouped meanwhile is left alone."""
     members = ReviewItem.objects.select_for_update().filter(representative=item, status=Status.GROUPED).order_by("pk")
     # one answer per question: a member approved before (then reopened by a complaint) gives way
@@ -276,6 +292,7 @@ def _cover_members(item: ReviewItem, covering: dict[int, ApprovedAnswer], review
         member.save(update_fields=["status", "decided_by", "decided_at"])
         ReviewDecision.objects.create(item=member, action=Action.COVER, user=reviewer, at=now, before=before,
                                       after=_snapshot(member), note=f"covered by the decision on item {item.pk}")
+        answer_approved.send(sender=ReviewItem, message_id=member.message_id, text=answer_text)
         if member.pk in covering:
             covering[member.pk].save()
 

@@ -11,3 +11,6 @@ served_model_changed = Signal()
 
 # A handoff ended (`status`: returned to the assistant, or closed): the conversation follows.
 handoff_ended = Signal()
+
+# A trainer approved (or edited) an answer, `text` as approved: an answer held for them is sent with it.
+answer_approved = Signal()

@@ -40,6 +40,7 @@
     ".msg{max-width:88%;padding:9px 12px;border-radius:12px;white-space:pre-wrap;word-wrap:break-word;font-size:14px;line-height:1.45}",
     ".user{align-self:flex-end;background:var(--me);color:var(--me-fg)}",
     ".assistant,.human{align-self:flex-start;background:var(--bot)}",
+    ".held .text{color:var(--muted);font-style:italic}",
     ".human{border-left:3px solid var(--accent)}.human .agent{font-size:11px;color:var(--muted);margin-bottom:2px}",
     ".notice{align-self:center;font-size:12px;color:var(--muted)}",
     ".error .text{color:#b42318}",
@@ -226,9 +227,16 @@
       var waiter = waiting.shift();
       if (waiter) waiter.messageId = frame.message_id;
       answerFor(frame.message_id);
+    } else if (frame.type === "held") {
+      var held = answerFor(frame.message_id);
+      held.held = true;
+      held.node.classList.add("held");
+      held.textNode.textContent = "A person is checking this answer before you see it\u2026";
+      send.disabled = false;
     } else if (frame.type === "token") {
       var a = answerFor(frame.message_id);
       if (frame.seq <= a.seq) return;           // already shown (replay after reconnect)
+      if (a.held) { a.held = false; a.node.classList.remove("held"); a.textNode.textContent = ""; }
       if (frame.seq > a.seq + 1) { resume(frame.message_id, a.seq); return; }
       a.seq = frame.seq;
       a.textNode.textContent += frame.text;
