@@ -5,17 +5,19 @@ and replies, the visitor's sockets get `human` frames, and the trainer hands bac
 from __future__ import annotations
 
 import asyncio
+from datetime import time
 
 import pytest
 from channels.db import database_sync_to_async as in_db
 from channels.testing import WebsocketCommunicator
 from django.test import Client
+from django.utils import timezone
 
 from chat.management.commands.demo_setup import Command as DemoSetup
 from chat.models import Conversation, Message
 from chat.visitors import visitor_token_issue
 from config.asgi import application
-from review.models import Handoff
+from review.models import Handoff, SupportHours
 from tests.chat.test_consumer import TIMEOUT, ask_and_finish, connect, receive_until_end
 from tests.factories import TrainerFactory
 
@@ -160,4 +162,15 @@ async def test_a_question_that_asks_for_a_person_goes_to_one(db):
     handoff = await in_db(Handoff.objects.get)()
     assert handoff.reason == Handoff.Reason.ASKED and "real person" in handoff.detail
     assert not await in_db(Message.objects.filter(role="assistant").exists)()
+    await ws.disconnect()
+
+
+async def test_outside_support_hours_the_visitor_is_told_when_someone_will_answer(kb):
+    tomorrow = (timezone.now().weekday() + 1) % 7  # open only tomorrow: closed now
+    await in_db(SupportHours.objects.create)(weekday=tomorrow, opens=time(9), closes=time(17))
+    ws = await connect()
+    await ask_and_finish(ws, "How do I do a plank?")
+    await ws.send_json_to({"type": "handoff"})
+    frame = await ws.receive_json_from(timeout=TIMEOUT)
+    assert frame["status"] == "waiting" and "09:00" in frame["message"]
     await ws.disconnect()

@@ -3,12 +3,15 @@ the widget, the trainer's live page shows them without a reload, the trainer rep
 visitor's widget shows the reply as a person's."""
 
 import os
+import threading
 
 import pytest
 from playwright.sync_api import expect
 
-from review.models import Handoff
+from review.models import Handoff, ReviewItem
+from review.services import review_item_approve, review_item_claim
 from tests.chat.test_widget import CHROMIUM
+from tests.factories import TrainerFactory
 from tests.review.test_trainer_flow import SHOTS, browser, trainer_page, visitor_asks  # noqa: F401 (fixture)
 
 pytestmark = [
@@ -40,3 +43,28 @@ def test_the_live_page_shows_a_waiting_visitor_live_and_the_reply_reaches_the_wi
     expect(reply.locator(".agent")).to_contain_text("coach")
     visitor.screenshot(path=f"{SHOTS}/widget-human.png")
     assert Handoff.objects.get().status == Handoff.Status.TAKEN
+
+
+def test_a_held_answer_shows_a_person_is_checking_then_the_approved_answer(browser, live_asgi, kb, settings):  # noqa: F811
+    settings.REVIEW_HOLD_BELOW = 1.01  # every generated answer is held
+    visitor = browser.new_page(viewport={"width": 1100, "height": 760})
+    visitor.goto(live_asgi.url + "/")
+    box = visitor.get_by_label("Your message")
+    box.fill("How do I do a plank?")
+    box.press("Enter")
+    held = visitor.locator(".msg.assistant.held")
+    expect(held).to_contain_text("A person is checking this answer", timeout=30000)
+
+    def trainer_approves() -> None:  # as from admin: a thread of its own, not Playwright's event loop
+        item = ReviewItem.objects.get()
+        trainer = TrainerFactory.create()
+        review_item_claim(item=item, user=trainer)
+        review_item_approve(item=item, reviewer=trainer, text="Forearms down, body straight, hold 30 seconds.")
+
+    approving = threading.Thread(target=trainer_approves)
+    approving.start()
+    approving.join(30)
+
+    answer = visitor.locator(".msg.assistant").last
+    expect(answer).to_contain_text("Forearms down, body straight", timeout=10000)
+    expect(answer).not_to_have_class("held")
