@@ -2,6 +2,7 @@
 
 from asgiref.sync import async_to_sync
 from django.conf import settings
+from django.db import transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.exceptions import APIException, NotFound, ValidationError
@@ -26,7 +27,7 @@ from .serializers import (
     WidgetConfigSerializer,
     profile_labels,
 )
-from .streams import NullSink
+from .streams import NullSink, push_frames
 from .visitors import visitor_token_issue
 
 
@@ -132,6 +133,8 @@ class HandoffView(APIView):
     def post(self, request, conversation_id):
         conversation = _own_conversation(request, conversation_id)
         services.conversation_handoff(conversation=conversation)
+        frame = services.handoff_frame(conversation_id=conversation.pk)
+        transaction.on_commit(lambda: push_frames(conversation_id=conversation.pk, frames=[frame]))  # open widgets
         conversation.refresh_from_db()
         return Response(ConversationSerializer(conversation).data)
 

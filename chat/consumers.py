@@ -90,7 +90,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         handler = self.handlers.get(content.get("type"))  # type: ignore[arg-type]
         if handler is None:
             await self.send_error("unknown_type",
-                                  "Unknown frame type; use message, feedback, handoff, resume or typing.")
+                                  "Unknown frame type; use message, feedback, handoff, resume, watch or typing.")
             return
         try:
             await handler(self, content)
@@ -169,8 +169,20 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_send(
                 LIVE_GROUP, {"type": "live.changed", "conversation_id": self.conversation_id, "event": "typing"})
 
+    async def on_watch(self, content: dict[str, Any]) -> None:
+        """A page (re)opened on a conversation: follow it, hear whether a person holds it, and get the
+        person's replies it may have missed (the widget drops those it shows already)."""
+        conversation = await self._conversation(content.get("conversation_id"))
+        await self._watch(str(conversation.pk))
+        frame = await db_call(services.handoff_frame)(conversation_id=conversation.pk)
+        if frame["status"] in ("waiting", "taken"):
+            self.with_person.add(str(conversation.pk))
+            await self.send_json(frame)
+        for reply in await db_call(services.human_replies)(conversation_id=conversation.pk):
+            await self.send_json(reply)
+
     handlers = {"message": on_message, "feedback": on_feedback, "handoff": on_handoff, "resume": on_resume,
-                "typing": on_typing}
+                "typing": on_typing, "watch": on_watch}
 
     # --- helpers ---------------------------------------------------------------------------------
 
@@ -242,7 +254,8 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
 
     async def connect(self) -> None:
         user = self.scope.get("user")
-        if user is None or not user.is_active or not user.is_staff:
+        allowed = user is not None and user.is_active and user.is_staff
+        if not allowed or not await db_call(user.has_perm)("review.view_handoff"):
             await self.close(code=4403)
             return
         await self.channel_layer.group_add(LIVE_GROUP, self.channel_name)

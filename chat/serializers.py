@@ -32,6 +32,8 @@ class MessageSerializer(serializers.ModelSerializer):
         data = super().to_representation(instance)
         if instance.status == Message.Status.HELD:  # with a trainer: not the visitor's to read yet
             data.update(text="", sources=[])
+        if instance.role == Message.Role.HUMAN:  # a person's reply: their display name, as the frame has it
+            data.update(agent=instance.model.removeprefix("human:"), model="")
         return data
 
 

@@ -181,18 +181,25 @@ def answer_hold(*, message_id: uuid.UUID, text: str, facts: dict[str, Any]) -> b
 
 
 @transaction.atomic
-def answer_release(*, message_id: uuid.UUID, text: str | None = None, note: str = "") -> bool:
+def answer_release(
+    *, message_id: uuid.UUID, text: str | None = None, note: str = "", sources: list[Any] | None = None
+) -> bool:
     """Send a held answer: the trainer's text (approved or edited), or the answer as it was (`text`
     None: its hold ran out), with `note` after it. Exactly once, whoever comes first; then every socket
     of the conversation gets it, and a socket that comes back gets it on `resume`."""
     message = Message.objects.select_for_update().filter(pk=message_id, status=Message.Status.HELD).first()
     if message is None:
         return False  # released already (a trainer and the timeout raced), or never held
-    message.text = (message.text if text is None else text) + (f"\n\n{note}" if note else "")
+    if text is not None:
+        message.text = text
+    if sources is not None:
+        message.sources = sources
     message.status, message.completed_at = Message.Status.COMPLETE, timezone.now()
-    message.save(update_fields=["text", "status", "completed_at"])
+    message.save(update_fields=["text", "sources", "status", "completed_at"])
+    # The note is the visitor's, not the answer's: an approval of it later must not carry it.
+    shown = message.text + (f"\n\n{note}" if note else "")
     frames = [
-        {"type": "token", "message_id": str(message.pk), "seq": 1, "text": message.text},
+        {"type": "token", "message_id": str(message.pk), "seq": 1, "text": shown},
         {"type": "end", "message_id": str(message.pk), "sources": message.sources, "confidence": message.confidence,
          "reuse": message.reuse, "latency_ms": message.latency_ms},
     ]
@@ -201,9 +208,10 @@ def answer_release(*, message_id: uuid.UUID, text: str | None = None, note: str 
 
 
 def held_answers_release_due() -> int:
-    """Answers whose hold ran out, sent as they were (beat; also scheduled at each hold)."""
-    due = Message.objects.filter(status=Message.Status.HELD, held_until__lte=timezone.now()).values_list(
-        "pk", flat=True)
+    """Answers whose hold ran out, sent as they were (beat). Not in a conversation a person holds: there
+    only a person speaks, and the held answer waits for a trainer's decision."""
+    due = Message.objects.filter(status=Message.Status.HELD, held_until__lte=timezone.now()).exclude(
+        conversation__status=Conversation.Status.HANDOFF).values_list("pk", flat=True)
     released = 0
     for pk in list(due):
         if answer_release(message_id=pk, note=settings.REVIEW_HOLD_NOTE):
@@ -276,13 +284,27 @@ def human_reply(*, conversation_id: uuid.UUID, user: User, text: str) -> Message
     last = Message.objects.filter(conversation_id=conversation_id).aggregate(m=Max("sequence"))["m"] or 0
     reply = Message.objects.create(
         conversation_id=conversation_id, sequence=last + 1, role=Message.Role.HUMAN, text=text,
-        model=f"human:{user.get_username()}", completed_at=timezone.now(),
+        model=HUMAN_PREFIX + agent_name(user), completed_at=timezone.now(),
     )
     handoff_replied(handoff=handoff, user=user, at=reply.created_at)
-    frame = {"type": "human", "message_id": str(reply.pk), "text": text, "agent": agent_name(user),
-             "conversation_id": str(conversation_id)}
+    frame = _human_frame(reply)
     transaction.on_commit(lambda: push_frames(conversation_id=conversation_id, frames=[frame]))
     return reply
+
+
+# A person's reply names them in `model` (as an answer names its model): "human:<display name>".
+HUMAN_PREFIX = "human:"
+
+
+def _human_frame(reply: Message) -> dict[str, Any]:
+    return {"type": "human", "message_id": str(reply.pk), "text": reply.text,
+            "agent": reply.model.removeprefix(HUMAN_PREFIX), "conversation_id": str(reply.conversation_id)}
+
+
+def human_replies(*, conversation_id: uuid.UUID) -> list[dict[str, Any]]:
+    """Every person's reply in the conversation, as `human` frames, oldest first."""
+    replies = Message.objects.filter(conversation_id=conversation_id, role=Message.Role.HUMAN).order_by("sequence")
+    return [_human_frame(reply) for reply in replies]
 
 
 def handoff_frame(*, conversation_id: uuid.UUID, question_id: uuid.UUID | None = None) -> dict[str, Any]:

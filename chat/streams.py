@@ -9,6 +9,7 @@ conversation, on any ASGI process, gets them): see ConversationBroadcast.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 import weakref
@@ -20,6 +21,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 
+logger = logging.getLogger(__name__)
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = weakref.WeakKeyDictionary()
 
 
@@ -78,8 +80,11 @@ async def stream_log_after(message_id: uuid.UUID | str, after_seq: int) -> list[
 def push_frames(*, conversation_id: uuid.UUID | str, frames: list[dict[str, Any]]) -> None:
     """Send frames to every socket of the conversation, from synchronous code (a trainer's reply, the
     end of a handoff). Not to the token log: these frames are messages of their own, stored as such."""
-    async_to_sync(get_channel_layer().group_send)(
-        conversation_group(conversation_id), {"type": "chat.frames", "frames": frames})
+    try:
+        async_to_sync(get_channel_layer().group_send)(
+            conversation_group(conversation_id), {"type": "chat.frames", "frames": frames})
+    except Exception:  # stored already: a socket that comes back gets it on `resume` / `watch`
+        logger.warning("could not push frames to conversation %s", conversation_id, exc_info=True)
 
 
 class AnswerSink(Protocol):

@@ -198,7 +198,7 @@ CHAT_DB_THREADS = env.int("CHAT_DB_THREADS", default=4)  # the pipeline's databa
 REVIEW_CONFIDENCE_THRESHOLD = env.float("REVIEW_CONFIDENCE_THRESHOLD", default=0.5)
 # Hold before sending: an answer generated below this confidence waits for a trainer instead of being
 # streamed (the visitor gets a `held` frame); after REVIEW_HOLD_SECONDS with no decision it is sent as it
-# was, with REVIEW_HOLD_NOTE after it when set. Empty: off. While on, every generated answer is complete
+# was, with REVIEW_HOLD_NOTE after it when set. Unset: off. While on, every generated answer is complete
 # before its first token is sent (its confidence needs the whole answer).
 REVIEW_HOLD_BELOW = env.float("REVIEW_HOLD_BELOW", default=None)
 REVIEW_HOLD_SECONDS = env.int("REVIEW_HOLD_SECONDS", default=120)

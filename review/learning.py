@@ -196,7 +196,8 @@ def _group(items: list[_Item]) -> list[int]:
 
 def _groupable(member: _Item, leader: _Item) -> bool:
     separated = leader.pk in member.not_grouped_with or member.pk in leader.not_grouped_with
-    return member.status != Status.CLAIMED and not separated
+    # A held answer stays in sight: its visitor is waiting for this very item.
+    return member.status != Status.CLAIMED and Reason.HELD not in member.reasons and not separated
 
 
 def _add_signals(items: list[_Item], leaders: list[int]) -> None:
@@ -293,7 +294,7 @@ def _still_groupable(member: _Item, leader: _Item, fresh: dict[int, _Fresh]) -> 
         return False  # one of them was decided meanwhile
     now, lead = fresh[member.pk], fresh[leader.pk]
     return (now.status in (Status.PENDING, Status.GROUPED) and leader.pk not in now.not_grouped_with
-            and member.pk not in lead.not_grouped_with)
+            and member.pk not in lead.not_grouped_with and Reason.HELD not in now.reasons)
 
 
 def _row(item: _Item, now: _Fresh, leader: _Item | None, members: int) -> ReviewItem:

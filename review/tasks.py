@@ -51,10 +51,11 @@ def evaluation_runs_fail_stale() -> int:
 
 @shared_task
 def handoff_notify(handoff_id: int) -> None:
-    """Tell staff a visitor waits for a person: the e-mail now, the webhook in a task of its own."""
-    notify.handoff_email(handoff_id=handoff_id)
+    """Tell staff a visitor waits for a person: the webhook in a task of its own (queued first, so that a
+    failing mail server does not stop it), then the e-mail."""
     if notify.webhook_configured():
         handoff_webhook.delay(handoff_id)
+    notify.handoff_email(handoff_id=handoff_id)
 
 
 @shared_task(autoretry_for=(notify.WebhookFailed,), retry_backoff=2, retry_backoff_max=600,

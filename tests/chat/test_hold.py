@@ -187,3 +187,15 @@ async def test_over_rest_a_held_answer_is_accepted_not_shown(kb, holding):
         content_type="application/json", HTTP_X_VISITOR_TOKEN=token)
     assert response.status_code == 202
     assert (response.json()["answer"]["status"], response.json()["answer"]["text"]) == ("held", "")
+
+
+async def test_a_hold_does_not_run_out_while_a_person_holds_the_conversation(kb, holding):
+    ws = await connect()
+    start = await ask_held(ws)
+    await ws.send_json_to({"type": "handoff", "conversation_id": start["conversation_id"]})
+    assert (await ws.receive_json_from(timeout=TIMEOUT))["type"] == "handoff"
+    await in_db(Message.objects.filter(pk=start["message_id"]).update)(held_until=timezone.now())
+
+    assert await in_db(held_answers_release_due)() == 0  # only the person speaks now
+    assert (await in_db(Message.objects.get)(pk=start["message_id"])).status == Message.Status.HELD
+    await ws.disconnect()

@@ -174,3 +174,23 @@ async def test_outside_support_hours_the_visitor_is_told_when_someone_will_answe
     frame = await ws.receive_json_from(timeout=TIMEOUT)
     assert frame["status"] == "waiting" and "09:00" in frame["message"]
     await ws.disconnect()
+
+
+async def test_a_visitor_back_after_the_trainers_reply_gets_it_and_the_handoff_state_on_watch(kb):
+    client, _ = await in_db(trainer_client)()
+    _, token = visitor_token_issue()
+    ws = await connect(token)
+    start = await handed_off(ws)
+    await ws.disconnect()  # the page closed
+    await in_db(act)(client, start["conversation_id"], "reply", text="Sam here: still there?")
+
+    back = await connect(token)
+    await back.send_json_to({"type": "watch", "conversation_id": start["conversation_id"]})
+    state = await back.receive_json_from(timeout=TIMEOUT)
+    reply = await back.receive_json_from(timeout=TIMEOUT)
+
+    assert (state["type"], state["status"], state["agent"]) == ("handoff", "taken", "Sam")
+    assert (reply["type"], reply["text"]) == ("human", "Sam here: still there?")
+    await in_db(act)(client, start["conversation_id"], "reply", text="And now live.")
+    assert (await back.receive_json_from(timeout=TIMEOUT))["text"] == "And now live."
+    await back.disconnect()

@@ -6,6 +6,7 @@ import os
 import threading
 
 import pytest
+from django.db import connections
 from playwright.sync_api import expect
 
 from review.models import Handoff, ReviewItem
@@ -56,10 +57,13 @@ def test_a_held_answer_shows_a_person_is_checking_then_the_approved_answer(brows
     expect(held).to_contain_text("A person is checking this answer", timeout=30000)
 
     def trainer_approves() -> None:  # as from admin: a thread of its own, not Playwright's event loop
-        item = ReviewItem.objects.get()
-        trainer = TrainerFactory.create()
-        review_item_claim(item=item, user=trainer)
-        review_item_approve(item=item, reviewer=trainer, text="Forearms down, body straight, hold 30 seconds.")
+        try:
+            item = ReviewItem.objects.get()
+            trainer = TrainerFactory.create()
+            review_item_claim(item=item, user=trainer)
+            review_item_approve(item=item, reviewer=trainer, text="Forearms down, body straight, hold 30 seconds.")
+        finally:
+            connections.close_all()  # this thread's pooled connection goes back
 
     approving = threading.Thread(target=trainer_approves)
     approving.start()

@@ -252,3 +252,13 @@ def test_an_approval_is_not_served_where_an_unreviewed_question_is_as_close():
     learning_values_recompute()
 
     assert reused_for(asked) is None
+
+
+def test_a_held_answer_is_never_grouped_out_of_sight():
+    [queued(q) for q in SQUAT_PARAPHRASES]
+    held = queued("how to do a barbell squat?", reasons=("held",))
+
+    learning_values_recompute()
+
+    assert fresh(held).status == Status.PENDING and fresh(held).representative is None
+    assert ReviewItem.objects.filter(status=Status.GROUPED).exists()  # its paraphrases were grouped

@@ -229,6 +229,7 @@
       answerFor(frame.message_id);
     } else if (frame.type === "held") {
       var held = answerFor(frame.message_id);
+      if (held.done || held.seq > 0) return;  // released before this frame arrived
       held.held = true;
       held.node.classList.add("held");
       held.textNode.textContent = "A person is checking this answer before you see it\u2026";
@@ -258,8 +259,7 @@
         if (w) w.node.classList.add("error");
       }
     } else if (frame.type === "human") {
-      var h = bubble("human", frame.text);
-      h.node.prepend(el("div", { "class": "agent" }, (frame.agent || "A person") + " \u00b7 person"));
+      showHuman(frame);
     } else if (frame.type === "handoff") {
       onHandoff(frame);
     }
@@ -267,6 +267,14 @@
 
   // ---- a person in the conversation: the assistant is silent, a trainer answers ------------------
   var withPerson = false, lastHandoffNote = null, lastTyping = 0;
+
+  var humanShown = {};
+  function showHuman(frame) {
+    if (humanShown[frame.message_id]) return;  // replayed by `watch` after a reconnect
+    humanShown[frame.message_id] = true;
+    var h = bubble("human", frame.text);
+    h.node.prepend(el("div", { "class": "agent" }, (frame.agent || "A person") + " \u00b7 person"));
+  }
 
   function onHandoff(frame) {
     if (frame.conversation_id && !conversationId) {
@@ -277,8 +285,12 @@
     send.disabled = false;
     withPerson = frame.status === "waiting" || frame.status === "taken";
     handoff.hidden = withPerson;
-    var note = frame.message || "";
+    var note = frame.status === "none" ? "" : (frame.message || "");
     if (note && note !== lastHandoffNote) { notice(note); lastHandoffNote = note; }
+    if (frame.status === "closed") {  // the next question starts a new conversation
+      conversationId = null;
+      localStorage.removeItem(storeKey + "conversation");
+    }
   }
 
   input.addEventListener("input", function () {
@@ -302,6 +314,8 @@
       retries = 0;
       status.textContent = "";
       Object.keys(answers).forEach(function (id) { if (!answers[id].done) resume(id, answers[id].seq); });
+      // a person's replies sent while this page was away, and whether a person holds the conversation
+      if (conversationId) transmit({ type: "watch", conversation_id: conversationId });
       var queued = pending; pending = [];
       queued.forEach(transmit);
     };
@@ -321,12 +335,13 @@
       var rows = (r.body && r.body.results) || r.body || [];
       rows.forEach(function (m) {
         if (m.role === "user") { bubble("user", m.text); return; }
+        if (m.role === "human") { showHuman({ message_id: m.id, text: m.text, agent: m.agent }); return; }
         var a = answerFor(m.id);
         a.textNode.textContent = m.text;
         if (m.status === "complete") {
           renderEnd(a, { message_id: m.id, sources: m.sources, confidence: m.confidence, reuse: m.reuse });
-        } else if (m.status === "streaming") {
-          a.textNode.textContent = ""; // resume replays it token by token on connect
+        } else if (m.status === "streaming" || m.status === "held") {
+          a.textNode.textContent = ""; // resume replays it (or says it is held) on connect
         }
       });
     });
