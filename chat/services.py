@@ -15,6 +15,7 @@ from django.db.models import Max, Model
 from django.db.models.sql import InsertQuery
 from django.utils import timezone
 
+from monitoring.services import handoff_fact_open
 from review.hours import availability_message
 from review.models import Handoff, ReviewItem
 from review.services import review_item_enqueue, review_item_unhold
@@ -260,13 +261,16 @@ def conversation_handoff(
     goes to the review queue."""
     handed_off = Conversation.objects.filter(pk=conversation.pk).exclude(
         status=Conversation.Status.HANDOFF).update(status=Conversation.Status.HANDOFF) == 1
-    handoff, _ = handoff_request(conversation_id=conversation.pk, reason=reason, detail=detail)
-    if handed_off:
-        last_answer = Message.objects.filter(
-            conversation_id=conversation.pk, role=Message.Role.ASSISTANT, status=Message.Status.COMPLETE
-        ).order_by("-sequence").first()
-        if last_answer is not None:
-            _queue_for_review(last_answer, ReviewItem.Reason.HANDOFF)
+    handoff, opened = handoff_request(conversation_id=conversation.pk, reason=reason, detail=detail)
+    last_answer = Message.objects.filter(
+        conversation_id=conversation.pk, role=Message.Role.ASSISTANT, status=Message.Status.COMPLETE
+    ).order_by("-sequence").first()
+    if opened:  # measured against the prompt version that answered last (what an experiment compares)
+        handoff_fact_open(handoff_id=handoff.pk, conversation_id=conversation.pk, reason=handoff.reason,
+                          requested_at=handoff.requested_at,
+                          prompt_version_id=last_answer.prompt_version_id if last_answer else None)
+    if handed_off and last_answer is not None:
+        _queue_for_review(last_answer, ReviewItem.Reason.HANDOFF)
     return handoff
 
 

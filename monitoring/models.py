@@ -52,3 +52,22 @@ class ConfidenceModel(models.Model):
 
     def __str__(self) -> str:
         return f"confidence model of {self.trained_at:%Y-%m-%d %H:%M} ({self.labels} labels)"
+
+
+class HandoffFact(models.Model):
+    """One row per request for a person: monitoring's own copy (reason, the prompt version that answered
+    last, when a person first replied, how it ended), so handoff rates per reason and per prompt version
+    never read review's or chat's tables."""
+
+    handoff_id = models.BigIntegerField(unique=True)
+    conversation_id = models.UUIDField(db_index=True)
+    reason = models.CharField(max_length=16)
+    prompt_version_id = models.IntegerField(null=True, blank=True, help_text="of the last answer before it")
+    status = models.CharField(max_length=16, default="waiting")
+    requested_at = models.DateTimeField(db_index=True)
+    first_reply_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    resolved = models.BooleanField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"handoff {self.handoff_id} ({self.status})"

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import TypedDict
 
@@ -8,7 +8,7 @@ from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from .models import AnswerFact
+from .models import AnswerFact, HandoffFact
 
 
 def recent_tokens_in(*, model: str, limit: int = 200) -> list[int]:
@@ -68,3 +68,33 @@ def cost_totals(*, days: int = 30) -> CostTotals:
         cost=totals["cost"] or Decimal(0), avoided=totals["avoided"] or Decimal(0),
         reuse_rate=reused / answers if answers else 0.0,
     )
+
+
+class HandoffRate(TypedDict):
+    prompt_version_id: int | None
+    answers: int
+    handoffs: int
+    rate: float  # handoffs per answer
+    resolved_share: float | None  # of the handoffs that ended, closed as resolved
+
+
+def handoff_rates(*, since: datetime) -> dict[str, object]:
+    """Requests for a person since then: per reason, per prompt version (against its answers: what a prompt
+    experiment compares), the median time to a person's first reply, and the share resolved."""
+    facts = HandoffFact.objects.filter(requested_at__gte=since)
+    per_reason = dict(facts.values_list("reason").annotate(n=Count("pk")).values_list("reason", "n"))
+    answers = dict(AnswerFact.objects.filter(created_at__gte=since).values_list("prompt_version_id")
+                   .annotate(n=Count("pk")).values_list("prompt_version_id", "n"))
+    rows: list[HandoffRate] = []
+    for version, count in facts.values_list("prompt_version_id").annotate(n=Count("pk")).values_list(
+            "prompt_version_id", "n"):
+        # closed as resolved or not; one handed back to the assistant is neither
+        closed = facts.filter(prompt_version_id=version, resolved__isnull=False)
+        resolved = closed.filter(resolved=True).count()
+        rows.append({"prompt_version_id": version, "answers": answers.get(version, 0), "handoffs": count,
+                     "rate": count / max(answers.get(version, 0), 1),
+                     "resolved_share": resolved / closed.count() if closed.exists() else None})
+    replies = facts.filter(first_reply_at__isnull=False).values_list("requested_at", "first_reply_at")
+    waits = sorted((replied - asked).total_seconds() for asked, replied in replies if replied is not None)
+    median = waits[len(waits) // 2] if waits else None
+    return {"per_reason": per_reason, "per_prompt_version": rows, "median_first_reply_seconds": median}

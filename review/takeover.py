@@ -15,6 +15,8 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from monitoring.services import handoff_fact_update
+
 from .models import Handoff
 from .signals import handoff_ended
 
@@ -80,6 +82,7 @@ def handoff_take(*, handoff: Handoff, user: User) -> Handoff:
     ).update(status=Status.TAKEN, taken_by=user, taken_at=now)
     if not taken:
         raise _conflict(handoff.pk, user)
+    handoff_fact_update(handoff_id=handoff.pk, status=Status.TAKEN)
     live_announce(conversation_id=handoff.conversation_id, event="taken")
     return Handoff.objects.get(pk=handoff.pk)
 
@@ -88,7 +91,8 @@ def handoff_replied(*, handoff: Handoff, user: User, at: datetime) -> None:
     """A trainer's reply: only by the one who took it over; the first one is measured."""
     if not Handoff.objects.filter(pk=handoff.pk, status=Status.TAKEN, taken_by=user).exists():
         raise _conflict(handoff.pk, user)
-    Handoff.objects.filter(pk=handoff.pk, first_reply_at__isnull=True).update(first_reply_at=at)
+    if Handoff.objects.filter(pk=handoff.pk, first_reply_at__isnull=True).update(first_reply_at=at):
+        handoff_fact_update(handoff_id=handoff.pk, status=Status.TAKEN, first_reply_at=at)
 
 
 def handoff_end(*, handoff: Handoff, user: User, close: bool, resolved: bool | None = None) -> Handoff:
@@ -102,6 +106,7 @@ def handoff_end(*, handoff: Handoff, user: User, close: bool, resolved: bool | N
         ).update(status=status, ended_at=now, resolved=resolved, taken_by=handoff.taken_by or user)
         if not ended:
             raise _conflict(handoff.pk, user)
+        handoff_fact_update(handoff_id=handoff.pk, status=status, ended_at=now, resolved=resolved)
         handoff_ended.send(sender=Handoff, conversation_id=handoff.conversation_id, status=status)
         transaction.on_commit(lambda: live_announce(conversation_id=handoff.conversation_id, event=status))
     return Handoff.objects.get(pk=handoff.pk)
