@@ -24,8 +24,8 @@ def message_get_in_conversation(*, conversation: Conversation, message_id: objec
 
 
 def earlier_turns(*, conversation_id: uuid.UUID, before_sequence: int) -> list[Message]:
-    """The conversation's complete questions and answers before this one, oldest first."""
+    """The conversation's complete questions and answers before this one, oldest first; a person's replies
+    count as answers (after a hand-back the assistant knows what they said), a held answer does not."""
     return list(Message.objects.filter(
         conversation_id=conversation_id, sequence__lt=before_sequence, status=Message.Status.COMPLETE,
-        role__in=[Message.Role.USER, Message.Role.ASSISTANT],
     ).order_by("sequence"))

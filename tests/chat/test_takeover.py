@@ -15,11 +15,12 @@ from django.utils import timezone
 
 from chat.management.commands.demo_setup import Command as DemoSetup
 from chat.models import Conversation, Message
+from chat.selectors import earlier_turns
 from chat.visitors import visitor_token_issue
 from config.asgi import application
 from review.models import Handoff, SupportHours
 from tests.chat.test_consumer import TIMEOUT, ask_and_finish, connect, receive_until_end
-from tests.factories import TrainerFactory
+from tests.factories import AnswerFactory, TrainerFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -194,3 +195,13 @@ async def test_a_visitor_back_after_the_trainers_reply_gets_it_and_the_handoff_s
     await in_db(act)(client, start["conversation_id"], "reply", text="And now live.")
     assert (await back.receive_json_from(timeout=TIMEOUT))["text"] == "And now live."
     await back.disconnect()
+
+
+def test_after_a_hand_back_the_assistant_reads_what_the_person_said(db):
+    answer = AnswerFactory.create()
+    reply = Message.objects.create(conversation=answer.conversation, sequence=answer.sequence + 1,
+                                   role=Message.Role.HUMAN, text="Sam here: rest 90 seconds.", model="human:Sam")
+
+    turns = earlier_turns(conversation_id=answer.conversation_id, before_sequence=reply.sequence + 1)
+
+    assert [m.role for m in turns] == ["user", "assistant", "human"]
