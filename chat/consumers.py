@@ -15,6 +15,7 @@ from urllib.parse import parse_qs
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from monitoring import metrics
 from review.takeover import LIVE_GROUP
 
 from . import pipeline, services
@@ -67,8 +68,10 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         self.answering: set[ConversationBroadcast] = set()
         self.with_person: set[str] = set()  # conversations this socket asked a person into
         await self.accept()
+        metrics.WEBSOCKETS.inc()
 
     async def disconnect(self, code: int) -> None:
+        metrics.WEBSOCKETS.dec()
         for broadcast in self.answering:
             broadcast.detach()
         for conversation_id in self.conversations_watched:

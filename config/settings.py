@@ -227,6 +227,11 @@ REVIEW_DENSITY_DAYS = env.int("REVIEW_DENSITY_DAYS", default=14)
 # A new signal recomputes densities and groups this much later, once for every signal of that time.
 REVIEW_RECOMPUTE_DELAY_SECONDS = env.int("REVIEW_RECOMPUTE_DELAY_SECONDS", default=30)
 
+# --- Monitoring ----------------------------------------------------------------------------------
+# /metrics (Prometheus) answers a bearer METRICS_TOKEN, or these addresses without one.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"])
+
 # --- A person in the conversation (review/takeover.py, review/notify.py) -----------------------------
 # Support hours (Admin → Support hours) are read in this time zone; outside them a visitor asking for a
 # person is told when someone will answer.

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -159,9 +160,17 @@ def web_workers() -> str:
     return os.environ.get("WEB_CONCURRENCY", "1")
 
 
+def _fresh_dir(path: Path) -> Path:
+    """An empty directory: the metrics files of a previous run would be added to this one's."""
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
 def cmd_run(host: str, port: int) -> int:
     with services("run") as env:
         env.setdefault("PUBLIC_URL", f"http://{host}:{port}")
+        env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(_fresh_dir(VAR_DIR / "prometheus")))
         # The demo holds its most doubtful answers for a trainer (off unless set: see REVIEW_HOLD_BELOW).
         env.setdefault("REVIEW_HOLD_BELOW", "0.25")
         env.setdefault("REVIEW_HOLD_NOTE", "(Sent before a person could check it.)")

@@ -17,4 +17,5 @@ urlpatterns = [
     path("kb/", include("knowledge.page_urls")),
     path("healthz", monitoring_views.healthz, name="healthz"),
     path("readyz", monitoring_views.readyz, name="readyz"),
+    path("metrics", monitoring_views.metrics, name="metrics"),
 ]

@@ -3,6 +3,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from . import metrics
 from .models import AnswerFact, HandoffFact
 
 
@@ -26,7 +27,9 @@ def answer_fact_record(
     timings: dict[str, Any] | None = None,
     features: dict[str, Any] | None = None,
 ) -> AnswerFact:
-    """One fact per answer, written once when the answer ends (complete or failed)."""
+    """One fact per answer, written once when the answer ends (complete or failed); counted for Prometheus."""
+    metrics.answer_observed(status=status, reuse=reuse, latency_ms=latency_ms, ttft_ms=ttft_ms, model=model,
+                            tokens_in=tokens_in, tokens_out=tokens_out, cost=cost, cost_avoided=cost_avoided)
     return AnswerFact.objects.create(
         message_id=message_id, conversation_id=conversation_id, status=status, error_code=error_code, model=model,
         prompt_version_id=prompt_version_id, reuse=reuse, confidence=confidence, latency_ms=latency_ms,
@@ -39,6 +42,7 @@ def handoff_fact_open(
     *, handoff_id: int, conversation_id: UUID, reason: str, requested_at: datetime, prompt_version_id: int | None
 ) -> HandoffFact:
     """A visitor asked for a person (written once, when the request opens a handoff)."""
+    metrics.HANDOFFS.labels(reason=reason).inc()
     fact, _ = HandoffFact.objects.get_or_create(handoff_id=handoff_id, defaults={
         "conversation_id": conversation_id, "reason": reason, "requested_at": requested_at,
         "prompt_version_id": prompt_version_id,

@@ -19,6 +19,8 @@ import openai
 from django.conf import settings
 from openai.types.chat import ChatCompletionMessageParam
 
+from monitoring import metrics
+
 from .breaker import BreakerState, CircuitBreaker
 from .types import ChatMessage, Delta, LLMError, LLMUnavailable, StreamInterrupted
 
@@ -90,17 +92,21 @@ class LLMGateway:
                     yield delta
             except _RETRYABLE as exc:
                 self.breaker.record_failure()
+                metrics.LLM_CALLS.labels(model=model, outcome="error").inc()
                 if started:
                     raise StreamInterrupted(f"the answer stream broke off: {exc!r}") from exc
                 if attempt == self.max_retries:
                     raise _GaveUp from exc
+                metrics.LLM_RETRIES.labels(model=model).inc()
                 await asyncio.sleep(self.backoff * 2**attempt)
                 continue
             except openai.APIStatusError as exc:  # 4xx other than 429: retrying will not help
+                metrics.LLM_CALLS.labels(model=model, outcome="refused").inc()
                 if started:
                     raise LLMError(str(exc)) from exc
                 raise _GaveUp from exc
             self.breaker.record_success()
+            metrics.LLM_CALLS.labels(model=model, outcome="ok").inc()
             return
 
     async def _call(self, messages: Sequence[ChatMessage], model: str) -> AsyncIterator[Delta]:
