@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from decimal import Decimal
 
+from django.apps import apps
+from django.utils import timezone
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import multiprocess as multiprocess_collector
 
@@ -27,6 +29,20 @@ LLM_RETRIES = Counter("spotter_llm_retries", "Retried LLM calls", ["model"])
 WEBSOCKETS = Gauge("spotter_websocket_connections", "Open chat websockets", multiprocess_mode="livesum")
 TASKS = Counter("spotter_celery_tasks", "Celery tasks by name and outcome", ["task", "outcome"])
 HANDOFFS = Counter("spotter_handoffs", "Requests for a person by reason", ["reason"])
+BREAKER_OPEN = Gauge("spotter_llm_breaker_open", "1 while a process's LLM circuit breaker is open",
+                     multiprocess_mode="livemax")
+# Read from the database when scraped (one process sets them): what waits for trainers.
+QUEUE_DEPTH = Gauge("spotter_review_queue_depth", "Review items waiting or claimed", multiprocess_mode="mostrecent")
+QUEUE_OLDEST = Gauge("spotter_review_queue_oldest_seconds", "How long the oldest waiting review item has waited",
+                     multiprocess_mode="mostrecent")
+
+
+def review_queue_state() -> tuple[int, float]:
+    """(items waiting or claimed, seconds the oldest waiting one has waited). Review's table read by name:
+    monitoring imports no other app."""
+    items = apps.get_model("review", "ReviewItem").objects.filter(status__in=["pending", "claimed"])
+    oldest = items.filter(status="pending").order_by("created_at").values_list("created_at", flat=True).first()
+    return items.count(), (timezone.now() - oldest).total_seconds() if oldest else 0.0
 
 
 def answer_observed(
@@ -48,7 +64,10 @@ def answer_observed(
 
 
 def exposition() -> bytes:
-    """The text format of every process's metrics."""
+    """The text format of every process's metrics, the review queue read now."""
+    depth, oldest = review_queue_state()
+    QUEUE_DEPTH.set(depth)
+    QUEUE_OLDEST.set(oldest)
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess_collector.MultiProcessCollector(registry)

@@ -92,6 +92,7 @@ class LLMGateway:
                     yield delta
             except _RETRYABLE as exc:
                 self.breaker.record_failure()
+                metrics.BREAKER_OPEN.set(int(self.breaker.state is not BreakerState.CLOSED))
                 metrics.LLM_CALLS.labels(model=model, outcome="error").inc()
                 if started:
                     raise StreamInterrupted(f"the answer stream broke off: {exc!r}") from exc
@@ -106,6 +107,7 @@ class LLMGateway:
                     raise LLMError(str(exc)) from exc
                 raise _GaveUp from exc
             self.breaker.record_success()
+            metrics.BREAKER_OPEN.set(0)
             metrics.LLM_CALLS.labels(model=model, outcome="ok").inc()
             return
 
