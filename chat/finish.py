@@ -37,19 +37,13 @@ logger = logging.getLogger(__name__)
 def finish_generated(
     *, turn: Turn, route: Route, vector: QueryVector | None, context: Context, generation: Generation
 ) -> dict[str, Any]:
-    """Store the answer with its facts, queue it for review when unsure, cache it; the `end` frame."""
+    """Store the answer with its facts, queue it for review when unsure, cache it; the `end` frame (or
+    the `held` frame of an answer that waits for a trainer)."""
     sources = [_source(context.hits[n - 1]) for n in generation.cited]
     features = _features(turn, route, context, generation)
     confidence, features["confidence_source"] = answer_confidence(
         hits=context.hits, cited=generation.cited, features=features)
-    cost = answer_cost(model=generation.model, tokens_in=generation.tokens_in, tokens_out=generation.tokens_out)
-    latency_ms = turn.timer.elapsed_ms()
-    facts: dict[str, Any] = {
-        "model": generation.model, "prompt_version_id": route.prompt.prompt_version_id,
-        "tokens_in": generation.tokens_in, "tokens_out": generation.tokens_out, "cost": cost,
-        "latency_ms": latency_ms, "confidence": confidence, "timings": dict(turn.timer.steps),
-        "ttft_ms": turn.timer.elapsed_ms(generation.first_token_at) if generation.first_token_at else None,
-    }
+    facts = _generated_facts(turn, route, generation, confidence)
     stored = {**facts, "sources": sources, "context_tokens": context.tokens,
               "full_history_tokens": context.full_history_tokens}
     held = holds(confidence)
@@ -59,6 +53,8 @@ def finish_generated(
         services.answer_complete(message_id=turn.answer_id, text=generation.text, facts=stored)
     answer_fact_record(message_id=turn.answer_id, conversation_id=turn.conversation_id, status="complete",
                        offline=generation.offline, features=features, **facts)
+    if context.fold_pending:
+        _best_effort(tasks.conversation_summarize.delay, str(turn.conversation_id), turn.question_sequence)
     if held:
         review_item_enqueue(message_id=turn.answer_id, reasons=[ReviewItem.Reason.HELD], priority=1 - confidence,
                             question=vector)
@@ -67,16 +63,30 @@ def finish_generated(
                  question=vector)
     if vector is not None and cacheable(had_history=context.had_history,
                                         injection_suspected=turn.injection_suspected, text=generation.text):
-        answer_cache(scope=route.scope(vector), vector=vector, answered=Answered(
-            question=turn.question, text=generation.text, sources=sources,
-            chunk_ids=[context.hits[n - 1].chunk_id for n in generation.cited],
-            document_ids=sorted({h.document_id for h in context.hits}), confidence=confidence,
-            model=generation.model, tokens_in=generation.tokens_in, tokens_out=generation.tokens_out, cost=cost,
-            message_id=turn.answer_id,
-        ))
-    if context.fold_pending:
-        _best_effort(tasks.conversation_summarize.delay, str(turn.conversation_id), turn.question_sequence)
-    return _end_frame(turn.answer_id, sources, confidence, Message.Reuse.NONE, latency_ms)
+        _cache(turn, route, vector, context, generation, sources=sources, confidence=confidence, cost=facts["cost"])
+    return _end_frame(turn.answer_id, sources, confidence, Message.Reuse.NONE, facts["latency_ms"])
+
+
+def _generated_facts(turn: Turn, route: Route, generation: Generation, confidence: float) -> dict[str, Any]:
+    """What the answer row and its monitoring fact both record."""
+    return {
+        "model": generation.model, "prompt_version_id": route.prompt.prompt_version_id,
+        "tokens_in": generation.tokens_in, "tokens_out": generation.tokens_out,
+        "cost": answer_cost(model=generation.model, tokens_in=generation.tokens_in, tokens_out=generation.tokens_out),
+        "latency_ms": turn.timer.elapsed_ms(), "confidence": confidence, "timings": dict(turn.timer.steps),
+        "ttft_ms": turn.timer.elapsed_ms(generation.first_token_at) if generation.first_token_at else None,
+    }
+
+
+def _cache(turn: Turn, route: Route, vector: QueryVector, context: Context, generation: Generation, *,
+           sources: list[dict[str, Any]], confidence: float, cost: Any) -> None:
+    answer_cache(scope=route.scope(vector), vector=vector, answered=Answered(
+        question=turn.question, text=generation.text, sources=sources,
+        chunk_ids=[context.hits[n - 1].chunk_id for n in generation.cited],
+        document_ids=sorted({h.document_id for h in context.hits}), confidence=confidence,
+        model=generation.model, tokens_in=generation.tokens_in, tokens_out=generation.tokens_out, cost=cost,
+        message_id=turn.answer_id,
+    ))
 
 
 def holds(confidence: float) -> bool:

@@ -4,6 +4,7 @@ from rest_framework import serializers
 
 from . import memory
 from .models import Conversation, Feedback, Message, VisitorFact, VisitorProfile
+from .services import HUMAN_PREFIX
 
 
 class VisitorSerializer(serializers.Serializer):
@@ -33,7 +34,7 @@ class MessageSerializer(serializers.ModelSerializer):
         if instance.status == Message.Status.HELD:  # with a trainer: not the visitor's to read yet
             data.update(text="", sources=[])
         if instance.role == Message.Role.HUMAN:  # a person's reply: their display name, as the frame has it
-            data.update(agent=instance.model.removeprefix("human:"), model="")
+            data.update(agent=instance.model.removeprefix(HUMAN_PREFIX), model="")
         return data
 
 

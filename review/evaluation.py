@@ -42,6 +42,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.module_loading import import_string
+from sklearn.preprocessing import normalize  # rows to length 1, zero rows left zero
 
 from experiments.models import PromptVersion
 from knowledge.chunking import split_sentences
@@ -399,7 +400,7 @@ def answer_scores(*, answer: str, reference: str, excerpts: Sequence[str], spec:
     sentences, evidence = text_sentences(answer), [s for excerpt in excerpts for s in text_sentences(excerpt)]
     # Citation numbers are not what an answer says (a reference numbers its own excerpts).
     whole = [_CITATION.sub("", answer), _CITATION.sub("", reference)]
-    vectors = _unit(np.asarray(embed_texts([*whole, *sentences, *evidence], spec), dtype=np.float64))
+    vectors = normalize(np.asarray(embed_texts([*whole, *sentences, *evidence], spec), dtype=np.float64))
     similarity = max(0.0, float(vectors[0] @ vectors[1]))
     said, given = vectors[2:2 + len(sentences)], vectors[2 + len(sentences):]
     if not len(said) or not len(given):
@@ -416,12 +417,6 @@ def text_sentences(text: str) -> list[str]:
         clean = _LINE_MARKUP.sub("", _CITATION.sub("", line)).replace("**", "").strip()
         sentences.extend(s for s in split_sentences(clean) if _WORD.search(s))
     return sentences
-
-
-def _unit(vectors: np.ndarray) -> np.ndarray:
-    """Each row scaled to length 1, a zero row left zero (review/learning.py has its own, for its matrices)."""
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.where(norms == 0, 1.0, norms)
 
 
 # --- reads --------------------------------------------------------------------------------------------

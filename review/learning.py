@@ -32,6 +32,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from sklearn.preprocessing import normalize  # rows to length 1, zero rows left zero
 
 from knowledge.embeddings import NoActiveSpace, SpaceRef, active_space_ref, embed_texts
 
@@ -136,12 +137,7 @@ def _approved_vectors(ref: SpaceRef) -> np.ndarray:
     rows = ApprovedAnswer.objects.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()),
                                          is_active=True, space_id=ref.space_id, embedding__isnull=False)
     vectors = [np.asarray(v, dtype=np.float32) for v in rows.values_list("embedding", flat=True)]
-    return _unit(np.vstack(vectors)) if vectors else np.empty((0, ref.spec.dimensions), dtype=np.float32)
-
-
-def _unit(matrix: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return matrix / np.where(norms == 0, 1, norms)
+    return normalize(np.vstack(vectors)) if vectors else np.empty((0, ref.spec.dimensions), dtype=np.float32)
 
 
 # --- neighbourhoods and groups --------------------------------------------------------------------------
@@ -153,7 +149,7 @@ def _neighbourhoods(items: list[_Item], approved: np.ndarray) -> None:
     placed = [n for n, item in enumerate(items) if item.vector is not None]
     if not placed:
         return
-    matrix = _unit(np.vstack([_vector(items[n]) for n in placed]))
+    matrix = normalize(np.vstack([_vector(items[n]) for n in placed]))
     recent = np.array([items[n].recent for n in placed])
     index = np.array(placed)
     density_radius, group_radius = settings.REVIEW_DENSITY_SIMILARITY, settings.REVIEW_GROUP_SIMILARITY
