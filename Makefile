@@ -25,6 +25,9 @@ bench: $(STAMP)  ## the benchmarks in bench/, each prints its table
 	$(PY) -m config.stack exec -- $(PY) bench/context.py $(ARGS)
 	$(PY) -m config.stack exec -- $(PY) bench/calibration.py $(ARGS)
 	$(PY) -m config.stack exec -- $(PY) bench/learning.py $(ARGS)
+	$(PY) -m config.stack exec -- $(PY) bench/dashboard.py $(ARGS)
+	$(PY) -m config.stack exec -- $(PY) bench/drift.py $(ARGS)
+	$(PY) bench/experiments.py $(ARGS)
 
 services: $(STAMP)  ## only the embedded Postgres and Redis, for a shell of your own
 	$(PY) -m config.stack services

@@ -305,6 +305,65 @@ def result_line(results: dict, args: argparse.Namespace) -> str:
     return line
 
 
+def fact_write_cost(concurrency: int, writes: int, think: tuple[float, float]) -> dict[str, float]:
+    """What recording an answer costs on its path: the monitoring fact with its minute, hour and day rollups
+    and the Prometheus updates, as `finish` calls it, against the bare fact row alone (what it was before
+    rollups). Both written from as many threads as the pipeline has database threads (CHAT_DB_THREADS, the
+    only threads that write facts), at the paced level's rate of answers. It runs after the last token, so
+    it adds to the time to the `end` frame, never to the time to first token."""
+    import threading
+    import uuid
+    from decimal import Decimal
+
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    django.setup()
+    from django.conf import settings
+    from django.db import connection
+
+    from monitoring.models import AnswerFact
+    from monitoring.services import answer_fact_record
+
+    def fields() -> dict:
+        return dict(message_id=uuid.uuid4(), conversation_id=uuid.uuid4(), status="complete", model="fake-model",
+                    prompt_version_id=1, confidence=0.7, latency_ms=random.randint(300, 3000), ttft_ms=220,
+                    tokens_in=900, tokens_out=60, cost=Decimal("0.000171"), language="en")
+
+    threads_n = settings.CHAT_DB_THREADS
+    # the paced level: each chat asks again (think) seconds after an answer of about one second
+    pause = (sum(think) / 2 + 1.0) * threads_n / concurrency
+    ways = {"fact row only": lambda: AnswerFact.objects.create(**fields()),
+            "fact + rollups + metrics": lambda: answer_fact_record(**fields())}
+    results = {}
+    for name, write in ways.items():
+        samples: list[float] = []
+
+        def writer(seed: int, write=write, samples=samples) -> None:
+            rng = random.Random(seed)
+            for _ in range(writes // threads_n):
+                time.sleep(rng.uniform(0.5, 1.5) * pause)
+                began = time.perf_counter()
+                write()
+                samples.append(1000 * (time.perf_counter() - began))
+            connection.close()
+
+        threads = [threading.Thread(target=writer, args=(n,)) for n in range(threads_n)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        results[name] = {"p50": pct(samples, 0.5), "p99": pct(samples, 0.99), "n": len(samples)}
+    print(f"\nRecording an answer: {threads_n} database threads, one answer every {pause * 1000 / threads_n:.0f} ms "
+          f"(the paced level's rate), in this process against the bench database\n")
+    print("| write | answers | p50 ms | p99 ms |\n|---|---:|---:|---:|")
+    for name, r in results.items():
+        print(f"| {name} | {r['n']} | {r['p50']:.2f} | {r['p99']:.2f} |")
+    added = {q: results["fact + rollups + metrics"][q] - results["fact row only"][q] for q in ("p50", "p99")}
+    print(f"\nAdded by rollups and metrics: p50 {added['p50']:.2f} ms, p99 {added['p99']:.2f} ms")
+    return {"record_p99_ms": results["fact + rollups + metrics"]["p99"], "record_added_p99_ms": added["p99"]}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description="Spotter serving overhead benchmark")
     parser.add_argument("--ttft-ms", type=float, default=200)
@@ -350,13 +409,16 @@ def main() -> int:
         _wait_http(f"{llm_url}/models")
         _wait_http(f"{http_url}/healthz")
         rows = asyncio.run(measure(args, llm_url, http_url, CpuMeter(server=procs[1], llm=procs[0])))
+        recording = fact_write_cost(max(args.concurrency), args.rounds * 100, tuple(args.think))
     finally:
         for proc in procs:
             proc.terminate()
             proc.wait(10)
         if not args.keep_database:
             drop_database(BENCH_DB)
-    print(f"\n{result_line(print_table(rows, args), args)}")
+    line = result_line(print_table(rows, args), args)
+    print(f"\n{line} record_p99_ms={recording['record_p99_ms']:.2f} "
+          f"record_added_p99_ms={recording['record_added_p99_ms']:.2f}")
     return 0
 
 

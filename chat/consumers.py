@@ -15,6 +15,7 @@ from urllib.parse import parse_qs
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from config.logging import bind, new_request_id
 from monitoring import metrics
 from review.takeover import LIVE_GROUP
 
@@ -56,6 +57,10 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
         await handler(message)
+
+    async def websocket_receive(self, message: dict[str, Any]) -> None:
+        with bind(request_id=new_request_id()):  # in the logs, each frame is a request of its own
+            await super().websocket_receive(message)
 
     async def connect(self) -> None:
         token = parse_qs(self.scope.get("query_string", b"").decode()).get("token", [""])[0]

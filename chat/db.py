@@ -14,6 +14,8 @@ from typing import Any, TypeVar
 from django.conf import settings
 from django.db import close_old_connections
 
+from config.logging import bind, bound_ids
+
 T = TypeVar("T")
 _executor: ThreadPoolExecutor | None = None
 
@@ -38,17 +40,20 @@ def db_call(function: Callable[..., T]) -> Callable[..., Awaitable[T]]:
     CPU spent for nothing here, and Channels' connection cleanup then runs outside that copy, where
     it no longer sees the connection the function opened. Here each database thread keeps its own
     context, and the connection is closed in the thread that opened it. Nothing the caller sets in
-    a contextvar reaches the step: pass what it needs as arguments."""
+    a contextvar reaches the step: pass what it needs as arguments. The one exception is the log ids
+    (config/logging.py), handed over by name and bound in the thread for the call, so that the step's
+    lines, and the Celery tasks it enqueues, name the request and answer it serves."""
 
-    def closing(*args: Any, **kwargs: Any) -> T:
+    def closing(log_ids: dict[str, str], /, *args: Any, **kwargs: Any) -> T:
         try:
-            return function(*args, **kwargs)
+            with bind(**log_ids):
+                return function(*args, **kwargs)
         finally:
             close_old_connections()
 
     @functools.wraps(function)
     async def call(*args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(_db_threads(), functools.partial(closing, *args, **kwargs))
+        return await loop.run_in_executor(_db_threads(), functools.partial(closing, bound_ids(), *args, **kwargs))
 
     return call

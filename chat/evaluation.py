@@ -32,7 +32,7 @@ from .guard import guard
 from .llm.gateway import close_clients, get_gateway
 from .llm.types import ChatMessage
 from .pipeline import retrieve
-from .route import Route
+from .route import Route, rendered_prompt
 
 JUDGE_PROMPT = (
     "You grade an assistant's answer to a question against a reference answer that an expert approved. "
@@ -51,12 +51,12 @@ class JudgeError(ValueError):
 def answer_case(*, question: str, language: str, model: str, prompt_version_id: int | None) -> CaseAnswer:
     """One evaluation case answered as a visitor's first question would be, with `model` (empty: the
     prompt version's, else the served one, a promoted fine-tuned model included) and that prompt version
-    (None: the active one). Raises what the pipeline raises: GuardError for a question it refuses,
+    (None: the `production` one). Raises what the pipeline raises: GuardError for a question it refuses,
     LLMError when generation fails. The answer names the model that gave it: the gateway's fallback
     model, when the one asked for failed."""
     started = time.perf_counter()
     guarded = guard(question)
-    prompt = _prompt(prompt_version_id)
+    prompt = rendered_prompt(_prompt(prompt_version_id), language=language)
     hits = retrieve(guarded.text, _vector_or_none(guarded.text),
                     search_full_text(guarded.text, k=settings.KNOWLEDGE_TOP_K))
     route = Route(prompt=prompt, kb_version=kb_version(), language=language, visitor_id="", profile="",

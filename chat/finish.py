@@ -52,7 +52,8 @@ def finish_generated(
     else:
         services.answer_complete(message_id=turn.answer_id, text=generation.text, facts=stored)
     answer_fact_record(message_id=turn.answer_id, conversation_id=turn.conversation_id, status="complete",
-                       offline=generation.offline, features=features, **facts)
+                       offline=generation.offline, features=features, best_match=features["best_dense"],
+                       **_question_facts(turn, route, vector), **facts)
     if context.fold_pending:
         _best_effort(tasks.conversation_summarize.delay, str(turn.conversation_id), turn.question_sequence)
     if held:
@@ -120,9 +121,18 @@ def finish_reused(*, turn: Turn, route: Route, reused: Reused, vector: QueryVect
         **facts, "sources": reused.sources, "reuse_details": reused.details,
         "reused_entry_id": entry_id, "approved_answer_id": reused.approved_id,
     })
-    answer_fact_record(message_id=answer_id, conversation_id=conversation_id, status="complete", **facts)
+    answer_fact_record(message_id=answer_id, conversation_id=conversation_id, status="complete",
+                       **_question_facts(turn, route, vector), **facts)
     _best_effort(reuse_record, reused=reused, question=turn.question, vector=vector, scope=route.scope(vector))
     return _end_frame(answer_id, reused.sources, reused.confidence, reused.kind, latency_ms)
+
+
+def _question_facts(turn: Turn, route: Route, vector: QueryVector | None) -> dict[str, Any]:
+    """What monitoring's drift detection compares: the question, its embedding (and in which space) and the
+    language it was answered in."""
+    return {"language": route.language, "question": turn.question, "arm": route.arm.key if route.arm else "",
+            "question_embedding": vector.vector if vector else None,
+            "embedding_space_id": vector.space_id if vector else None}
 
 
 def _best_effort(work: Callable[..., object], *args: Any, **kwargs: Any) -> None:

@@ -45,6 +45,7 @@ from typing import Any, TypeVar, cast
 
 from django.conf import settings
 
+from config.logging import bind
 from knowledge.embeddings import NoActiveSpace, QueryVector, aembed_query
 from knowledge.selectors import FullTextSide, SearchHit, search, search_full_text
 
@@ -321,7 +322,8 @@ _background: set[asyncio.Task[dict[str, Any]]] = set()
 
 def launch_turn(turn: Turn, sink: AnswerSink) -> asyncio.Task[dict[str, Any]]:
     """Answer in the background: the visitor closing the socket does not stop the answer."""
-    task = asyncio.get_running_loop().create_task(answer_turn(turn, sink))
+    with bind(conversation_id=turn.conversation_id, answer_id=turn.answer_id):  # the task keeps what it starts with
+        task = asyncio.get_running_loop().create_task(answer_turn(turn, sink))
     _background.add(task)
     task.add_done_callback(_background_done)
     return task
@@ -344,4 +346,5 @@ async def answer(
     )
     if turn.repeated:
         return turn, {}
-    return turn, await answer_turn(turn, sink)
+    with bind(conversation_id=turn.conversation_id, answer_id=turn.answer_id):
+        return turn, await answer_turn(turn, sink)

@@ -1,4 +1,5 @@
-"""Step 3 of the pipeline: which prompt, model, language and profile a question is answered with."""
+"""Step 3 of the pipeline: which prompt, model, language and profile a question is answered with, and
+in which experiment arm (sticky per visitor: experiments.assignment)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from dataclasses import dataclass, replace
 
 from django.conf import settings
 
+from experiments.assignment import LiveArm, arm_for_visitor
 from experiments.selectors import PromptChoice, prompt_for_new_answer
+from experiments.templating import template_render
 from knowledge.embeddings import QueryVector
 from knowledge.selectors import kb_version
 from review.finetune import served_model
@@ -28,15 +31,20 @@ class Route:
     profile_hash: str
     summary: str
     summary_through: int  # the last message sequence the summary holds
+    arm: LiveArm | None = None  # the experiment arm answering this visitor, if any
 
     def scope(self, vector: QueryVector) -> Scope:
         """Where this question's answer is stored and looked up. An answer shaped by a profile is
-        reused for that visitor and that profile only."""
+        reused for that visitor and that profile only; one given in an experiment arm stays in that
+        arm (or with control, when the arm shares reuse)."""
         personal = bool(self.profile)
+        arm = self.arm
         return Scope(
-            space_id=vector.space_id, dimensions=vector.dimensions, prompt_version_id=self.prompt.prompt_version_id,
+            space_id=vector.space_id, dimensions=vector.dimensions,
+            prompt_version_id=arm.reuse_version_id if arm else self.prompt.prompt_version_id,
             kb_version=self.kb_version, language=self.language, visitor_id=self.visitor_id if personal else "",
             profile_hash=self.profile_hash if personal else "",
+            foreign_prompt_version_ids=arm.foreign_version_ids if arm else frozenset(),
         )
 
 
@@ -52,14 +60,21 @@ def route_question(
     language = _language(conversation, opened, question, profile.language if profile else "")
     if not conversation.language:
         Conversation.objects.filter(pk=conversation_id, language="").update(language=language)
-    prompt = prompt_for_new_answer()
+    arm = arm_for_visitor(visitor_id=visitor_id, language=language)
+    prompt = arm.prompt if arm is not None else prompt_for_new_answer()
     if not prompt.model:  # a version that names no model is answered by the promoted fine-tuned one, if any
         prompt = replace(prompt, model=served_model())
+    prompt = rendered_prompt(prompt, language=language)
     return Route(
-        prompt=prompt, kb_version=kb_version(), language=language, visitor_id=visitor_id,
+        prompt=prompt, kb_version=kb_version(), language=language, visitor_id=visitor_id, arm=arm,
         profile=memory.profile_text(profile), profile_hash=memory.profile_hash(profile),
         summary=conversation.summary, summary_through=conversation.summary_through,
     )
+
+
+def rendered_prompt(prompt: PromptChoice, *, language: str) -> PromptChoice:
+    """The prompt with its template variables (experiments.templating) filled in for this answer."""
+    return replace(prompt, system_prompt=template_render(prompt.system_prompt, {"language": language}))
 
 
 def _language(conversation: Conversation, opened: Conversation | None, question: str, preferred: str) -> str:

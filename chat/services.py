@@ -15,7 +15,7 @@ from django.db.models import Max, Model
 from django.db.models.sql import InsertQuery
 from django.utils import timezone
 
-from monitoring.services import handoff_fact_open
+from monitoring.services import answer_feedback_record, handoff_fact_open
 from review.hours import availability_message
 from review.models import Handoff, ReviewItem
 from review.services import review_item_enqueue, review_item_unhold
@@ -246,6 +246,7 @@ def feedback_set(*, visitor_id: str, message_id: object, value: str, reason: str
     feedback, _ = Feedback.objects.update_or_create(
         message=message, defaults={"value": value, "reason": reason[:200], "comment": comment}
     )
+    answer_feedback_record(message_id=message.pk, value=value)
     if value == Feedback.Value.DOWN:  # the answer is never served from the cache again, and a trainer sees it
         block_for_message(message_id=message.pk, reason=f"thumbs down: {reason}"[:200])
         _queue_for_review(message, ReviewItem.Reason.THUMBS_DOWN, feedback_reason=reason)

@@ -46,6 +46,6 @@ async def _llm_summary(previous: str, turns: list[Message]) -> str:
     try:
         parts = [delta.text async for delta in get_gateway().stream(messages) if delta.text]
     except LLMError as exc:
-        logger.warning("LLM summary failed (%s); folding extractively", exc)
+        logger.warning("LLM summary failed (%s); folding extractively", exc.code)  # its text may quote the turns
         return fold_extractive(previous, turns)
     return summary_trim("".join(parts).strip()) or fold_extractive(previous, turns)

@@ -12,6 +12,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from config.logging import LOG_FORMATS, logging_config
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
 
@@ -30,7 +32,7 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 PUBLIC_URL = env.str("PUBLIC_URL", default="http://127.0.0.1:8000")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "config.apps.SpotterAdminConfig",  # Django's admin, its home page the dashboard
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -52,6 +54,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config.request_id.request_id_middleware",  # first: every line of a request names it
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
@@ -154,13 +157,15 @@ STORAGES = {
 MEDIA_ROOT = VAR_DIR / "media"
 WHITENOISE_USE_FINDERS = True  # serve app static files even before collectstatic (tests)
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"httpx": {"level": "WARNING"}, "sentence_transformers": {"level": "WARNING"}},
-}
+# One line a record, naming the request, conversation and answer it belongs to (config/logging.py): `json`
+# (one object a line, for a log shipper) or `text` (for a person at a terminal). The web process, the
+# Celery worker and beat all log through this (config/celery.py, config/stack.py); LOG_SERVICE names
+# the process in each JSON line (`make run` sets asgi, worker, beat).
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOG_FORMAT = env.str("LOG_FORMAT", default="json")
+if LOG_FORMAT not in LOG_FORMATS:
+    raise ImproperlyConfigured("LOG_FORMAT must be 'json' or 'text'")
+LOGGING = logging_config(log_format=LOG_FORMAT, level=LOG_LEVEL, service=env.str("LOG_SERVICE", default=""))
 
 # --- API -----------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -231,6 +236,77 @@ REVIEW_RECOMPUTE_DELAY_SECONDS = env.int("REVIEW_RECOMPUTE_DELAY_SECONDS", defau
 # /metrics (Prometheus) answers a bearer METRICS_TOKEN, or these addresses without one.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"])
+# Rollups (monitoring/rollups.py): raw answer facts older than this are compacted away (their rollups stay);
+# minute rollups (and the sampled review queue levels) go after MONITORING_MINUTE_ROLLUP_DAYS, hour rollups stay.
+MONITORING_RAW_FACT_DAYS = env.int("MONITORING_RAW_FACT_DAYS", default=90)
+MONITORING_MINUTE_ROLLUP_DAYS = env.int("MONITORING_MINUTE_ROLLUP_DAYS", default=8)
+# An answer below this confidence counts as low-confidence on the dashboard.
+MONITORING_LOW_CONFIDENCE_BELOW = env.float("MONITORING_LOW_CONFIDENCE_BELOW", default=0.5)
+CELERY_BEAT_SCHEDULE["gauges-sample"] = {"task": "monitoring.tasks.gauges_sample", "schedule": 60.0}
+CELERY_BEAT_SCHEDULE["facts-compact"] = {"task": "monitoring.tasks.facts_compact", "schedule": 3600.0}
+
+# --- Monitoring: drift and new topics (monitoring/drift.py) ------------------------------------------
+# Every DRIFT_WINDOW_MINUTES the beat job judges the window that just ended against a reference: the
+# DRIFT_REFERENCE_HOURS ending DRIFT_REFERENCE_GAP_HOURS before it, so a topic that is only starting is not
+# yet part of what it is compared with. At most DRIFT_REFERENCE_MAX_QUESTIONS questions are sampled from
+# each; a window or reference with fewer than DRIFT_MIN_ANSWERS answers is not judged.
+DRIFT_WINDOW_MINUTES = env.int("DRIFT_WINDOW_MINUTES", default=60)
+DRIFT_REFERENCE_HOURS = env.int("DRIFT_REFERENCE_HOURS", default=7 * 24)
+DRIFT_REFERENCE_GAP_HOURS = env.int("DRIFT_REFERENCE_GAP_HOURS", default=24)
+DRIFT_REFERENCE_MAX_QUESTIONS = env.int("DRIFT_REFERENCE_MAX_QUESTIONS", default=2000)
+DRIFT_MIN_ANSWERS = env.int("DRIFT_MIN_ANSWERS", default=20)
+# A question is novel when nothing in the reference is as close to it as all but the DRIFT_NOVELTY_ALPHA
+# share of reference questions are to their nearest neighbour; the null of a window's novel-and-grouped
+# count is drawn from DRIFT_NULL_DRAWS windows held out of the reference.
+DRIFT_NOVELTY_ALPHA = env.float("DRIFT_NOVELTY_ALPHA", default=0.2)
+DRIFT_NULL_DRAWS = env.int("DRIFT_NULL_DRAWS", default=30)
+# Each kind's z-scores accumulate in a one-sided CUSUM: a window adds its z less the slack, and the check
+# alarms while the sum is at or above the threshold (bench/drift.py measures both against false alarms).
+DRIFT_CUSUM_SLACK = env.float("DRIFT_CUSUM_SLACK", default=1.0)
+DRIFT_CUSUM_THRESHOLD = env.float("DRIFT_CUSUM_THRESHOLD", default=6.0)
+if DRIFT_CUSUM_SLACK < 0 or DRIFT_CUSUM_THRESHOLD <= 0 or not 0 < DRIFT_NOVELTY_ALPHA < 1:
+    raise ImproperlyConfigured("DRIFT_CUSUM_SLACK ≥ 0, DRIFT_CUSUM_THRESHOLD > 0 and 0 < DRIFT_NOVELTY_ALPHA < 1")
+# Coverage drift: an answer whose best knowledge-base match (cosine) is below this is weakly covered.
+DRIFT_WEAK_MATCH_BELOW = env.float("DRIFT_WEAK_MATCH_BELOW", default=0.5)
+# New topics: the questions of the last DRIFT_TOPIC_HORIZON_HOURS (at most DRIFT_TOPIC_MAX_QUESTIONS of them)
+# that are novel or answered poorly, in clusters of at least DRIFT_TOPIC_MIN_SIZE; a cluster whose centre is
+# within DRIFT_TOPIC_MATCH_SIMILARITY (cosine) of a known one's is that one, grown or shrunk. The horizon is
+# short because every hour adds a few outliers of known topics that resemble each other by chance; a topic
+# that lasts longer is still one cluster, matched check after check, with its trend.
+DRIFT_TOPIC_HORIZON_HOURS = env.int("DRIFT_TOPIC_HORIZON_HOURS", default=6)
+DRIFT_TOPIC_MAX_QUESTIONS = env.int("DRIFT_TOPIC_MAX_QUESTIONS", default=5000)
+DRIFT_TOPIC_MIN_SIZE = env.int("DRIFT_TOPIC_MIN_SIZE", default=5)
+DRIFT_TOPIC_MATCH_SIMILARITY = env.float("DRIFT_TOPIC_MATCH_SIMILARITY", default=0.8)
+# Answers staff send to the review queue from a new-topic cluster weigh this in their learning value.
+REVIEW_WEIGHTS.setdefault("new_topic", 0.5)
+# The job runs more often than the window and judges each window once, so a late beat loses nothing.
+CELERY_BEAT_SCHEDULE["drift-check"] = {"task": "monitoring.tasks.drift_check", "schedule": 300.0}
+
+# --- Monitoring: alerts and anomalies (monitoring/alerts.py, monitoring/anomaly.py) ----------------------
+# Where alerts go is configured in admin (Alert channels). A webhook that fails or answers non-2xx is
+# retried ALERT_DELIVERY_RETRIES times with growing delays (from 15 s, doubling, at most 10 min apart: the
+# default covers about half an hour of a receiver being down); every attempt is logged (Alert deliveries).
+ALERT_DELIVERY_RETRIES = env.int("ALERT_DELIVERY_RETRIES", default=8)
+ALERT_WEBHOOK_TIMEOUT_SECONDS = env.float("ALERT_WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+# Conditions the alerts job watches: an LLM circuit breaker open this long, the oldest waiting review item
+# waiting this long (0: never), today's LLM cost (the day in TIME_ZONE) over this budget in USD (0: none).
+ALERT_BREAKER_OPEN_SECONDS = env.int("ALERT_BREAKER_OPEN_SECONDS", default=300)
+ALERT_REVIEW_QUEUE_WAIT_MINUTES = env.int("ALERT_REVIEW_QUEUE_WAIT_MINUTES", default=240)
+ALERT_DAILY_COST_BUDGET_USD = env.float("ALERT_DAILY_COST_BUDGET_USD", default=0.0)
+# Anomalies: an hour is compared with the same hour of the week over the past ANOMALY_WEEKS weeks (judged
+# once ANOMALY_MIN_WEEKS are known) and alerts at a robust score of ANOMALY_THRESHOLD; the baseline's spread
+# is at least ANOMALY_RELATIVE_FLOOR of its median. Rates and latency are judged on hours with at least
+# ANOMALY_MIN_ANSWERS_PER_HOUR answers.
+ANOMALY_WEEKS = env.int("ANOMALY_WEEKS", default=8)
+ANOMALY_MIN_WEEKS = env.int("ANOMALY_MIN_WEEKS", default=3)
+ANOMALY_THRESHOLD = env.float("ANOMALY_THRESHOLD", default=6.0)
+ANOMALY_RELATIVE_FLOOR = env.float("ANOMALY_RELATIVE_FLOOR", default=0.1)
+ANOMALY_MIN_ANSWERS_PER_HOUR = env.int("ANOMALY_MIN_ANSWERS_PER_HOUR", default=20)
+if ANOMALY_MIN_WEEKS < 1 or ANOMALY_MIN_WEEKS > ANOMALY_WEEKS:
+    raise ImproperlyConfigured("ANOMALY_MIN_WEEKS must be between 1 and ANOMALY_WEEKS")
+CELERY_BEAT_SCHEDULE["alerts-check"] = {"task": "monitoring.tasks.alerts_check", "schedule": 60.0}
+# Each run scores the last complete hour (runs within one hour score the same hour again: one alert).
+CELERY_BEAT_SCHEDULE["anomalies-check"] = {"task": "monitoring.tasks.anomalies_check", "schedule": 900.0}
 
 # --- A person in the conversation (review/takeover.py, review/notify.py) -----------------------------
 # Support hours (Admin → Support hours) are read in this time zone; outside them a visitor asking for a
@@ -382,3 +458,24 @@ KNOWLEDGE_HNSW_EF_SEARCH = env.int("KNOWLEDGE_HNSW_EF_SEARCH", default=128)
 # Search breadth of pgvector's HNSW index, set for every session at connect time (an extension
 # setting may be given before the extension loads), so searches need no transaction for SET LOCAL.
 DATABASES["default"]["OPTIONS"]["options"] = f"-c hnsw.ef_search={KNOWLEDGE_HNSW_EF_SEARCH}"
+
+# --- Experiments (experiments/) ------------------------------------------------------------------------
+# The prompt whose `production` version answers visitors; empty: the prompt whose `production` label
+# moved last (with one named answer prompt, the same thing).
+ANSWER_PROMPT_NAME = env.str("ANSWER_PROMPT_NAME", default="")
+# Results pages poll their JSON this often.
+EXPERIMENTS_POLL_SECONDS = env.int("EXPERIMENTS_POLL_SECONDS", default=5)
+# The latency p95 guardrail tests the share of answers slower than control's p95 over this many days
+# before the experiment starts; with no answers then, slower than EXPERIMENTS_LATENCY_THRESHOLD_MS.
+EXPERIMENTS_BASELINE_DAYS = env.int("EXPERIMENTS_BASELINE_DAYS", default=7)
+EXPERIMENTS_LATENCY_THRESHOLD_MS = env.int("EXPERIMENTS_LATENCY_THRESHOLD_MS", default=8000)
+# Guardrail sensitivity (mSPRT tau): the worsening each guardrail is tuned to catch. Rates in points
+# (0.02 = 2 points); cost as a share of control's mean cost before the start.
+EXPERIMENTS_GUARDRAIL_RATE_TAU = env.float("EXPERIMENTS_GUARDRAIL_RATE_TAU", default=0.02)
+EXPERIMENTS_GUARDRAIL_COST_SHARE = env.float("EXPERIMENTS_GUARDRAIL_COST_SHARE", default=0.2)
+# Answers per arm before any verdict or guardrail (the tests' normal approximation needs them).
+EXPERIMENTS_MIN_ANSWERS = env.int("EXPERIMENTS_MIN_ANSWERS", default=100)
+CELERY_BEAT_SCHEDULE["experiments-look"] = {"task": "experiments.tasks.experiments_look", "schedule": 60.0}
+# A version whose last evaluation scores below production's by more than this does not get `production`
+# without an operator's recorded override (experiments/gate.py).
+EXPERIMENTS_GATE_TOLERANCE = env.float("EXPERIMENTS_GATE_TOLERANCE", default=0.0)

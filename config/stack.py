@@ -12,6 +12,7 @@ and not started. Ctrl-C stops every process this started.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import signal
@@ -160,6 +161,18 @@ def web_workers() -> str:
     return os.environ.get("WEB_CONCURRENCY", "1")
 
 
+def uvicorn_log_config(env: dict[str, str]) -> Path:
+    """settings.LOGGING for uvicorn to apply before it imports the application: with several workers its
+    supervising process never imports Django, and its lines are to be JSON too."""
+    from config.logging import logging_config
+
+    config = logging_config(log_format=env.get("LOG_FORMAT", "json"), level=env.get("LOG_LEVEL", "INFO"),
+                            service="asgi")
+    path = VAR_DIR / "uvicorn-logging.json"
+    path.write_text(json.dumps(config))
+    return path
+
+
 def _fresh_dir(path: Path) -> Path:
     """An empty directory: the metrics files of a previous run would be added to this one's."""
     shutil.rmtree(path, ignore_errors=True)
@@ -178,12 +191,13 @@ def cmd_run(host: str, port: int) -> int:
         _manage(env, "collectstatic", "--no-input", "-v", "0")
         _manage(env, "demo_setup")
         procs = {
-            "asgi": _start(asgi_env(env), "ASGI server (uvicorn + Channels)", [
+            "asgi": _start({**asgi_env(env), "LOG_SERVICE": "asgi"}, "ASGI server (uvicorn + Channels)", [
                 PY, "-m", "uvicorn", "config.asgi:application", "--host", host, "--port", str(port),
-                *WEBSOCKET_OPTIONS, "--no-access-log", "--workers", web_workers()]),
-            "worker": _start(env, "Celery worker", [
+                *WEBSOCKET_OPTIONS, "--no-access-log", "--log-config", str(uvicorn_log_config(env)),
+                "--workers", web_workers()]),
+            "worker": _start({**env, "LOG_SERVICE": "worker"}, "Celery worker", [
                 PY, "-m", "celery", "-A", "config", "worker", "--loglevel", "INFO", "--concurrency", "2"]),
-            "beat": _start(env, "Celery beat", [
+            "beat": _start({**env, "LOG_SERVICE": "beat"}, "Celery beat", [
                 PY, "-m", "celery", "-A", "config", "beat", "--loglevel", "INFO",
                 "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler"]),
         }

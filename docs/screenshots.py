@@ -98,11 +98,39 @@ def review_queue(browser) -> None:
     page.get_by_role("button", name="Release").click()
 
 
+DASHBOARD_QUESTIONS = [
+    "How do I do a {}?", "What muscles does the {} work?", "Any tips for the {}?",
+]
+DASHBOARD_EXERCISES = ["barbell squat", "push-up", "plank", "deadlift", "lunge", "pull-up", "bench press",
+                       "kettlebell swing", "bicycle crunch", "calf raise"]
+
+
+def dashboard(browser) -> None:
+    """Thirty visitor questions (a few rated) so the charts have something to show, then the operator's
+    admin home page: the monitoring dashboard."""
+    visitor = browser.new_page(viewport={"width": 1100, "height": 760})
+    visitor.goto(BASE + "/")
+    box = visitor.get_by_label("Your message")
+    for n, exercise in enumerate(DASHBOARD_EXERCISES * 3):
+        box.fill(DASHBOARD_QUESTIONS[n % 3].format(exercise))
+        box.press("Enter")
+        visitor.locator(".msg.assistant .confidence, .msg.assistant .verified").nth(n).wait_for(timeout=30000)
+        if n % 4 == 0:
+            vote = "Helpful" if n % 8 else "Not helpful"
+            visitor.locator(".msg.assistant").last.get_by_role("button", name=vote, exact=True).click()
+    page = admin_page(browser, "operator")
+    page.set_viewport_size({"width": 1500, "height": 1100})
+    page.locator("#dashboard .chart canvas").first.wait_for()
+    page.wait_for_timeout(6000)  # one poll: the charts as the page keeps them
+    page.screenshot(path=OUT / "admin-dashboard.png", full_page=True)
+
+
 with sync_playwright() as p:
     chromium = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=ARGS)
     widget(chromium)
     admin(chromium)
     reuse(chromium)
     review_queue(chromium)
+    dashboard(chromium)
     chromium.close()
 print("wrote the screenshots in", OUT)

@@ -1,24 +1,172 @@
+import secrets
+
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+
+PRODUCTION = "production"
+STAGING = "staging"
 
 
 class PromptVersion(models.Model):
-    """An immutable system prompt: a change is a new version, so every answer names what made it."""
+    """An immutable system prompt: a change is a new version, so every answer names what made it.
+    Which version is served is a label's job (PromptLabel), never the version's."""
 
-    name = models.CharField(max_length=100)
+    name = models.CharField(max_length=100, help_text="the prompt this is a version of")
     version = models.PositiveIntegerField()
     system_prompt = models.TextField()
     model = models.CharField(max_length=100, blank=True, help_text="empty: the configured LLM_MODEL")
-    is_active = models.BooleanField(default=False, help_text="the version new conversations use")
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["name", "version"], name="prompt_version_unique"),
-            models.UniqueConstraint(fields=["is_active"], condition=models.Q(is_active=True), name="one_active_prompt"),
-        ]
+        constraints = [models.UniqueConstraint(fields=["name", "version"], name="prompt_version_unique")]
         ordering = ["name", "-version"]
 
     def __str__(self) -> str:
         return f"{self.name} v{self.version}"
+
+
+class PromptLabel(models.Model):
+    """A name pointing at one version of a prompt (`production` is what answers use); moving it
+    deploys or rolls back."""
+
+    prompt_name = models.CharField(max_length=100)
+    label = models.SlugField(max_length=50)
+    version = models.ForeignKey(PromptVersion, on_delete=models.CASCADE, related_name="labels")
+    moved_at = models.DateTimeField(auto_now=True)
+    moved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="+")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["prompt_name", "label"], name="prompt_label_unique")]
+        ordering = ["prompt_name", "label"]
+
+    def __str__(self) -> str:
+        return f"{self.prompt_name}@{self.label}"
+
+
+class PromptLabelMove(models.Model):
+    """Who moved which label from which version to which, when, and why: the deploy history."""
+
+    prompt_name = models.CharField(max_length=100)
+    label = models.SlugField(max_length=50)
+    from_version = models.ForeignKey(PromptVersion, null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="+")
+    to_version = models.ForeignKey(PromptVersion, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    moved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="+")
+    moved_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-moved_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.prompt_name}@{self.label}: {self.from_version_id} -> {self.to_version_id}"
+
+
+def _salt() -> str:
+    return secrets.token_hex(8)
+
+
+class Experiment(models.Model):
+    """Visitors split between arms by a hash of the experiment's salt and their visitor id."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft"
+        RUNNING = "running"
+        PAUSED = "paused"
+        STOPPED = "stopped"
+
+    class Metric(models.TextChoices):
+        THUMBS_UP_RATE = "thumbs_up_rate", "thumbs-up rate"
+        THUMBS_DOWN_RATE = "thumbs_down_rate", "thumbs-down rate"
+        HANDOFF_RATE = "handoff_rate", "handoff rate"
+        REUSE_RATE = "reuse_rate", "reuse rate"
+        CONFIDENCE = "confidence", "mean confidence"
+        COST_PER_ANSWER = "cost_per_answer", "cost per answer"
+
+    class Guardrail(models.TextChoices):
+        COST_PER_ANSWER = "cost_per_answer", "cost per answer"
+        LATENCY_P95 = "latency_p95", "latency p95"
+        HANDOFF_RATE = "handoff_rate", "handoff rate"
+        THUMBS_DOWN_RATE = "thumbs_down_rate", "thumbs-down rate"
+
+    name = models.CharField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    salt = models.CharField(max_length=32, default=_salt, help_text="changing it reshuffles every visitor")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
+    audience_share = models.FloatField(
+        default=1.0, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="share of visitors in the experiment (0 to 1); the others get production")
+    languages = ArrayField(models.CharField(max_length=16), default=list, blank=True,
+                           help_text="comma-separated language codes; empty: every language")
+    primary_metric = models.CharField(max_length=32, choices=Metric.choices, default=Metric.THUMBS_UP_RATE)
+    min_effect = models.FloatField(
+        default=0.05, validators=[MinValueValidator(1e-9)],
+        help_text="the smallest difference worth acting on, in the metric's units (0.05 = 5 points of a rate)")
+    guardrails = ArrayField(models.CharField(max_length=32, choices=Guardrail.choices), default=list, blank=True)
+    # Fixed when it starts (the latency threshold of the p95 guardrail, the cost guardrail's scale):
+    # taken from the data later they would void the tests' guarantee.
+    baseline = models.JSONField(default=dict, blank=True)
+    winner = models.ForeignKey("Arm", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Arm(models.Model):
+    """One way of answering: a prompt version, optionally another model and generation settings."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active"
+        PAUSED = "paused"
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="arms")
+    name = models.SlugField(max_length=40, help_text="recorded on every answer; fixed once the experiment starts")
+    prompt_version = models.ForeignKey(PromptVersion, on_delete=models.PROTECT, related_name="+")
+    model = models.CharField(max_length=100, blank=True, help_text="empty: the prompt version's model")
+    generation = models.JSONField(default=dict, blank=True, help_text="generation settings, e.g. temperature")
+    weight = models.FloatField(default=1.0, validators=[MinValueValidator(0.0)])
+    is_control = models.BooleanField(default=False)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    pause_reason = models.TextField(blank=True)
+    paused_at = models.DateTimeField(null=True, blank=True)
+    share_reuse = models.BooleanField(
+        default=False, help_text="serve and store reused answers together with the control arm")
+    shadow = models.BooleanField(default=False, help_text="answers in the background only, never shown")
+    shadow_share = models.FloatField(default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)])
+    shadow_budget = models.DecimalField(max_digits=10, decimal_places=4, default=0)
+    # The primary metric's always-valid result at the last look, so a decision once made stays made.
+    last_look = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["experiment", "name"], name="arm_name_unique"),
+            models.UniqueConstraint(fields=["experiment"], condition=models.Q(is_control=True),
+                                    name="one_control_arm"),
+        ]
+        ordering = ["experiment", "-is_control", "name"]
+
+    def __str__(self) -> str:
+        return f"{self.experiment.name}: {self.name}" if self.experiment_id else self.name
+
+    @property
+    def key(self) -> str:
+        """What answers record as their arm (AnswerFact.arm)."""
+        return arm_key(self.experiment_id, self.name)
+
+
+def arm_key(experiment_id: int, arm_name: str) -> str:
+    return f"{experiment_id}:{arm_name}"

@@ -1,41 +1,174 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+
 from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Max
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
+from django.utils import timezone
 
-from .models import PromptVersion
+from .assignment import forget_running_experiments
+from .gate import GateRefused, production_gate
+from .models import PRODUCTION, Arm, Experiment, PromptLabel, PromptLabelMove, PromptVersion
 from .selectors import forget_active_prompt
+from .templating import template_errors
 
 
 @transaction.atomic
 def prompt_version_create(
-    *, name: str, system_prompt: str, model: str = "", activate: bool = True, created_by: User | None = None
+    *, name: str, system_prompt: str, model: str = "", labels: Sequence[str] = (), created_by: User | None = None,
 ) -> PromptVersion:
-    """A new version of the named prompt; earlier versions stay as they were."""
+    """A new version of the named prompt; earlier versions stay as they were. `labels` move to it
+    (e.g. ["production"] to deploy it at once). ValidationError on unknown template variables."""
+    errors = template_errors(system_prompt)
+    if errors:
+        raise ValidationError({"system_prompt": errors})
     latest = PromptVersion.objects.select_for_update().filter(name=name).aggregate(v=Max("version"))["v"] or 0
-    if activate:
-        PromptVersion.objects.filter(is_active=True).update(is_active=False)
-    return PromptVersion.objects.create(  # the post_save receiver forgets the cached active prompt
-        name=name, version=latest + 1, system_prompt=system_prompt, model=model, is_active=activate,
-        created_by=created_by,
+    version = PromptVersion.objects.create(
+        name=name, version=latest + 1, system_prompt=system_prompt, model=model, created_by=created_by,
     )
+    for label in labels:
+        prompt_label_move(version=version, label=label, moved_by=created_by, reason="created with this label")
+    return version
 
 
 @transaction.atomic
-def prompt_version_activate(*, prompt_version: PromptVersion) -> None:
-    PromptVersion.objects.filter(is_active=True).exclude(pk=prompt_version.pk).update(is_active=False)
-    PromptVersion.objects.filter(pk=prompt_version.pk).update(is_active=True)
-    _forget_active_prompt_now_and_on_commit()
+def prompt_label_move(
+    *, version: PromptVersion, label: str, moved_by: User | None = None, reason: str = "", override: str = "",
+) -> PromptLabelMove | None:
+    """Point the prompt's `label` at `version` and record who moved it from which version; None when it
+    already pointed there. GateRefused when `production` would go to a version the evaluation gate
+    refuses and no `override` reason is given (the reason is recorded with the move)."""
+    current = PromptLabel.objects.select_for_update().filter(prompt_name=version.name, label=label).first()
+    if current is not None and current.version_id == version.pk:
+        return None
+    if label == PRODUCTION:
+        verdict = production_gate(version=version)
+        if not verdict.passed and not override.strip():
+            raise GateRefused(verdict)
+        if not verdict.passed:
+            reason = f"{reason} (override of the evaluation gate: {override.strip()}; {verdict.note})".strip()
+    previous_id = current.version_id if current else None
+    if current is None:
+        PromptLabel.objects.create(prompt_name=version.name, label=label, version=version, moved_by=moved_by)
+    else:
+        current.version, current.moved_by = version, moved_by
+        current.save(update_fields=["version", "moved_by", "moved_at"])
+    return PromptLabelMove.objects.create(
+        prompt_name=version.name, label=label, from_version_id=previous_id, to_version=version, moved_by=moved_by,
+        reason=reason,
+    )
 
 
-def _forget_active_prompt_now_and_on_commit() -> None:
+def prompt_label_rollback(*, prompt_name: str, label: str, moved_by: User | None = None) -> PromptLabelMove | None:
+    """Move the label back to where its last move took it from; None when there is nowhere to go."""
+    last = PromptLabelMove.objects.filter(prompt_name=prompt_name, label=label).select_related("from_version").first()
+    if last is None or last.from_version is None:
+        return None
+    # A rollback is how a bad deploy is undone: the gate does not stand in its way, and says so in the record.
+    return prompt_label_move(version=last.from_version, label=label, moved_by=moved_by,
+                             reason=f"rollback of the move to version id {last.to_version_id}", override="rollback")
+
+
+def _forget_now_and_on_commit() -> None:
     """Now for this thread (it sees its own transaction), again on commit for the others (one that
-    read in between cached the old version)."""
-    forget_active_prompt()
-    transaction.on_commit(forget_active_prompt)
+    read in between cached the old state)."""
+    for forget in (forget_active_prompt, forget_running_experiments):
+        forget()
+        transaction.on_commit(forget)
 
 
 @receiver([post_save, post_delete], sender=PromptVersion)
-def _prompt_version_saved(sender: type[PromptVersion], **kwargs: object) -> None:
-    _forget_active_prompt_now_and_on_commit()
+@receiver([post_save, post_delete], sender=PromptLabel)
+@receiver([post_save, post_delete], sender=Experiment)
+@receiver([post_save, post_delete], sender=Arm)
+def _prompts_or_experiments_saved(sender: type, **kwargs: object) -> None:
+    _forget_now_and_on_commit()
+
+
+# --- experiments: lifecycle --------------------------------------------------------------------------
+
+
+def experiment_problems(*, experiment: Experiment) -> list[str]:
+    """Why the experiment cannot run as set up; empty: it can."""
+    arms = list(experiment.arms.filter(shadow=False))
+    problems = []
+    if len(arms) < 2:
+        problems.append("An experiment needs at least two live (not shadow) arms.")
+    controls = [a for a in arms if a.is_control]
+    if len(controls) != 1:
+        problems.append("Exactly one arm must be the control.")
+    elif controls[0].weight <= 0:
+        problems.append("The control arm needs a weight above 0.")
+    own = [a for a in arms if not a.is_control and not a.share_reuse]
+    for arm in own:
+        if any(b.pk != arm.pk and b.prompt_version_id == arm.prompt_version_id for b in arms):
+            problems.append(
+                f"Arm {arm.name} shares its prompt version with another arm, so their stored answers would mix: "
+                "tick 'share reuse' or give it a version of its own (save the same text as a new version).")
+    return problems
+
+
+def experiment_start(*, experiment: Experiment, baseline: dict[str, float] | None = None) -> bool:
+    """Draft or paused → running; False when it was in neither state. ValidationError when it cannot
+    run. `baseline` (fixed thresholds of the guardrails) is stored the first time it starts."""
+    problems = experiment_problems(experiment=experiment)
+    if problems:
+        raise ValidationError(problems)
+    now = timezone.now()
+    started = Experiment.objects.filter(pk=experiment.pk, status=Experiment.Status.DRAFT).update(
+        status=Experiment.Status.RUNNING, started_at=now, baseline=baseline or {})
+    resumed = started or Experiment.objects.filter(pk=experiment.pk, status=Experiment.Status.PAUSED).update(
+        status=Experiment.Status.RUNNING)
+    _forget_now_and_on_commit()
+    return bool(started or resumed)
+
+
+def experiment_pause(*, experiment: Experiment) -> bool:
+    """Running → paused: everyone gets production again until it resumes (assignments come back as they were)."""
+    return _experiment_move(experiment, [Experiment.Status.RUNNING], status=Experiment.Status.PAUSED)
+
+
+def experiment_stop(*, experiment: Experiment) -> bool:
+    """Running or paused → stopped, for good."""
+    return _experiment_move(experiment, [Experiment.Status.RUNNING, Experiment.Status.PAUSED],
+                            status=Experiment.Status.STOPPED, stopped_at=timezone.now())
+
+
+def _experiment_move(experiment: Experiment, sources: list[str], **fields: object) -> bool:
+    moved = Experiment.objects.filter(pk=experiment.pk, status__in=sources).update(**fields)
+    _forget_now_and_on_commit()
+    return moved == 1
+
+
+def arm_pause(*, arm: Arm, reason: str) -> bool:
+    """An active arm stops answering: its visitors go to control. The control arm is never paused."""
+    paused = Arm.objects.filter(pk=arm.pk, status=Arm.Status.ACTIVE, is_control=False).update(
+        status=Arm.Status.PAUSED, pause_reason=reason, paused_at=timezone.now())
+    _forget_now_and_on_commit()
+    return paused == 1
+
+
+def arm_resume(*, arm: Arm) -> bool:
+    resumed = Arm.objects.filter(pk=arm.pk, status=Arm.Status.PAUSED).update(
+        status=Arm.Status.ACTIVE, pause_reason="", paused_at=None)
+    _forget_now_and_on_commit()
+    return resumed == 1
+
+
+@transaction.atomic
+def experiment_declare_winner(*, experiment: Experiment, arm: Arm, user: User | None) -> bool:
+    """Stop the experiment with `arm` as its winner and deploy the arm's prompt version (`production`,
+    recorded; nothing moves when it is production already). False when a winner was declared already."""
+    if arm.experiment_id != experiment.pk:
+        raise ValidationError("That arm belongs to another experiment.")
+    declared = Experiment.objects.filter(pk=experiment.pk, winner__isnull=True).update(
+        winner=arm, status=Experiment.Status.STOPPED, stopped_at=timezone.now())
+    _forget_now_and_on_commit()
+    if declared:
+        prompt_label_move(version=arm.prompt_version, label=PRODUCTION, moved_by=user,
+                          reason=f"winner of experiment {experiment.name!r}: arm {arm.name}")
+    return bool(declared)

@@ -45,6 +45,7 @@ from django.utils.module_loading import import_string
 from sklearn.preprocessing import normalize  # rows to length 1, zero rows left zero
 
 from experiments.models import PromptVersion
+from experiments.selectors import answer_prompt_version
 from knowledge.chunking import split_sentences
 from knowledge.embeddings import ModelSpec, NoActiveSpace, active_space_ref, configured_spec, embed_texts
 
@@ -250,11 +251,11 @@ def evaluation_run_create(
 ) -> EvaluationRun:
     """A queued run; `evaluation_run_execute` (or the task of that name) does it.
 
-    `model` empty: the served model. `prompt_version` None: the active one, pinned now so the run says
-    what it measured after another version is activated. `judge_model` None: EVALUATION_JUDGE_MODEL, else
+    `model` empty: the served model. `prompt_version` None: the `production` one, pinned now so the run
+    says what it measured after the label moves. `judge_model` None: EVALUATION_JUDGE_MODEL, else
     LLM_MODEL; empty: no judge. With no LLM configured there is never a judge."""
     if prompt_version is None:
-        prompt_version = PromptVersion.objects.filter(is_active=True).first()
+        prompt_version = answer_prompt_version()
     return EvaluationRun.objects.create(
         evaluation_set=evaluation_set, model=model.strip(), prompt_version=prompt_version,
         judge_model=_judge_model(judge_model), total=evaluation_set.cases.count(), created_by=user,

@@ -28,6 +28,8 @@ class ReviewItem(models.Model):
         CACHE_NEAR_MISS = "cache_near_miss", "near-miss of the cache"
         REPEATED_QUESTION = "repeated_question", "repeated unanswered question"
         HELD = "held", "held: the visitor waits"
+        # Staff sent a new-topic cluster from the drift report (monitoring's `topic_sent_to_review`).
+        NEW_TOPIC = "new_topic", "new topic"
 
     DECIDED = (Status.APPROVED, Status.EDITED, Status.REJECTED)
 

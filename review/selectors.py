@@ -27,21 +27,29 @@ class ApprovedCandidate:
 
 
 def approved_candidates(
-    *, vector: QueryVector, language: str, prompt_name: str = "", k: int = 5
+    *, vector: QueryVector, language: str, prompt_name: str = "", k: int = 5,
+    exclude_prompt_version_ids: list[int] | None = None,
 ) -> list[ApprovedCandidate]:
-    """The servable approved answers whose questions are nearest, nearest first.
+    """The servable approved answers whose questions are nearest, nearest first; none approved from an
+    answer given under `exclude_prompt_version_ids` (another experiment arm's prompt).
 
     An exact scan, no index: trainers approve hundreds or thousands of answers, not millions.
     Only rows embedded in the query's space and size compare: the others wait to be re-embedded."""
     literal = vector.literal()
+    foreign = (
+        "AND NOT EXISTS (SELECT 1 FROM chat_message m WHERE m.id = source_message_id "
+        "AND m.prompt_version_id = ANY(%s)) " if exclude_prompt_version_ids else ""
+    )
     sql = (
         "SELECT id, question, answer, sources::text, 1 - (embedding <=> %s::vector) AS similarity "
         "FROM review_approvedanswer "
         "WHERE is_active AND language = %s AND scope IN ('', %s) AND space_id = %s "
-        "AND (expires_at IS NULL OR expires_at > %s) AND vector_dims(embedding) = %s "
+        f"AND (expires_at IS NULL OR expires_at > %s) AND vector_dims(embedding) = %s {foreign}"
         "ORDER BY embedding <=> %s::vector LIMIT %s"
     )
-    params: list[Any] = [literal, language, prompt_name, vector.space_id, timezone.now(), vector.dimensions, literal, k]
+    params: list[Any] = [literal, language, prompt_name, vector.space_id, timezone.now(), vector.dimensions]
+    params += [exclude_prompt_version_ids] if exclude_prompt_version_ids else []
+    params += [literal, k]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()

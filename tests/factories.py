@@ -149,7 +149,7 @@ class DocumentFactory(DjangoModelFactory[Document]):
 
 
 class PromptVersionFactory(DjangoModelFactory[PromptVersion]):
-    """An inactive version: activating one is `prompt_version_activate`'s job."""
+    """A version with no label: deploying one is `prompt_label_move`'s job."""
 
     class Meta:
         model = PromptVersion

@@ -22,7 +22,7 @@ BENCHMARKS = {
                    "p99_ms", "recall10_100k", "p99_ms_100k"],
                   DATA / "squad-v1.1-dev-xquad-en" / "xquad.en.json"),
     "serving": (["overhead_p50_ms", "overhead_p99_ms", "tokens_per_s", "cpu_ratio", "burst_overhead_p50_ms",
-                 "burst_overhead_p99_ms"], None),
+                 "burst_overhead_p99_ms", "record_p99_ms", "record_added_p99_ms"], None),
     "cache": (["precision", "hit_rate", "naive_precision_at_same_hit_rate", "lookup_p99_ms_100k",
                "scan_speedup_100k"], DATA / "banking77" / "train.csv"),
     "context": (["context_share_turn30", "facts_reachable"], None),
@@ -30,6 +30,10 @@ BENCHMARKS = {
                     DATA / "squad-v1.1-dev-xquad-en" / "xquad.en.json"),
     "learning": (["coverage_learning", "coverage_random", "coverage_confidence", "coverage_arrival", "precision"],
                  DATA / "banking77" / "train.csv"),
+    "drift": (["false_alarms", "detect_10pct_within5", "detect_20pct_within2", "delay_windows_10pct", "cluster_purity"],
+              DATA / "banking77" / "train.csv"),
+    "dashboard": (["rollup_p95_ms", "raw_p95_ms"], None),
+    "experiments": (["aa_false_positive", "naive_aa_false_positive", "power_5pt", "median_answers_to_decision"], None),
 }
 
 

@@ -28,6 +28,8 @@ class Scope:
     language: str
     visitor_id: str = ""  # set only for answers shaped by this visitor's profile
     profile_hash: str = ""
+    # Answers approved under these prompt versions (another experiment arm's) are not served here.
+    foreign_prompt_version_ids: frozenset[int] = frozenset()
 
     def key(self) -> str:
         personal = f":{self.visitor_id}:{self.profile_hash}" if self.visitor_id else ""

@@ -78,7 +78,8 @@ class ReuseQuery:
 def reuse_find(query: ReuseQuery) -> Reused | None:
     """Approved answer, else cached answer, else None."""
     approved = approved_candidates(
-        vector=query.vector, language=query.scope.language, prompt_name=query.prompt_name
+        vector=query.vector, language=query.scope.language, prompt_name=query.prompt_name,
+        exclude_prompt_version_ids=sorted(query.scope.foreign_prompt_version_ids),
     )
     return _approved(query, approved) or _cached(query)
 

@@ -17,7 +17,7 @@ from chat.reuse import selectors as reuse_selectors
 from chat.reuse import services as reuse_services
 from chat.reuse.scope import Scope, redis_client
 from chat.services import feedback_set
-from experiments.models import PromptVersion
+from experiments.services import prompt_version_create
 from knowledge.embeddings import active_space_ref
 from knowledge.models import Document
 from knowledge.selectors import kb_version
@@ -99,8 +99,7 @@ async def test_the_opposite_question_is_not_served_the_cached_answer(kb):
 async def test_reuse_never_crosses_prompt_versions(kb):
     first, _ = await ask(SQUAT, visitor="alice")
     await assert_cached(first)
-    await in_db(PromptVersion.objects.create)(name="coach", version=2, system_prompt="Be brief. Cite [1].",
-                                               is_active=True)
+    await in_db(prompt_version_create)(name="coach", system_prompt="Be brief. Cite [1].", labels=["production"])
     _, end = await ask(SQUAT, visitor="bob")
     assert end["reuse"] == "none"
 

@@ -16,7 +16,7 @@ from django.utils import timezone
 from chat import pipeline
 from chat.models import CacheEntry, Conversation, Feedback, Message
 from chat.streams import NullSink
-from experiments.services import prompt_version_activate
+from experiments.services import prompt_label_move
 from review import finetune, tasks
 from review.finetune import FineTuneConflict, fine_tune_promote, fine_tune_rollback, gate_verdict, served_model
 from review.models import ApprovedAnswer, EvaluationRun, EvaluationSet, FineTuneRun, ModelPromotion
@@ -263,7 +263,7 @@ async def test_a_job_that_succeeds_passes_the_gate_is_promoted_and_answers_the_n
 async def test_a_prompt_version_that_names_a_model_keeps_it_after_a_promotion(online, kb):
     await in_db(fine_tune_promote)(run=await in_db(ready_run)("ft:fake-model:spotter:tuned"))
     pinned = await in_db(PromptVersionFactory.create)(model="pinned-model")
-    await in_db(prompt_version_activate)(prompt_version=pinned)
+    await in_db(prompt_label_move)(version=pinned, label="production")
 
     await pipeline.answer(visitor_id="v1", conversation_id=None, text="How do I do a plank?",
                           client_msg_id="", channel=Conversation.Channel.API, sink=NullSink())

@@ -6,7 +6,7 @@ from django.contrib.auth.models import Group, Permission, User
 from django.core.management.base import BaseCommand
 from tqdm import tqdm
 
-from experiments.models import PromptVersion
+from experiments.models import PRODUCTION, PromptVersion
 from experiments.services import prompt_version_create
 from knowledge.services import source_ingest, source_upsert
 
@@ -16,7 +16,7 @@ PROMPT_NAME = "coach"
 # group -> app labels whose models it may manage (view for chat: trainers read conversations)
 GROUP_PERMISSIONS = {
     "Trainers": {"view": ["chat"], "all": ["review"]},
-    "Operators": {"view": ["chat", "review", "monitoring"], "all": ["knowledge", "experiments", "django_celery_beat"]},
+    "Operators": {"view": ["chat", "review"], "all": ["knowledge", "experiments", "monitoring", "django_celery_beat"]},
 }
 DEMO_USERS = [("admin", None, True), ("trainer", "Trainers", False), ("operator", "Operators", False)]
 
@@ -33,7 +33,8 @@ class Command(BaseCommand):
         for username, group, superuser in DEMO_USERS:
             self._user(username, password, group, superuser)
         if not PromptVersion.objects.filter(name=PROMPT_NAME).exists():
-            prompt_version_create(name=PROMPT_NAME, system_prompt=(DEMO_DIR / "prompt.md").read_text().strip())
+            prompt_version_create(name=PROMPT_NAME, system_prompt=(DEMO_DIR / "prompt.md").read_text().strip(),
+                                  labels=[PRODUCTION])
         if not skip_knowledge:
             self._knowledge()
         self.stdout.write(f"demo logins (password '{password}'): {', '.join(u for u, _, _ in DEMO_USERS)}")
