@@ -364,6 +364,44 @@ def fact_write_cost(concurrency: int, writes: int, think: tuple[float, float]) -
     return {"record_p99_ms": results["fact + rollups + metrics"]["p99"], "record_added_p99_ms": added["p99"]}
 
 
+def assignment_cost(concurrency: int, think: tuple[float, float], answers: int) -> dict[str, float]:
+    """What picking an experiment arm adds to a question's route (before its first token): a running
+    two-arm experiment against none, called at the paced level's rate of questions, so the per-process
+    cache of running experiments expires and is read again from the database as often as it would be."""
+    from experiments.assignment import arm_for_visitor, forget_running_experiments
+    from experiments.models import PRODUCTION, Arm, Experiment
+    from experiments.services import experiment_start, prompt_version_create
+
+    pause = (sum(think) / 2 + 1.0) / concurrency
+
+    def timed_calls() -> list[float]:
+        forget_running_experiments()
+        arm_for_visitor(visitor_id="warm-up", language="en")  # this thread's database connection, opened once
+        samples = []
+        for n in range(answers):
+            time.sleep(pause)
+            began = time.perf_counter()
+            arm_for_visitor(visitor_id=f"bench-visitor-{n}", language="en")
+            samples.append(1000 * (time.perf_counter() - began))
+        return samples
+
+    without = timed_calls()
+    control = prompt_version_create(name="bench", system_prompt="Answer from the excerpts.", labels=[PRODUCTION])
+    other = prompt_version_create(name="bench", system_prompt="Answer briefly from the excerpts.")
+    experiment = Experiment.objects.create(name="bench")
+    Arm.objects.create(experiment=experiment, name="a", prompt_version=control, is_control=True)
+    Arm.objects.create(experiment=experiment, name="b", prompt_version=other)
+    experiment_start(experiment=experiment)
+    running = timed_calls()
+    print(f"\nPicking an experiment arm: one question every {pause * 1000:.0f} ms (the paced level's rate)\n")
+    print("| running experiments | questions | p50 ms | p99 ms |\n|---|---:|---:|---:|")
+    for name, samples in (("none", without), ("one, two arms", running)):
+        print(f"| {name} | {len(samples)} | {pct(samples, 0.5):.3f} | {pct(samples, 0.99):.3f} |")
+    added = pct(running, 0.99) - pct(without, 0.99)
+    print(f"\nAdded by a running experiment at p99: {added:.3f} ms")
+    return {"assignment_added_p99_ms": added}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description="Spotter serving overhead benchmark")
     parser.add_argument("--ttft-ms", type=float, default=200)
@@ -410,6 +448,7 @@ def main() -> int:
         _wait_http(f"{http_url}/healthz")
         rows = asyncio.run(measure(args, llm_url, http_url, CpuMeter(server=procs[1], llm=procs[0])))
         recording = fact_write_cost(max(args.concurrency), args.rounds * 100, tuple(args.think))
+        recording |= assignment_cost(max(args.concurrency), tuple(args.think), args.rounds * 100)
     finally:
         for proc in procs:
             proc.terminate()
@@ -418,7 +457,8 @@ def main() -> int:
             drop_database(BENCH_DB)
     line = result_line(print_table(rows, args), args)
     print(f"\n{line} record_p99_ms={recording['record_p99_ms']:.2f} "
-          f"record_added_p99_ms={recording['record_added_p99_ms']:.2f}")
+          f"record_added_p99_ms={recording['record_added_p99_ms']:.2f} "
+          f"assignment_added_p99_ms={recording['assignment_added_p99_ms']:.3f}")
     return 0
 
 

@@ -27,6 +27,7 @@ from .models import Message
 from .reuse.selectors import Reused
 from .reuse.services import Answered, answer_cache, cacheable, reuse_record
 from .route import Route
+from .shadow import shadow_answers_enqueue
 
 if TYPE_CHECKING:
     from .pipeline import StepTimer, Turn
@@ -56,6 +57,7 @@ def finish_generated(
                        **_question_facts(turn, route, vector), **facts)
     if context.fold_pending:
         _best_effort(tasks.conversation_summarize.delay, str(turn.conversation_id), turn.question_sequence)
+    _best_effort(shadow_answers_enqueue, answer_id=turn.answer_id, language=route.language, hits=context.hits)
     if held:
         review_item_enqueue(message_id=turn.answer_id, reasons=[ReviewItem.Reason.HELD], priority=1 - confidence,
                             question=vector)
@@ -128,9 +130,10 @@ def finish_reused(*, turn: Turn, route: Route, reused: Reused, vector: QueryVect
 
 
 def _question_facts(turn: Turn, route: Route, vector: QueryVector | None) -> dict[str, Any]:
-    """What monitoring's drift detection compares: the question, its embedding (and in which space) and the
-    language it was answered in."""
+    """Who asked what, as monitoring compares it: the question, its embedding (and in which space), the
+    language, the experiment arm that answered and the visitor (experiments count visitors per arm)."""
     return {"language": route.language, "question": turn.question, "arm": route.arm.key if route.arm else "",
+            "visitor_id": turn.visitor_id,
             "question_embedding": vector.vector if vector else None,
             "embedding_space_id": vector.space_id if vector else None}
 

@@ -1,3 +1,4 @@
+import uuid
 from datetime import timedelta
 
 from celery import shared_task
@@ -33,3 +34,12 @@ def answer_cache_evict() -> dict[str, int]:
 def held_answers_release_due() -> int:
     """Held answers no trainer decided in REVIEW_HOLD_SECONDS go out as they were."""
     return services.held_answers_release_due()
+
+
+@shared_task(ignore_result=True)
+def shadow_answer(arm_id: int, answer_id: str, chunk_ids: list[int], dense_scores: list[float]) -> bool:
+    """A shadow arm answers a stored live answer's question again, for comparison only (chat/shadow.py)."""
+    from .shadow import shadow_answer_run  # chat.shadow enqueues this task
+
+    return shadow_answer_run(arm_id=arm_id, answer_id=uuid.UUID(answer_id), chunk_ids=chunk_ids,
+                             dense_scores=dense_scores) is not None

@@ -1,5 +1,6 @@
 """Experiments in admin: set up arms, start/pause/stop in one click, watch the results live (the page
-polls `results/`), pause an arm or declare a winner (which deploys its prompt version)."""
+polls `results/`), pause an arm or declare a winner (which deploys its prompt version), and compare a
+shadow arm's answers with the live ones (`arm/<id>/shadow/`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from django.contrib import admin, messages
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.decorators import method_decorator
 from django.views.decorators.http import require_GET, require_POST
@@ -19,6 +21,7 @@ from django.views.decorators.http import require_GET, require_POST
 from .gate import GateRefused
 from .models import Arm, Experiment
 from .results import experiment_baseline, experiment_results
+from .selectors import shadow_answers_recent, shadow_arms_of, shadow_summary
 from .services import (
     arm_pause,
     arm_resume,
@@ -32,8 +35,8 @@ from .services import (
 LOCKED_ONCE_STARTED = ["salt", "primary_metric", "min_effect"]
 
 
-ARM_FIELDS = ["name", "prompt_version", "model", "weight", "is_control", "share_reuse", "generation", "status",
-              "pause_reason"]
+ARM_FIELDS = ["name", "prompt_version", "model", "weight", "is_control", "share_reuse", "generation", "shadow",
+              "shadow_share", "shadow_budget", "status", "pause_reason"]
 
 
 class ExperimentForm(forms.ModelForm):
@@ -88,7 +91,9 @@ class ExperimentAdmin(admin.ModelAdmin):
 
     def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
                     extra_context: dict[str, Any] | None = None) -> HttpResponse:
-        context = {**(extra_context or {}), "poll_seconds": settings.EXPERIMENTS_POLL_SECONDS}
+        experiment = Experiment.objects.filter(pk=object_id).first() if object_id.isdigit() else None
+        context = {**(extra_context or {}), "poll_seconds": settings.EXPERIMENTS_POLL_SECONDS,
+                   "shadow_arms": shadow_arms_of(experiment=experiment) if experiment else []}
         return super().change_view(request, object_id, form_url, context)
 
     def get_urls(self) -> list[URLPattern]:
@@ -96,6 +101,7 @@ class ExperimentAdmin(admin.ModelAdmin):
         return [
             path("<int:pk>/results/", view(self.results_view), name="experiments_experiment_results"),
             path("<int:pk>/do/<str:action>/", view(self.transition_view), name="experiments_experiment_do"),
+            path("<int:pk>/arm/<int:arm_id>/shadow/", view(self.shadow_view), name="experiments_arm_shadow"),
             path("<int:pk>/arm/<int:arm_id>/<str:action>/", view(self.arm_view), name="experiments_arm_do"),
         ] + super().get_urls()
 
@@ -107,6 +113,21 @@ class ExperimentAdmin(admin.ModelAdmin):
         if not self.has_view_permission(request, experiment):
             return JsonResponse({"code": "forbidden", "message": "You may not read experiments."}, status=403)
         return JsonResponse(experiment_results(experiment=experiment))
+
+    @method_decorator(require_GET)
+    def shadow_view(self, request: HttpRequest, pk: int, arm_id: int) -> HttpResponse:
+        """A shadow arm's answers beside the live ones, newest first, with a summary and its spend."""
+        arm = Arm.objects.filter(pk=arm_id, experiment_id=pk, shadow=True).select_related(
+            "experiment", "prompt_version").first()
+        if arm is None:
+            return HttpResponse(status=404)
+        if not self.has_view_permission(request, arm.experiment):
+            raise PermissionDenied
+        return TemplateResponse(request, "admin/experiments/experiment/shadow_comparison.html", {
+            **self.admin_site.each_context(request), "opts": self.model._meta, "experiment": arm.experiment,
+            "arm": arm, "summary": shadow_summary(arm=arm), "rows": shadow_answers_recent(arm=arm),
+            "title": f"Shadow comparison: {arm.name}",
+        })
 
     @method_decorator(require_POST)
     def transition_view(self, request: HttpRequest, pk: int, action: str) -> HttpResponse:

@@ -10,6 +10,8 @@ import math
 
 from django.conf import settings
 
+from monitoring.alerts import alert_raise
+
 from . import stats
 from .models import Arm, Experiment
 from .results import ArmNumbers, arm_numbers, primary_verdict
@@ -90,8 +92,6 @@ def _raise(experiment: Experiment, breach: Breach) -> None:
     title = f"Experiment {experiment.name}: arm {arm.name} paused by the {LABELS.get(r.metric, r.metric)} guardrail"
     logger.warning("%s (%s)", title, _reason(breach))
     try:
-        from monitoring.alerts import alert_raise
-
         alert_raise(key=f"experiment-guardrail:{arm.pk}", kind="experiment_guardrail", severity="warning",
                     title=title, detail=_reason(breach),
                     data={"experiment_id": experiment.pk, "arm": arm.key, "metric": r.metric,

@@ -170,3 +170,41 @@ class Arm(models.Model):
 
 def arm_key(experiment_id: int, arm_name: str) -> str:
     return f"{experiment_id}:{arm_name}"
+
+
+class ShadowAnswer(models.Model):
+    """A live answer answered again by a shadow arm, with the same question, knowledge and history.
+    Never sent, cached, queued for review or recorded in monitoring's facts: only compared here."""
+
+    class Preference(models.TextChoices):
+        LIVE = "live"
+        SHADOW = "shadow"
+        TIE = "tie"
+
+    arm = models.ForeignKey(Arm, on_delete=models.CASCADE, related_name="shadow_answers")
+    # Deleted with the answer it shadows (a visitor's data goes with the visitor).
+    live_message = models.ForeignKey("chat.Message", on_delete=models.CASCADE, related_name="+")
+    question = models.TextField()
+    live_text = models.TextField()
+    shadow_text = models.TextField()
+    model = models.CharField(max_length=100, blank=True, help_text="the model that gave the shadow answer")
+    similarity = models.FloatField(null=True, blank=True, help_text="embedding cosine of the two answers")
+    live_length = models.PositiveIntegerField(default=0, help_text="characters")
+    shadow_length = models.PositiveIntegerField(default=0, help_text="characters")
+    live_latency_ms = models.PositiveIntegerField(null=True, blank=True, help_text="the whole live pipeline")
+    shadow_latency_ms = models.PositiveIntegerField(default=0, help_text="context and generation")
+    live_tokens = models.PositiveIntegerField(default=0, help_text="in and out")
+    shadow_tokens = models.PositiveIntegerField(default=0, help_text="in and out")
+    live_cost = models.DecimalField(max_digits=12, decimal_places=6, default=0)
+    cost = models.DecimalField(max_digits=12, decimal_places=6, default=0, help_text="what the arm's budget counts")
+    preference = models.CharField(max_length=8, choices=Preference.choices, blank=True,
+                                  help_text="the LLM judge's; empty: not judged")
+    judge_reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["arm", "live_message"], name="shadow_answer_unique")]
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"shadow of {self.live_message_id} by arm {self.arm_id}"

@@ -43,7 +43,7 @@ class ArmNumbers:
 
     arm: Arm
     answers: int
-    conversations: int
+    visitors: int
     rates: dict[str, stats.Proportion]  # thumbs up/down, handoff, reuse, approval
     means: dict[str, stats.Moments]  # confidence, cost, tokens
     latencies: list[float]
@@ -61,7 +61,7 @@ def arm_facts(experiment: Experiment, arm: Arm) -> QuerySet[AnswerFact]:
 def arm_numbers(experiment: Experiment, arm: Arm) -> ArmNumbers:
     facts = arm_facts(experiment, arm)
     row = facts.aggregate(
-        answers=Count("pk"), conversations=Count("conversation_id", distinct=True),
+        answers=Count("pk"), visitors=Count("visitor_id", distinct=True),
         up=Count("pk", filter=Q(feedback="up")), down=Count("pk", filter=Q(feedback="down")),
         reused=Count("pk", filter=~Q(reuse="none")),
         confidence_n=Count("confidence"), confidence_mean=Avg("confidence"),
@@ -72,7 +72,7 @@ def arm_numbers(experiment: Experiment, arm: Arm) -> ArmNumbers:
     handoffs = min(_handoffs(experiment, facts), n)
     decided, approved = _reviews(facts)
     return ArmNumbers(
-        arm=arm, answers=n, conversations=row["conversations"],
+        arm=arm, answers=n, visitors=row["visitors"],
         rates={"thumbs_up_rate": stats.Proportion(row["up"], n), "thumbs_down_rate": stats.Proportion(row["down"], n),
                "handoff_rate": stats.Proportion(handoffs, n), "reuse_rate": stats.Proportion(row["reused"], n),
                "approval_rate": stats.Proportion(approved, decided)},
@@ -157,7 +157,7 @@ def _arm_row(experiment: Experiment, numbers: ArmNumbers, control: ArmNumbers | 
         "id": arm.pk, "name": arm.name, "key": arm.key, "is_control": arm.is_control, "status": arm.status,
         "pause_reason": arm.pause_reason, "prompt_version": str(arm.prompt_version), "model": arm.model,
         "weight": arm.weight, "share_reuse": arm.share_reuse, "answers": numbers.answers,
-        "conversations": numbers.conversations, "metrics": metrics,
+        "visitors": numbers.visitors, "metrics": metrics,
         "verdict": _verdict_json(verdict) if verdict else None,
         "winner": experiment.winner_id == arm.pk,
     }

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
+from decimal import Decimal
 
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
@@ -12,7 +14,7 @@ from django.utils import timezone
 
 from .assignment import forget_running_experiments
 from .gate import GateRefused, production_gate
-from .models import PRODUCTION, Arm, Experiment, PromptLabel, PromptLabelMove, PromptVersion
+from .models import PRODUCTION, Arm, Experiment, PromptLabel, PromptLabelMove, PromptVersion, ShadowAnswer
 from .selectors import forget_active_prompt
 from .templating import template_errors
 
@@ -172,3 +174,23 @@ def experiment_declare_winner(*, experiment: Experiment, arm: Arm, user: User | 
         prompt_label_move(version=arm.prompt_version, label=PRODUCTION, moved_by=user,
                           reason=f"winner of experiment {experiment.name!r}: arm {arm.name}")
     return bool(declared)
+
+
+# --- shadow arms -----------------------------------------------------------------------------------
+
+
+def shadow_answer_record(
+    *, arm_id: int, live_message_id: uuid.UUID, question: str, live_text: str, shadow_text: str, model: str,
+    similarity: float | None, live_latency_ms: int | None, shadow_latency_ms: int, live_tokens: int,
+    shadow_tokens: int, live_cost: Decimal, cost: Decimal, preference: str = "", judge_reason: str = "",
+) -> ShadowAnswer | None:
+    """Store a shadow arm's answer beside the live one; None when the arm shadowed that answer already
+    (a task delivered twice stores one)."""
+    answer, created = ShadowAnswer.objects.get_or_create(arm_id=arm_id, live_message_id=live_message_id, defaults={
+        "question": question, "live_text": live_text, "shadow_text": shadow_text, "model": model,
+        "similarity": similarity, "live_length": len(live_text), "shadow_length": len(shadow_text),
+        "live_latency_ms": live_latency_ms, "shadow_latency_ms": shadow_latency_ms, "live_tokens": live_tokens,
+        "shadow_tokens": shadow_tokens, "live_cost": live_cost, "cost": cost, "preference": preference,
+        "judge_reason": judge_reason[:500],
+    })
+    return answer if created else None

@@ -189,8 +189,8 @@ def drift_span(*, now: datetime) -> Span:
 
 def drift_check_run(*, now: datetime | None = None) -> list[DriftCheck]:
     """Judge every kind of drift for the window that just ended (a kind already judged for it, or without
-    enough answers on either side, is left out), update the new-topic clusters, and raise an alert for
-    each kind that alarms. Safe to run more often than the window: it does the work once."""
+    enough answers on either side, is left out), update the new-topic clusters, and raise (or resolve) each
+    kind's alert. Safe to run more often than the window: it does the work once."""
     span = drift_span(now=now or timezone.now())
     done = set(DriftCheck.objects.filter(window_start=span.start).values_list("kind", flat=True))
     if len(done) == len(DriftCheck.Kind):
@@ -206,8 +206,7 @@ def drift_check_run(*, now: datetime | None = None) -> list[DriftCheck]:
     if question is not None:
         _topics_update(span, reference, question.details["novelty_threshold"])
     for check in checks:
-        if check.alarm:
-            _alert(check)
+        _alert(check)
     return checks
 
 
@@ -301,8 +300,13 @@ def _check_save(*, kind: str, span: Span, measure: Measure) -> DriftCheck:
 
 
 def _alert(check: DriftCheck) -> None:
-    from .alerts import alert_raise
+    """Raise the kind's alert while it alarms (one alert however many windows), resolve it once it no longer
+    does."""
+    from .alerts import alert_clear, alert_raise
 
+    if not check.alarm:
+        alert_clear(key=f"drift:{check.kind}")
+        return
     label = check.get_kind_display()
     alert_raise(
         key=f"drift:{check.kind}", kind="drift", severity="warning", title=f"Drift: {label}",

@@ -30,6 +30,7 @@ class AnswerFact(models.Model):
     language = models.CharField(max_length=16, blank=True)
     intent = models.CharField(max_length=64, blank=True)
     arm = models.CharField(max_length=100, blank=True, help_text="experiment arm that answered, if any")
+    visitor_id = models.CharField(max_length=64, blank=True, help_text="the pseudonymous visitor token's id")
     feedback = models.CharField(max_length=8, blank=True, help_text="the visitor's latest thumbs: up, down or none")
     # What drift detection compares: the question (for a new topic's examples), its embedding, and how close
     # the knowledge base came to it (best cosine similarity of a retrieved chunk; none for a reused answer).

@@ -31,6 +31,7 @@ class Alert(models.Model):
         BREAKER_OPEN = "breaker_open", "LLM breaker open"
         REVIEW_QUEUE_WAIT = "review_queue_wait", "Review queue waiting"
         COST_BUDGET = "cost_budget", "Daily cost over budget"
+        EXPERIMENT_GUARDRAIL = "experiment_guardrail", "Experiment arm paused by a guardrail"
         TEST = "test", "Test (sent from admin)"
 
     key = models.CharField(max_length=200, help_text="what makes two raises the same alert")

@@ -48,7 +48,7 @@ def _facts(start: datetime, end: datetime) -> Any:
 
 
 def questions_between(*, start: datetime, end: datetime, limit: int, dimensions: int | None = None) -> Questions:
-    """At most `limit` embedded questions answered in [start, end), a random sample when there are more;
+    """At most `limit` embedded questions answered in [start, end), a sample when there are more;
     only vectors of `dimensions` (default: those of the newest question), so a change of embedding model
     never mixes spaces."""
     facts = _facts(start, end).filter(question_embedding__isnull=False)
@@ -56,7 +56,9 @@ def questions_between(*, start: datetime, end: datetime, limit: int, dimensions:
         newest = facts.order_by("-created_at").values_list("question_embedding", flat=True).first()
         dimensions = len(newest) if newest is not None else 0
     columns = ["message_id", "question", "question_embedding", "confidence", "best_match", "status", "created_at"]
-    rows = list(facts.order_by("?").values_list(*columns)[: limit * 2])
+    # Answer ids are random (uuid4): in their order, the first rows are a random sample that the same answers
+    # always give alike, so a check run again judges the same questions.
+    rows = list(facts.order_by("message_id").values_list(*columns)[: limit * 2])
     rows = [row for row in rows if len(row[2]) == dimensions][:limit]
     if not rows:
         return Questions(np.zeros((0, max(dimensions, 1)), np.float32), [], [], np.zeros(0, bool), [], [])
@@ -98,7 +100,8 @@ def rejection_counts(*, start: datetime, end: datetime) -> tuple[int, int]:
 
 
 def confidences_between(*, start: datetime, end: datetime, limit: int) -> np.ndarray:
-    values = _facts(start, end).filter(confidence__isnull=False).order_by("?").values_list("confidence", flat=True)
+    values = _facts(start, end).filter(confidence__isnull=False).order_by("message_id").values_list(
+        "confidence", flat=True)
     return np.array(list(values[:limit]), dtype=float)
 
 

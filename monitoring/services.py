@@ -35,6 +35,7 @@ def answer_fact_record(
     language: str = "",
     intent: str = "",
     arm: str = "",
+    visitor_id: str = "",
     question: str = "",
     question_embedding: list[float] | None = None,
     embedding_space_id: int | None = None,
@@ -49,7 +50,7 @@ def answer_fact_record(
         prompt_version_id=prompt_version_id, reuse=reuse, confidence=confidence, latency_ms=latency_ms,
         ttft_ms=ttft_ms, tokens_in=tokens_in, tokens_out=tokens_out, cost=cost, cost_avoided=cost_avoided,
         offline=offline, timings=timings or {}, features=features or {}, language=language, intent=intent,
-        arm=arm, question=question, question_embedding=question_embedding,
+        arm=arm, visitor_id=visitor_id, question=question, question_embedding=question_embedding,
         embedding_space_id=embedding_space_id, best_match=best_match,
     )
     with transaction.atomic():

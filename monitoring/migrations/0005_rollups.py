@@ -44,6 +44,11 @@ class Migration(migrations.Migration):
         ),
         migrations.AddField(
             model_name='answerfact',
+            name='visitor_id',
+            field=models.CharField(blank=True, help_text="the pseudonymous visitor token's id", max_length=64),
+        ),
+        migrations.AddField(
+            model_name='answerfact',
             name='question',
             field=models.TextField(blank=True),
         ),

@@ -23,7 +23,7 @@ class Migration(migrations.Migration):
                 ('secret', models.CharField(blank=True, help_text='webhook: signs each body, header X-Spotter-Signature: sha256=<HMAC-SHA256 of the body>', max_length=200)),
                 ('enabled', models.BooleanField(default=True)),
                 ('min_severity', models.CharField(choices=[('info', 'Info'), ('warning', 'Warning'), ('critical', 'Critical')], default='warning', max_length=16)),
-                ('kinds', django.contrib.postgres.fields.ArrayField(base_field=models.CharField(choices=[('drift', 'Drift'), ('anomaly', 'Anomaly'), ('breaker_open', 'LLM breaker open'), ('review_queue_wait', 'Review queue waiting'), ('cost_budget', 'Daily cost over budget'), ('test', 'Test (sent from admin)')], max_length=32), blank=True, default=list, help_text='only alerts of these kinds; none ticked: every kind', size=None)),
+                ('kinds', django.contrib.postgres.fields.ArrayField(base_field=models.CharField(choices=[('drift', 'Drift'), ('anomaly', 'Anomaly'), ('breaker_open', 'LLM breaker open'), ('review_queue_wait', 'Review queue waiting'), ('cost_budget', 'Daily cost over budget'), ('experiment_guardrail', 'Experiment arm paused by a guardrail'), ('test', 'Test (sent from admin)')], max_length=32), blank=True, default=list, help_text='only alerts of these kinds; none ticked: every kind', size=None)),
             ],
         ),
         migrations.CreateModel(
@@ -31,7 +31,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('key', models.CharField(help_text='what makes two raises the same alert', max_length=200)),
-                ('kind', models.CharField(choices=[('drift', 'Drift'), ('anomaly', 'Anomaly'), ('breaker_open', 'LLM breaker open'), ('review_queue_wait', 'Review queue waiting'), ('cost_budget', 'Daily cost over budget'), ('test', 'Test (sent from admin)')], max_length=32)),
+                ('kind', models.CharField(choices=[('drift', 'Drift'), ('anomaly', 'Anomaly'), ('breaker_open', 'LLM breaker open'), ('review_queue_wait', 'Review queue waiting'), ('cost_budget', 'Daily cost over budget'), ('experiment_guardrail', 'Experiment arm paused by a guardrail'), ('test', 'Test (sent from admin)')], max_length=32)),
                 ('severity', models.CharField(choices=[('info', 'Info'), ('warning', 'Warning'), ('critical', 'Critical')], max_length=16)),
                 ('status', models.CharField(choices=[('open', 'Open'), ('acknowledged', 'Acknowledged'), ('resolved', 'Resolved')], default='open', max_length=16)),
                 ('title', models.CharField(max_length=300)),

@@ -47,7 +47,7 @@
       cell(row, label, arm.prompt_version + (arm.model ? " · " + arm.model : ""));
       if (group === "quality") {
         cell(row, String(arm.answers)).className = "answers";
-        cell(row, String(arm.conversations));
+        cell(row, String(arm.visitors));
       }
       for (const [name, format] of COLUMNS[group]) {
         const m = arm.metrics[name];
