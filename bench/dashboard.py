@@ -112,7 +112,7 @@ def run(args) -> int:
     synthesize(args.facts, args.seed)
     print(f"{args.facts:,} facts in {time.perf_counter() - began:.0f} s")
     began = time.perf_counter()
-    rollups_rebuild(since=timezone.now() - timedelta(days=31), until=timezone.now())
+    rollups_rebuild(since=timezone.now() - timedelta(days=31), until=timezone.now(), through_today=True)
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE monitoring_answerfact")
         cursor.execute("VACUUM ANALYZE monitoring_answerrollup")

@@ -64,7 +64,7 @@ def next_question() -> str:
 BENCH_DB = "spotter_bench_serving"
 ANSWER = " ".join("Keep your chest up and brace your core before each rep".split() * 3) + " [1]."
 SMOKE = {"concurrency": [1, 4], "rounds": 1, "spread": 0.2, "think": [0.1, 0.3], "ttft_ms": 20.0,
-         "tokens_per_s": 1000.0, "exercises": 10}
+         "tokens_per_s": 1000.0, "exercises": 10, "record_answers": 20}
 
 
 @dataclass
@@ -420,6 +420,8 @@ def main() -> int:
                         help="ASGI processes, as `make run` starts them")
     parser.add_argument("--exercises", type=int, default=None,
                         help="only the first N exercises in the knowledge base (default: all)")
+    parser.add_argument("--record-answers", type=int, default=400,
+                        help="answers recorded and arms picked for the cost of recording and of assignment")
     parser.add_argument("--keep-database", action="store_true",
                         help=f"leave {BENCH_DB} in place afterwards (to read the answers' step timings)")
     args = parse_args(parser, SMOKE)
@@ -447,8 +449,8 @@ def main() -> int:
         _wait_http(f"{llm_url}/models")
         _wait_http(f"{http_url}/healthz")
         rows = asyncio.run(measure(args, llm_url, http_url, CpuMeter(server=procs[1], llm=procs[0])))
-        recording = fact_write_cost(max(args.concurrency), args.rounds * 100, tuple(args.think))
-        recording |= assignment_cost(max(args.concurrency), tuple(args.think), args.rounds * 100)
+        recording = fact_write_cost(max(args.concurrency), args.record_answers, tuple(args.think))
+        recording |= assignment_cost(max(args.concurrency), tuple(args.think), args.record_answers)
     finally:
         for proc in procs:
             proc.terminate()

@@ -218,6 +218,7 @@ REVIEW_WEIGHTS = {
     "uncertainty": 1.0, "low_confidence": 0.0, "no_kb_match": 0.5, "thumbs_down": 1.0, "handoff": 0.8,
     "cache_near_miss": 0.3, "repeated_question": 0.5, "skip": 0.1, "density": 1.0,
     "held": 100.0,  # a visitor is waiting for it: first in the queue
+    "new_topic": 0.5,  # sent by staff from a new-topic cluster (Admin → Drift report)
     **{name: float(weight) for name, weight in env.json("REVIEW_WEIGHTS", default={}).items()},
 }
 REVIEW_CLAIM_MINUTES = env.int("REVIEW_CLAIM_MINUTES", default=15)  # a claim lapses after this
@@ -277,8 +278,6 @@ DRIFT_TOPIC_HORIZON_HOURS = env.int("DRIFT_TOPIC_HORIZON_HOURS", default=6)
 DRIFT_TOPIC_MAX_QUESTIONS = env.int("DRIFT_TOPIC_MAX_QUESTIONS", default=5000)
 DRIFT_TOPIC_MIN_SIZE = env.int("DRIFT_TOPIC_MIN_SIZE", default=5)
 DRIFT_TOPIC_MATCH_SIMILARITY = env.float("DRIFT_TOPIC_MATCH_SIMILARITY", default=0.8)
-# Answers staff send to the review queue from a new-topic cluster weigh this in their learning value.
-REVIEW_WEIGHTS.setdefault("new_topic", 0.5)
 # The job runs more often than the window and judges each window once, so a late beat loses nothing.
 CELERY_BEAT_SCHEDULE["drift-check"] = {"task": "monitoring.tasks.drift_check", "schedule": 300.0}
 

@@ -164,10 +164,15 @@ def arm_resume(*, arm: Arm) -> bool:
 @transaction.atomic
 def experiment_declare_winner(*, experiment: Experiment, arm: Arm, user: User | None) -> bool:
     """Stop the experiment with `arm` as its winner and deploy the arm's prompt version (`production`,
-    recorded; nothing moves when it is production already). False when a winner was declared already."""
+    recorded; nothing moves when it is production already). False when a winner was declared already or the
+    experiment is not running or paused."""
     if arm.experiment_id != experiment.pk:
         raise ValidationError("That arm belongs to another experiment.")
-    declared = Experiment.objects.filter(pk=experiment.pk, winner__isnull=True).update(
+    if arm.shadow:
+        raise ValidationError("A shadow arm never answered a visitor: it cannot win.")
+    declared = Experiment.objects.filter(  # only one that has run: a draft's arms were never shown
+        pk=experiment.pk, winner__isnull=True,
+        status__in=[Experiment.Status.RUNNING, Experiment.Status.PAUSED]).update(
         winner=arm, status=Experiment.Status.STOPPED, stopped_at=timezone.now())
     _forget_now_and_on_commit()
     if declared:

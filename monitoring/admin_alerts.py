@@ -143,8 +143,17 @@ class AlertChannelForm(forms.ModelForm):
     class Meta:
         model = AlertChannel
         fields = ["name", "kind", "enabled", "min_severity", "kinds", "recipients", "url", "secret"]
-        widgets = {"secret": forms.PasswordInput(render_value=True), "recipients": forms.Textarea(attrs={"rows": 3})}
+        widgets = {"secret": forms.PasswordInput(render_value=False), "recipients": forms.Textarea(attrs={"rows": 3})}
         labels = {"min_severity": "Minimum severity"}
+        help_texts = {"secret": "signs each POST; never shown again once saved: leave empty to keep the one set"}
+
+    def clean_secret(self) -> str:
+        """The secret is not sent back to the browser (a page's source is no place for it), so an empty field
+        on a saved channel keeps the stored one."""
+        secret: str = self.cleaned_data.get("secret", "")
+        if not secret and self.instance.pk:
+            return self.instance.secret
+        return secret
 
 
 @admin.register(AlertChannel)
@@ -153,6 +162,11 @@ class AlertChannelAdmin(admin.ModelAdmin):
     list_display = ["name", "kind", "target", "enabled", "min_severity", "kinds_shown", "last_delivery"]
     list_filter = ["kind", "enabled"]
     actions = ["send_test_alert"]
+
+    def get_exclude(self, request: HttpRequest, obj: AlertChannel | None = None) -> list[str]:
+        if obj is not None and not self.has_change_permission(request, obj):  # read-only: the secret stays hidden
+            return ["secret"]
+        return []
 
     @admin.display(description="sends to")
     def target(self, channel: AlertChannel) -> str:

@@ -21,7 +21,7 @@ def may_see_dashboard(request: HttpRequest) -> bool:
 
 def dashboard_page(request: HttpRequest, *, site: AdminSite) -> TemplateResponse:
     range_name = _range(request) or "hour"
-    payload = dashboard_data(range_name=range_name, filters=_filters(request))
+    payload = dashboard_data(range_name=range_name, filters=_page_filters(request))
     context = {
         **site.each_context(request), "title": "Monitoring", "payload": {**payload, **_now()},
         "ranges": [("hour", "Last hour"), ("day", "24 hours"), ("week", "7 days"), ("30days", "30 days")],
@@ -36,11 +36,10 @@ def dashboard_json(request: HttpRequest) -> JsonResponse:
     range_name = _range(request)
     if range_name is None:
         return JsonResponse({"code": "bad_range", "message": f"range is one of {', '.join(RANGES)}"}, status=400)
-    try:
-        payload = dashboard_data(range_name=range_name, filters=_filters(request))
-    except ValueError:
+    filters = _filters(request)
+    if not filters.get("prompt_version_id", "0").isdigit():
         return JsonResponse({"code": "bad_filter", "message": "prompt_version_id is a number"}, status=400)
-    return JsonResponse({**payload, **_now()})
+    return JsonResponse({**dashboard_data(range_name=range_name, filters=filters), **_now()})
 
 
 def _range(request: HttpRequest) -> str | None:
@@ -50,6 +49,14 @@ def _range(request: HttpRequest) -> str | None:
 
 def _filters(request: HttpRequest) -> dict[str, str]:
     return {name: request.GET[name] for name in FILTERS if request.GET.get(name)}
+
+
+def _page_filters(request: HttpRequest) -> dict[str, str]:
+    """The page's first draw ignores a filter it cannot apply (its JSON says why)."""
+    filters = _filters(request)
+    if not filters.get("prompt_version_id", "0").isdigit():
+        filters.pop("prompt_version_id")
+    return filters
 
 
 def _now() -> dict[str, dict[str, float]]:

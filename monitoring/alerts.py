@@ -6,8 +6,6 @@ Celery tasks queued after commit (monitoring/tasks.py), never in a request, and 
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
 import os
@@ -33,12 +31,11 @@ from prometheus_client import multiprocess as multiprocess_collector
 from .metrics import review_queue_state
 from .models import AnswerFact
 from .models_alerts import SEVERITY_RANK, Alert, AlertChannel, AlertDelivery
+from .webhooks import webhook_headers
 
 log = logging.getLogger(__name__)
 
 EVENT = "alert.raised"
-SIGNATURE_HEADER = "X-Spotter-Signature"
-EVENT_HEADER = "X-Spotter-Event"
 LIVE = [Alert.Status.OPEN, Alert.Status.ACKNOWLEDGED]
 
 
@@ -191,9 +188,7 @@ def _send(*, alert: Alert, channel: AlertChannel) -> _Outcome:
 
 
 def _post(*, url: str, body: bytes, secret: str) -> _Outcome:
-    headers = {"Content-Type": "application/json", EVENT_HEADER: EVENT}
-    if secret:  # an unsigned POST says so by its missing header, not a forgeable one
-        headers[SIGNATURE_HEADER] = webhook_signature(body=body, secret=secret)
+    headers = webhook_headers(body=body, event=EVENT, secret=secret)
     try:
         response = httpx.post(url, content=body, headers=headers, timeout=settings.ALERT_WEBHOOK_TIMEOUT_SECONDS)
     except httpx.HTTPError as exc:
@@ -201,12 +196,6 @@ def _post(*, url: str, body: bytes, secret: str) -> _Outcome:
     if not response.is_success:
         return _Outcome(ok=False, status_code=response.status_code, error=f"answered {response.status_code}")
     return _Outcome(ok=True, status_code=response.status_code)
-
-
-def webhook_signature(*, body: bytes, secret: str) -> str:
-    """HMAC-SHA256 of the exact body bytes: a receiver recomputes it over the raw body it got and compares
-    with `hmac.compare_digest`."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
 def alert_payload(*, alert: Alert) -> dict[str, Any]:

@@ -39,6 +39,10 @@ class AnswerFact(models.Model):
     embedding_space_id = models.IntegerField(null=True, blank=True, help_text="embeddings compare within one space")
     best_match = models.FloatField(null=True, blank=True)
 
+    class Meta:
+        # an experiment's results read one arm's facts since it started, every few seconds
+        indexes = [models.Index(fields=["arm", "created_at"], name="answerfact_arm_created")]
+
     def __str__(self) -> str:
         return f"answer {self.message_id}"
 

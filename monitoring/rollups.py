@@ -135,11 +135,17 @@ def _histogram_sql(column: str) -> str:
         f"count(*) FILTER (WHERE {column} IS NOT NULL AND {index} = {i})" for i in range(BUCKETS)) + "]::int[]"
 
 
-def rollups_rebuild(*, since: datetime, until: datetime) -> None:
-    """Recompute the rollups of whole days in [since, until) from the raw facts: for facts written before
-    rollups existed, or loaded in bulk. Days whose raw facts were compacted lose their counts: only rebuild
-    ranges the raw facts still cover."""
-    since, until = _day(since), _day(until) + (timedelta(days=1) if until != _day(until) else timedelta())
+def rollups_rebuild(*, since: datetime, until: datetime, through_today: bool = False) -> None:
+    """Recompute the rollups of whole days in [since, until) up to yesterday from the raw facts: for facts
+    written before rollups existed, or loaded in bulk. Days whose raw facts were compacted lose their counts:
+    only rebuild ranges the raw facts still cover. `through_today`: today too, where nothing answers (a bulk
+    load, a benchmark, a test)."""
+    # Never today: live answers upsert today's rows, and deleting them here would hold those writes (and the
+    # visitors' `end` frames) for the whole rebuild.
+    until = _day(until) + (timedelta(days=1) if until != _day(until) else timedelta())
+    since, until = _day(since), until if through_today else min(until, _day(timezone.now()))
+    if since >= until:
+        return
     dims = ", ".join(DIMENSIONS)
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("DELETE FROM monitoring_answerrollup WHERE bucket >= %s AND bucket < %s", [since, until])
@@ -207,7 +213,7 @@ def series(*, metric: str, since: datetime, until: datetime, granularity: str = 
         raise ValueError(f"unknown series {metric!r}; one of {SERIES_METRICS}")
     from .dashboard import percentile  # the dashboard reads the same histograms
 
-    minutes = 60 if granularity == "hour" else 1
+    minutes = {"minute": 1, "hour": 60, "day": 1440}[granularity]
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT bucket, sum(answers), sum(failed), sum(cost), sum(thumbs_down) FROM monitoring_answerrollup"

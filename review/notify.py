@@ -5,8 +5,6 @@ the visitor's socket."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
 from typing import Any
@@ -17,14 +15,14 @@ from django.core.mail import send_mail
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
+from monitoring.webhooks import webhook_headers
+
 from .hours import support_zone
 from .models import Handoff
 
 log = logging.getLogger(__name__)
 
 EVENT = "handoff.requested"
-SIGNATURE_HEADER = "X-Spotter-Signature"
-EVENT_HEADER = "X-Spotter-Event"
 # A receiver that takes longer is treated as down: the task retries later instead of holding a worker.
 WEBHOOK_TIMEOUT_SECONDS = 10.0
 
@@ -35,12 +33,6 @@ class WebhookFailed(Exception):
 
 def webhook_configured() -> bool:
     return bool(settings.HANDOFF_WEBHOOK_URL)
-
-
-def webhook_signature(*, body: bytes, secret: str) -> str:
-    """The X-Spotter-Signature value: HMAC-SHA256 of the exact body bytes. A receiver recomputes it over
-    the raw body it got (not a re-serialised copy) and compares with `hmac.compare_digest`."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
 def live_page_url(*, handoff: Handoff) -> str:
@@ -97,15 +89,9 @@ def handoff_webhook_post(*, handoff_id: int) -> None:
     if not webhook_configured() or handoff is None:
         return
     body = json.dumps(handoff_payload(handoff=handoff), separators=(",", ":")).encode()
-    _post(url=settings.HANDOFF_WEBHOOK_URL, body=body, headers=_webhook_headers(body=body))
+    _post(url=settings.HANDOFF_WEBHOOK_URL, body=body,
+          headers=webhook_headers(body=body, event=EVENT, secret=settings.HANDOFF_WEBHOOK_SECRET))
     _mark_notified(handoff_id)
-
-
-def _webhook_headers(*, body: bytes) -> dict[str, str]:
-    headers = {"Content-Type": "application/json", EVENT_HEADER: EVENT}
-    if settings.HANDOFF_WEBHOOK_SECRET:  # an unsigned POST says so by its missing header, not a forgeable one
-        headers[SIGNATURE_HEADER] = webhook_signature(body=body, secret=settings.HANDOFF_WEBHOOK_SECRET)
-    return headers
 
 
 def _post(*, url: str, body: bytes, headers: dict[str, str]) -> None:

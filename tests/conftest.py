@@ -24,6 +24,7 @@ from knowledge.services import documents_sync, lexeme_stats_refresh
 from monitoring.confidence import forget_confidence_model
 from review.finetune import forget_served_model
 from tests.llm_server import LLMServer
+from tests.webhooks import receiver_with  # noqa: F401  (a real webhook endpoint, for any test)
 
 DEMO = Path(django_settings.BASE_DIR) / "demo"
 # A slice of the real exercise database: enough neighbours for retrieval to be meaningful.

@@ -57,6 +57,10 @@ class Migration(migrations.Migration):
             name='question_embedding',
             field=pgvector.django.vector.VectorField(blank=True, null=True),
         ),
+        migrations.AddIndex(
+            model_name='answerfact',
+            index=models.Index(fields=['arm', 'created_at'], name='answerfact_arm_created'),
+        ),
         migrations.CreateModel(
             name='AnswerRollup',
             fields=[

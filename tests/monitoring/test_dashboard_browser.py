@@ -2,16 +2,20 @@
 draws its charts from the vendored Chart.js, and a visitor's answer moves them without a reload."""
 
 import os
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Group
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from chat.management.commands.demo_setup import Command as DemoSetup
 from monitoring.alerts import alert_raise
-from tests.chat.test_widget import ARGS, CHROMIUM
+from monitoring.drift import drift_check_run, drift_span
+from monitoring.models import TopicCluster
+from tests.chat.test_widget import CHROMIUM
 from tests.factories import TrainerFactory
 from tests.monitoring.test_alerts import webhook
+from tests.monitoring.test_drift import CANCELLING, NOW, fitness, questions_at
 from tests.review.test_trainer_flow import visitor_asks
 
 pytestmark = [
@@ -19,15 +23,6 @@ pytestmark = [
     pytest.mark.skipif(not os.path.exists(CHROMIUM) and not os.environ.get("CI"), reason="no chromium"),
 ]
 SHOTS = os.environ.get("REVIEW_SHOTS_DIR", "/tmp")
-
-
-@pytest.fixture
-def browser(live_asgi):
-    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API runs a loop here
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield browser
-        browser.close()
 
 
 def log_in(browser, url, username):
@@ -95,3 +90,24 @@ def test_an_operator_follows_an_open_alert_from_the_dashboard_and_acknowledges_i
 
     expect(page.locator(".messagelist")).to_contain_text("cknowledged")
     assert [d["valid"] for d in receiver.deliveries] == [True, True]
+
+
+def test_an_operator_reads_the_drift_report_and_sends_a_new_topic_to_the_review_queue(browser, live_asgi, embedded,
+                                                                                     reference):
+    later = NOW + timedelta(hours=1)
+    questions_at(drift_span(now=NOW).start, fitness([4]) + CANCELLING, embedded)
+    questions_at(drift_span(now=later).start, fitness([5]) + CANCELLING, embedded)
+    drift_check_run(now=NOW)
+    drift_check_run(now=later)  # what the beat job does each hour
+    DemoSetup()._groups()
+    operator = TrainerFactory.create(username="ops")
+    operator.groups.set([Group.objects.get(name="Operators")])
+
+    page = log_in(browser, live_asgi.url, "ops")
+    page.get_by_role("link", name="Drift and new topics").click()
+    expect(page.locator("#content")).to_contain_text("cancel")  # an emerging topic's example questions
+    page.screenshot(path=f"{SHOTS}/admin-drift-report.png", full_page=True)
+    page.get_by_role("button", name="Send to review queue").first.click()
+
+    expect(page.locator(".messagelist")).to_be_visible()
+    assert TopicCluster.objects.filter(status=TopicCluster.Status.SENT_TO_REVIEW).exists()

@@ -78,7 +78,7 @@ def test_rollups_agree_with_the_raw_facts_and_with_a_rebuild_from_them(settings)
 
     live = {granularity: raw_totals(granularity) for granularity in ("minute", "hour", "day")}
     now = timezone.now()
-    rollups_rebuild(since=now - timedelta(hours=2), until=now)
+    rollups_rebuild(since=now - timedelta(hours=2), until=now, through_today=True)
     assert {granularity: raw_totals(granularity) for granularity in ("minute", "hour", "day")} == live
 
 
@@ -96,7 +96,7 @@ def test_compaction_drops_old_raw_facts_and_minute_rows_but_hour_totals_stay(set
     old, recent = [record(rng) for _ in range(6)], [record(rng) for _ in range(4)]
     long_ago = timezone.now() - timedelta(days=settings.MONITORING_RAW_FACT_DAYS + 1)
     AnswerFact.objects.filter(pk__in=[f.pk for f in old]).update(created_at=long_ago)
-    rollups_rebuild(since=long_ago - timedelta(hours=1), until=timezone.now())
+    rollups_rebuild(since=long_ago - timedelta(hours=1), until=timezone.now(), through_today=True)
 
     deleted = facts_compact()
 
@@ -113,7 +113,7 @@ def test_the_dashboard_reads_rates_percentiles_and_filters_from_the_rollups():
                       confidence=0.9, prompt_version_id=1)
         AnswerFact.objects.filter(pk=fact.pk).update(created_at=now - timedelta(minutes=5))
     AnswerRollup.objects.all().delete()
-    rollups_rebuild(since=now - timedelta(hours=1), until=now)
+    rollups_rebuild(since=now - timedelta(hours=1), until=now, through_today=True)
 
     everything = dashboard_data(range_name="hour", filters={}, now=now)
     english = dashboard_data(range_name="hour", filters={"language": "en", "intent": ""}, now=now)

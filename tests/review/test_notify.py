@@ -4,76 +4,20 @@ receiver, which refuses the first delivery so that the Celery task's retry is ex
 from __future__ import annotations
 
 import hmac
-import json
 import socket
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from django.core import mail
 
+from monitoring.webhooks import webhook_signature
 from review import notify, tasks
 from review.models import Handoff
 from tests.factories import ConversationFactory
+from tests.webhooks import SECRET
 
 pytestmark = pytest.mark.django_db
-
-SECRET = "receiver-and-spotter-share-this"
-
-
-@dataclass
-class Receiver:
-    """A webhook endpoint as an integrator would write one: it checks the signature over the raw body."""
-
-    secret: str
-    fail_first: int = 0
-    deliveries: list[dict[str, Any]] = field(default_factory=list)
-    url: str = ""
-
-    def answer(self, body: bytes, headers: dict[str, str]) -> int:
-        expected = notify.webhook_signature(body=body, secret=self.secret)
-        valid = hmac.compare_digest(expected, headers.get("x-spotter-signature", ""))
-        self.deliveries.append({"body": json.loads(body), "valid": valid, "event": headers.get("x-spotter-event")})
-        if not valid:
-            return 401
-        return 500 if len(self.deliveries) <= self.fail_first else 200
-
-
-def _handler_for(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            status = receiver.answer(body, {k.lower(): v for k, v in self.headers.items()})
-            self.send_response(status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    return Handler
-
-
-@pytest.fixture
-def receiver_with() -> Iterator[Any]:
-    servers: list[ThreadingHTTPServer] = []
-
-    def start(*, secret: str = SECRET, fail_first: int = 0) -> Receiver:
-        receiver = Receiver(secret=secret, fail_first=fail_first)
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(receiver))
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        receiver.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/spotter"
-        return receiver
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture
@@ -172,9 +116,9 @@ def test_an_unreachable_receiver_fails_so_that_the_task_retries(staff):
 
 
 def test_the_signature_is_hmac_sha256_of_the_exact_body():
-    assert notify.webhook_signature(body=b'{"a":1}', secret="s") == (
+    assert webhook_signature(body=b'{"a":1}', secret="s") == (
         "sha256=" + hmac.new(b"s", b'{"a":1}', "sha256").hexdigest())
-    assert notify.webhook_signature(body=b'{"a": 1}', secret="s") != notify.webhook_signature(body=b'{"a":1}',
+    assert webhook_signature(body=b'{"a": 1}', secret="s") != webhook_signature(body=b'{"a":1}',
                                                                                               secret="s")
 
 
