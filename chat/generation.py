@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from knowledge.selectors import SearchHit
 from knowledge.tokens import count_tokens
@@ -32,12 +33,14 @@ class Generation:
 
 
 async def generate(
-    *, question: str, model: str, context: Context, sink: AnswerSink, streamed: list[str]
+    *, question: str, model: str, context: Context, sink: AnswerSink, streamed: list[str],
+    options: Mapping[str, Any] | None = None,
 ) -> Generation:
     """Stream from the LLM gateway, or with no LLM configured from the offline extractive provider.
-    Every token is appended to `streamed` before it is sent: what was sent is what a failure keeps."""
+    Every token is appended to `streamed` before it is sent: what was sent is what a failure keeps.
+    `options`: generation settings for this answer (an experiment arm's)."""
     if llm_enabled():
-        deltas: AsyncIterator[Delta] = get_gateway().stream(context.messages, model=model)
+        deltas: AsyncIterator[Delta] = get_gateway().stream(context.messages, model=model, options=options)
         extractive = None
     else:
         extractive = offline.compose_answer(question, context.hits)

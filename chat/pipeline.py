@@ -286,6 +286,7 @@ async def generate_answer(
         generation = await generate(
             question=turn.question, model=prepared.route.prompt.model, context=context,
             sink=NullSink() if holding else sink, streamed=[] if holding else streamed,
+            options=prepared.route.generation_options,
         )
     with turn.timer.step("finish"):
         frame = await db_call(finish_generated)(

@@ -4,7 +4,9 @@ in which experiment arm (sticky per visitor: experiments.assignment)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 from django.conf import settings
 
@@ -32,6 +34,11 @@ class Route:
     summary: str
     summary_through: int  # the last message sequence the summary holds
     arm: LiveArm | None = None  # the experiment arm answering this visitor, if any
+
+    @property
+    def generation_options(self) -> Mapping[str, Any]:
+        """The arm's generation settings (temperature, max_tokens…), over the configured ones; none outside one."""
+        return self.arm.generation if self.arm else {}
 
     def scope(self, vector: QueryVector) -> Scope:
         """Where this question's answer is stored and looked up. An answer shaped by a profile is

@@ -20,9 +20,11 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from functools import partial
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -118,14 +120,15 @@ def _answer(arm: Arm, conversation: Conversation, question: Message, hits: list[
         question=question.text, injection_suspected=guard(question.text).injection_suspected, route=route,
         earlier=earlier_turns(conversation_id=conversation.pk, before_sequence=question.sequence), hits=hits,
     )
-    generation = asyncio.run(_generate(question.text, route.prompt.model, context))
+    generation = asyncio.run(_generate(question.text, route.prompt.model, context, arm.generation))
     return _Shadowed(generation, round((time.perf_counter() - started) * 1000))
 
 
-async def _generate(question: str, model: str, context: Context) -> Generation:
+async def _generate(question: str, model: str, context: Context, options: Mapping[str, Any]) -> Generation:
     """On an event loop of its own (a worker is synchronous), whose LLM connections close with it."""
     try:
-        return await generate(question=question, model=model, context=context, sink=NullSink(), streamed=[])
+        return await generate(question=question, model=model, context=context, sink=NullSink(), streamed=[],
+                              options=options)
     finally:
         await close_clients()
 

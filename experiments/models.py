@@ -2,6 +2,7 @@ import secrets
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
@@ -126,6 +127,29 @@ class Experiment(models.Model):
         return self.name
 
 
+# What an arm may set for its generation (OpenAI chat-completion parameters), with the range each takes.
+GENERATION_SETTINGS: dict[str, tuple[type, float, float]] = {
+    "temperature": (float, 0.0, 2.0), "top_p": (float, 0.0, 1.0), "max_tokens": (int, 1, 32_000),
+    "presence_penalty": (float, -2.0, 2.0), "frequency_penalty": (float, -2.0, 2.0),
+}
+
+
+def validate_generation(value: object) -> None:
+    """An arm's generation settings: known names only, each a number in its range (a typo would otherwise
+    be sent to the LLM, or silently ignored, for the whole experiment)."""
+    if not isinstance(value, dict):
+        raise ValidationError("Generation settings are an object, e.g. {\"temperature\": 0.2}.")
+    for name, given in value.items():
+        if name not in GENERATION_SETTINGS:
+            raise ValidationError(f"Unknown generation setting {name!r}; known: {', '.join(GENERATION_SETTINGS)}.")
+        kind, low, high = GENERATION_SETTINGS[name]
+        number = isinstance(given, int | float) and not isinstance(given, bool)
+        if not number or (kind is int and not isinstance(given, int)):
+            raise ValidationError(f"{name} is a{'n integer' if kind is int else ' number'}.")
+        if not low <= given <= high:
+            raise ValidationError(f"{name} is between {low:g} and {high:g}.")
+
+
 class Arm(models.Model):
     """One way of answering: a prompt version, optionally another model and generation settings."""
 
@@ -137,7 +161,9 @@ class Arm(models.Model):
     name = models.SlugField(max_length=40, help_text="recorded on every answer; fixed once the experiment starts")
     prompt_version = models.ForeignKey(PromptVersion, on_delete=models.PROTECT, related_name="+")
     model = models.CharField(max_length=100, blank=True, help_text="empty: the prompt version's model")
-    generation = models.JSONField(default=dict, blank=True, help_text="generation settings, e.g. temperature")
+    generation = models.JSONField(default=dict, blank=True, validators=[validate_generation],
+                                  help_text='sent with each answer, e.g. {"temperature": 0.2, "max_tokens": 300}; '
+                                            f"known: {', '.join(GENERATION_SETTINGS)}")
     weight = models.FloatField(default=1.0, validators=[MinValueValidator(0.0)])
     is_control = models.BooleanField(default=False)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)

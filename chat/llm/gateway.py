@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 import weakref
-from collections.abc import AsyncIterator, Sequence
-from typing import cast
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any, cast
 
 import httpx2  # the HTTP client the openai SDK is built on
 import openai
@@ -69,25 +69,30 @@ class LLMGateway:
             )
         return client
 
-    async def stream(self, messages: Sequence[ChatMessage], *, model: str = "") -> AsyncIterator[Delta]:
+    async def stream(self, messages: Sequence[ChatMessage], *, model: str = "",
+                     options: Mapping[str, Any] | None = None) -> AsyncIterator[Delta]:
+        """`options`: generation settings for this call (an experiment arm's), over the configured ones."""
         models = list(dict.fromkeys(m for m in (model or self.model, self.fallback_model) if m))
+        settings = {"max_tokens": self.max_tokens, "temperature": self.temperature, **(options or {})}
         last_error: BaseException | None = None
         for candidate in models:
             try:
-                async for delta in self._stream_with_retries(messages, candidate):
+                async for delta in self._stream_with_retries(messages, candidate, settings):
                     yield delta
                 return
             except _GaveUp as exc:
                 last_error = exc.__cause__
         raise LLMUnavailable(f"all models failed before answering: {last_error}") from last_error
 
-    async def _stream_with_retries(self, messages: Sequence[ChatMessage], model: str) -> AsyncIterator[Delta]:
+    async def _stream_with_retries(
+        self, messages: Sequence[ChatMessage], model: str, settings: Mapping[str, Any]
+    ) -> AsyncIterator[Delta]:
         for attempt in range(self.max_retries + 1):
             if not self.breaker.allow():
                 raise LLMUnavailable("the LLM circuit breaker is open")
             started = False
             try:
-                async for delta in self._call(messages, model):
+                async for delta in self._call(messages, model, settings):
                     started = started or bool(delta.text)
                     yield delta
             except _RETRYABLE as exc:
@@ -111,7 +116,9 @@ class LLMGateway:
             metrics.LLM_CALLS.labels(model=model, outcome="ok").inc()
             return
 
-    async def _call(self, messages: Sequence[ChatMessage], model: str) -> AsyncIterator[Delta]:
+    async def _call(
+        self, messages: Sequence[ChatMessage], model: str, settings: Mapping[str, Any]
+    ) -> AsyncIterator[Delta]:
         # The SDK's raw streaming response: its HTTP client, auth and status errors, but the
         # server-sent events are read here with json.loads: a pydantic model per chunk spends
         # interpreter time, the scarcest thing under load, on fields nobody reads.
@@ -121,8 +128,7 @@ class LLMGateway:
             messages=cast(list[ChatCompletionMessageParam], [{"role": m.role, "content": m.content} for m in messages]),
             stream=True,
             stream_options={"include_usage": True},
-            max_tokens=self.max_tokens,
-            temperature=self.temperature,
+            **settings,  # names validated where an arm is saved (experiments.models.GENERATION_SETTINGS)
         ) as response:
             async for events in _event_batches(_line_batches(response.http_response.aiter_bytes())):
                 deltas = []

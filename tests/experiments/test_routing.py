@@ -3,11 +3,14 @@ records its arm, and stored answers (cache and approved) never cross arms unless
 
 import pytest
 from channels.db import database_sync_to_async as in_db
+from django.conf import settings
+from django.core.exceptions import ValidationError
 
 from chat.models import Message
 from chat.reuse import selectors as reuse_selectors
 from chat.reuse.scope import redis_client
-from experiments.models import PRODUCTION
+from experiments.assignment import forget_running_experiments
+from experiments.models import PRODUCTION, validate_generation
 from experiments.services import prompt_version_create
 from monitoring.models import AnswerFact
 from review.models import ApprovedAnswer
@@ -103,3 +106,28 @@ async def test_the_language_variable_is_filled_in_before_the_model_reads_the_pro
     await ask("How do I do a plank?", visitor="v9")
     system = online.script.requests[-1]["messages"][0]["content"]
     assert "Answer in en." in system and "{language}" not in system
+
+
+async def test_an_arms_generation_settings_go_with_its_answers_and_only_its_own(kb, online):
+    experiment = await in_db(running_experiment)()
+    await experiment.arms.filter(name="b").aupdate(generation={"temperature": 0.2, "max_tokens": 120})
+    await in_db(forget_running_experiments)()
+    a, b = await in_db(visitor_in)("a"), await in_db(visitor_in)("b")
+
+    await ask("How do I do a plank?", visitor=b)
+    sent_for_b = online.script.requests[-1]
+    await ask("How do I do a lunge?", visitor=a)
+    sent_for_a = online.script.requests[-1]
+
+    assert (sent_for_b["temperature"], sent_for_b["max_tokens"]) == (0.2, 120)
+    assert (sent_for_a["temperature"], sent_for_a["max_tokens"]) == (settings.LLM_TEMPERATURE,
+                                                                      settings.LLM_MAX_TOKENS)
+
+
+@pytest.mark.parametrize("generation, problem", [
+    ({"temprature": 0.2}, "Unknown generation setting"), ({"temperature": 3}, "between 0 and 2"),
+    ({"max_tokens": 1.5}, "integer"), ({"top_p": "high"}, "number"), (["temperature"], "an object"),
+])
+def test_generation_settings_are_checked_when_an_arm_is_saved(generation, problem):
+    with pytest.raises(ValidationError, match=problem):
+        validate_generation(generation)
