@@ -1,5 +1,4 @@
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
@@ -13,50 +12,18 @@ from .models import AnswerFact, GaugeSample, HandoffFact
 from .rollups import Dimensions, answer_counts, rollup_add
 
 
-def answer_fact_record(
-    *,
-    message_id: UUID,
-    conversation_id: UUID,
-    status: str,
-    error_code: str = "",
-    model: str = "",
-    prompt_version_id: int | None = None,
-    reuse: str = "none",
-    confidence: float | None = None,
-    latency_ms: int | None = None,
-    ttft_ms: int | None = None,
-    tokens_in: int = 0,
-    tokens_out: int = 0,
-    cost: Decimal = Decimal(0),
-    cost_avoided: Decimal = Decimal(0),
-    offline: bool = False,
-    timings: dict[str, Any] | None = None,
-    features: dict[str, Any] | None = None,
-    language: str = "",
-    intent: str = "",
-    arm: str = "",
-    visitor_id: str = "",
-    question: str = "",
-    question_embedding: list[float] | None = None,
-    embedding_space_id: int | None = None,
-    best_match: float | None = None,
-) -> AnswerFact:
-    """One fact per answer, written once when the answer ends (complete or failed), with its minute and hour
-    rollups in the same transaction; counted for Prometheus."""
-    metrics.answer_observed(status=status, reuse=reuse, latency_ms=latency_ms, ttft_ms=ttft_ms, model=model,
-                            tokens_in=tokens_in, tokens_out=tokens_out, cost=cost, cost_avoided=cost_avoided)
-    fact = AnswerFact(
-        message_id=message_id, conversation_id=conversation_id, status=status, error_code=error_code, model=model,
-        prompt_version_id=prompt_version_id, reuse=reuse, confidence=confidence, latency_ms=latency_ms,
-        ttft_ms=ttft_ms, tokens_in=tokens_in, tokens_out=tokens_out, cost=cost, cost_avoided=cost_avoided,
-        offline=offline, timings=timings or {}, features=features or {}, language=language, intent=intent,
-        arm=arm, visitor_id=visitor_id, question=question, question_embedding=question_embedding,
-        embedding_space_id=embedding_space_id, best_match=best_match,
-    )
+def answer_fact_record(*, message_id: UUID, conversation_id: UUID, status: str, **facts: Any) -> AnswerFact:
+    """One fact per answer, written once when the answer ends (complete or failed), with its minute, hour and
+    day rollups in the same transaction; counted for Prometheus. `facts`: the other AnswerFact fields the
+    answer has (model, tokens, cost, latency, language, arm, question…); a name the model lacks is an error."""
+    fact = AnswerFact(message_id=message_id, conversation_id=conversation_id, status=status, **facts)
+    metrics.answer_observed(status=fact.status, reuse=fact.reuse, latency_ms=fact.latency_ms, ttft_ms=fact.ttft_ms,
+                            model=fact.model, tokens_in=fact.tokens_in, tokens_out=fact.tokens_out, cost=fact.cost,
+                            cost_avoided=fact.cost_avoided)
     with transaction.atomic():
         fact.save(force_insert=True)
         rollup_add(at=fact.created_at, dimensions=Dimensions.of(fact), counts=answer_counts(fact),
-                   latency_ms=latency_ms, ttft_ms=ttft_ms)
+                   latency_ms=fact.latency_ms, ttft_ms=fact.ttft_ms)
     return fact
 
 
