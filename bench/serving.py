@@ -306,11 +306,12 @@ def result_line(results: dict, args: argparse.Namespace) -> str:
 
 
 def fact_write_cost(concurrency: int, writes: int, think: tuple[float, float]) -> dict[str, float]:
-    """What recording an answer costs on its path: the monitoring fact with its minute, hour and day rollups
-    and the Prometheus updates, as `finish` calls it, against the bare fact row alone (what it was before
+    """What recording an answer costs: the monitoring fact with its minute, hour and day rollups and the
+    Prometheus updates, as the pipeline records it, against the bare fact row alone (what it was before
     rollups). Both written from as many threads as the pipeline has database threads (CHAT_DB_THREADS, the
-    only threads that write facts), at the paced level's rate of answers. It runs after the last token, so
-    it adds to the time to the `end` frame, never to the time to first token."""
+    only threads that write facts), at the paced level's rate of answers. The pipeline records after the
+    `end` frame is sent, so no visitor waits for it: this is database-thread time the other answers' steps
+    share."""
     import threading
     import uuid
     from decimal import Decimal
@@ -322,8 +323,8 @@ def fact_write_cost(concurrency: int, writes: int, think: tuple[float, float]) -
     from django.conf import settings
     from django.db import connection
 
+    from chat.finish import fact_record
     from monitoring.models import AnswerFact
-    from monitoring.services import answer_fact_record
 
     def fields() -> dict:
         return dict(message_id=uuid.uuid4(), conversation_id=uuid.uuid4(), status="complete", model="fake-model",
@@ -334,7 +335,7 @@ def fact_write_cost(concurrency: int, writes: int, think: tuple[float, float]) -
     # the paced level: each chat asks again (think) seconds after an answer of about one second
     pause = (sum(think) / 2 + 1.0) * threads_n / concurrency
     ways = {"fact row only": lambda: AnswerFact.objects.create(**fields()),
-            "fact + rollups + metrics": lambda: answer_fact_record(**fields())}
+            "fact + rollups + metrics": lambda: fact_record(fields())}
     results = {}
     for name, write in ways.items():
         samples: list[float] = []

@@ -1,7 +1,9 @@
 """Step 8 of the pipeline: what an answer leaves behind once its last token is sent.
 
-Runs on a database thread. The answer row, the monitoring fact, the review queue and the cache are
-written here; a task folds the conversation's summary when the context folded turns it lacks.
+Runs on a database thread. The answer row, the review queue and the cache are written here, before the
+`end` frame (a visitor who asks again at once finds them); a task folds the conversation's summary when
+the context folded turns it lacks. The monitoring fact is only built here: the pipeline records it after
+the `end` frame is sent (`fact_record`), since no visitor waits for a dashboard.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -35,9 +38,26 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Finished:
+    """A stored answer: the frame that ends it for the visitor, and its monitoring fact to record after."""
+
+    frame: dict[str, Any]
+    fact: dict[str, Any]  # answer_fact_record's arguments
+
+
+def fact_record(fact: dict[str, Any]) -> None:
+    """Record an answer's monitoring fact (on a database thread, after its `end` frame). A failure costs
+    the dashboards one answer, never the visitor the answer: it is logged, not raised."""
+    try:
+        answer_fact_record(**fact)
+    except Exception:
+        logger.exception("recording the monitoring fact of answer %s failed", fact.get("message_id"))
+
+
 def finish_generated(
     *, turn: Turn, route: Route, vector: QueryVector | None, context: Context, generation: Generation
-) -> dict[str, Any]:
+) -> Finished:
     """Store the answer with its facts, queue it for review when unsure, cache it; the `end` frame (or
     the `held` frame of an answer that waits for a trainer)."""
     sources = [_source(context.hits[n - 1]) for n in generation.cited]
@@ -52,22 +72,22 @@ def finish_generated(
         services.answer_hold(message_id=turn.answer_id, text=generation.text, facts=stored)
     else:
         services.answer_complete(message_id=turn.answer_id, text=generation.text, facts=stored)
-    answer_fact_record(message_id=turn.answer_id, conversation_id=turn.conversation_id, status="complete",
-                       offline=generation.offline, features=features, best_match=features["best_dense"],
-                       **_question_facts(turn, route, vector), **facts)
+    fact = dict(message_id=turn.answer_id, conversation_id=turn.conversation_id, status="complete",
+                offline=generation.offline, features=features, best_match=features["best_dense"],
+                **_question_facts(turn, route, vector), **facts)
     if context.fold_pending:
         _best_effort(tasks.conversation_summarize.delay, str(turn.conversation_id), turn.question_sequence)
     _best_effort(shadow_answers_enqueue, answer_id=turn.answer_id, language=route.language, hits=context.hits)
     if held:
         review_item_enqueue(message_id=turn.answer_id, reasons=[ReviewItem.Reason.HELD], priority=1 - confidence,
                             question=vector)
-        return {"type": "held", "message_id": str(turn.answer_id)}
+        return Finished({"type": "held", "message_id": str(turn.answer_id)}, fact)
     _best_effort(review_item_screen, message_id=turn.answer_id, confidence=confidence, cited=len(sources),
                  question=vector)
     if vector is not None and cacheable(had_history=context.had_history,
                                         injection_suspected=turn.injection_suspected, text=generation.text):
         _cache(turn, route, vector, context, generation, sources=sources, confidence=confidence, cost=facts["cost"])
-    return _end_frame(turn.answer_id, sources, confidence, Message.Reuse.NONE, facts["latency_ms"])
+    return Finished(_end_frame(turn.answer_id, sources, confidence, Message.Reuse.NONE, facts["latency_ms"]), fact)
 
 
 def _generated_facts(turn: Turn, route: Route, generation: Generation, confidence: float) -> dict[str, Any]:
@@ -109,7 +129,7 @@ def _source(hit: Any) -> dict[str, Any]:
     return {"title": hit.title, "url": hit.url, "chunk_id": hit.chunk_id, "score": hit.score}
 
 
-def finish_reused(*, turn: Turn, route: Route, reused: Reused, vector: QueryVector) -> dict[str, Any]:
+def finish_reused(*, turn: Turn, route: Route, reused: Reused, vector: QueryVector) -> Finished:
     """Store a served stored answer with what it saved, count the hit where it came from; the `end` frame."""
     timer, answer_id, conversation_id = turn.timer, turn.answer_id, turn.conversation_id
     latency_ms = timer.elapsed_ms()
@@ -123,10 +143,10 @@ def finish_reused(*, turn: Turn, route: Route, reused: Reused, vector: QueryVect
         **facts, "sources": reused.sources, "reuse_details": reused.details,
         "reused_entry_id": entry_id, "approved_answer_id": reused.approved_id,
     })
-    answer_fact_record(message_id=answer_id, conversation_id=conversation_id, status="complete",
-                       **_question_facts(turn, route, vector), **facts)
     _best_effort(reuse_record, reused=reused, question=turn.question, vector=vector, scope=route.scope(vector))
-    return _end_frame(answer_id, reused.sources, reused.confidence, reused.kind, latency_ms)
+    fact = dict(message_id=answer_id, conversation_id=conversation_id, status="complete",
+                **_question_facts(turn, route, vector), **facts)
+    return Finished(_end_frame(answer_id, reused.sources, reused.confidence, reused.kind, latency_ms), fact)
 
 
 def _question_facts(turn: Turn, route: Route, vector: QueryVector | None) -> dict[str, Any]:

@@ -21,8 +21,9 @@ until the beat job fails it (chat.tasks.fail_stale_streaming_answers).
     6. build context  chat/context.py, no I/O.
     7. generate       streamed to the sink (chat/generation.py); a reused answer streams alike.
     8. finish         citations, confidence, cost; the answer stored, then cached, queued for review
-                      when unsure, a reuse counted, a monitoring fact recorded (chat/finish.py);
-                      what follows the stored answer may fail without failing it.
+                      when unsure, a reuse counted (chat/finish.py); what follows the stored answer
+                      may fail without failing it. Its monitoring fact is recorded after the `end`
+                      frame is sent: the visitor never waits for it.
 
 Two failures are absorbed on purpose, because each only costs work, never the answer: a failed
 embedding leaves full-text search alone and no reuse; a failed reuse lookup is a miss.
@@ -52,7 +53,7 @@ from knowledge.selectors import FullTextSide, SearchHit, search, search_full_tex
 from . import services
 from .context import Context, build_context
 from .db import db_call
-from .finish import finish_generated, finish_reused, record_failure
+from .finish import Finished, fact_record, finish_generated, finish_reused, record_failure
 from .generation import generate, stream_stored
 from .guard import guard
 from .handoff_intent import person_requested
@@ -171,9 +172,9 @@ async def answer_turn(turn: Turn, sink: AnswerSink) -> dict[str, Any]:
     try:
         prepared = await prepare(turn)
         if prepared.reused is not None:
-            frame = await serve_reused(turn, prepared, sink, streamed)
+            finished = await serve_reused(turn, prepared, sink, streamed)
         else:
-            frame = await generate_answer(turn, prepared, sink, streamed)
+            finished = await generate_answer(turn, prepared, sink, streamed)
     except asyncio.CancelledError as exc:  # the process is shutting down: the answer is not left streaming
         await asyncio.shield(fail(turn, exc, streamed))
         raise
@@ -181,8 +182,11 @@ async def answer_turn(turn: Turn, sink: AnswerSink) -> dict[str, Any]:
         frame = await fail(turn, exc, streamed)
         await sink.error(frame)
         return frame
-    await sink.end(frame)
-    return frame
+    try:
+        await sink.end(finished.frame)
+    finally:  # the answer is stored: its fact is recorded even when the sink failed
+        await db_call(fact_record)(finished.fact)
+    return finished.frame
 
 
 async def prepare(turn: Turn) -> Prepared:
@@ -260,7 +264,7 @@ def retrieve(question: str, vector: QueryVector | None, full_text: FullTextSide)
     return search(query=question, vector=vector, k=settings.KNOWLEDGE_TOP_K, full_text=full_text)
 
 
-async def serve_reused(turn: Turn, prepared: Prepared, sink: AnswerSink, streamed: list[str]) -> dict[str, Any]:
+async def serve_reused(turn: Turn, prepared: Prepared, sink: AnswerSink, streamed: list[str]) -> Finished:
     """Steps 7–8 for a stored answer."""
     reused = cast(Reused, prepared.reused)
     with turn.timer.step("generate"):
@@ -273,7 +277,7 @@ async def serve_reused(turn: Turn, prepared: Prepared, sink: AnswerSink, streame
 
 async def generate_answer(
     turn: Turn, prepared: Prepared, sink: AnswerSink, streamed: list[str]
-) -> dict[str, Any]:
+) -> Finished:
     """Steps 6–8."""
     with turn.timer.step("build_context"):
         context: Context = build_context(
@@ -289,12 +293,12 @@ async def generate_answer(
             options=prepared.route.generation_options,
         )
     with turn.timer.step("finish"):
-        frame = await db_call(finish_generated)(
+        finished = await db_call(finish_generated)(
             turn=turn, route=prepared.route, vector=prepared.vector, context=context, generation=generation,
         )
-    if holding and frame["type"] == "end":
+    if holding and finished.frame["type"] == "end":
         await stream_stored(generation.text, sink, streamed)
-    return frame
+    return finished
 
 
 async def fail(turn: Turn, exc: BaseException, streamed: list[str]) -> dict[str, Any]:

@@ -58,6 +58,23 @@ async def test_it_records_a_timing_for_every_step(kb):
     assert fact.status == "complete" and fact.offline
 
 
+class FactAtEndSink(NullSink):
+    """Notes, when the `end` frame is sent, whether the answer's monitoring fact exists already."""
+
+    def __init__(self):
+        self.fact_existed_at_end: bool | None = None
+
+    async def end(self, frame):
+        self.fact_existed_at_end = await in_db(AnswerFact.objects.filter(message_id=frame["message_id"]).exists)()
+
+
+async def test_the_end_frame_does_not_wait_for_the_monitoring_fact(kb):
+    sink = FactAtEndSink()
+    turn, end = await ask("How do I do a plank?", sink)
+    assert end["type"] == "end" and sink.fact_existed_at_end is False
+    assert await in_db(AnswerFact.objects.filter(message_id=turn.answer_id).exists)()  # recorded right after
+
+
 async def test_it_stores_the_question_scrubbed_of_pii(kb):
     turn, _ = await ask("Email me at jane.doe@example.com or call +1 415 555 0134 about squats")
     question = await in_db(Message.objects.get)(pk=turn.question_id)

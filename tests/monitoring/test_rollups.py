@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -128,13 +129,22 @@ def test_the_dashboard_reads_rates_percentiles_and_filters_from_the_rollups():
     assert points == [(now.replace(minute=0), 3 / 60)]
 
 
+async def recorded_fact() -> AnswerFact:
+    """The answer's fact: recorded after its `end` frame was sent, so it may land a moment later."""
+    for _ in range(100):
+        if fact := await AnswerFact.objects.afirst():
+            return fact
+        await asyncio.sleep(0.05)
+    raise AssertionError("no monitoring fact was recorded for the answer")
+
+
 @pytest.mark.django_db(transaction=True)  # the consumer's threads must see the knowledge base
 async def test_a_websocket_answer_is_rolled_up_with_its_language_question_and_embedding(kb):
     ws = await connect()
     await ask_and_finish(ws, "How do I do a push-up?")
     await ws.disconnect()
 
-    fact = await AnswerFact.objects.aget()
+    fact = await recorded_fact()
     row = await AnswerRollup.objects.aget(granularity="minute")
     assert (row.answers, row.language) == (1, fact.language) and fact.language
     assert fact.question == "How do I do a push-up?" and len(fact.question_embedding) == 384
