@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench services lint clean
+.PHONY: run test bench services superuser lint clean
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,9 @@ bench: $(STAMP)  ## the benchmarks in bench/, each prints its table
 
 services: $(STAMP)  ## only the embedded Postgres and Redis, for a shell of your own
 	$(PY) -m config.stack services
+
+superuser: $(STAMP)  ## the first superuser (outside demo mode nobody else can sign in), on the embedded database
+	$(PY) -m config.stack superuser
 
 lint: $(STAMP)  ## ruff over everything; mypy over the apps and config (settings in pyproject.toml)
 	$(VENV)/bin/ruff check .

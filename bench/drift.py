@@ -5,8 +5,9 @@ Per trial (a seeded choice of two categories held out): a reference window of 2,
 other categories, then 30 stable windows of 200 questions from those same categories (none from the
 reference, none twice in a window), then a new topic: the two held-out categories make up 5 %, 10 % or
 20 % of every window for 10 windows, each share continuing from the state the stable windows left. Each
-window is judged by monitoring's own detector (`monitoring.drift`: the novel-and-grouped count against
-the null drawn from the reference, its z-score, the CUSUM) with the settings it ships with. At the window
+window is judged by monitoring's own detector (`monitoring.drift`: the novelty count, with look-alikes in
+the window and among the novel questions of the DRIFT_NOVELTY_HISTORY windows before, against the null drawn
+from the reference, its z-score, the CUSUM) with the settings it ships with. At the window
 that alarms, the questions of the topic horizon (DRIFT_TOPIC_HORIZON_HOURS of DRIFT_WINDOW_MINUTES windows)
 are clustered as the drift report's clusters are (`monitoring.topics.topic_groups`); purity is the share
 of clustered questions whose cluster's majority is one of the two held-out categories and who belong to it.
@@ -134,19 +135,31 @@ def trial_windows(data: Data, rng: np.random.Generator, args: argparse.Namespace
 # --- the detector, as monitoring runs it -------------------------------------------------------------------
 
 
-def judge(windows: list[np.ndarray], data: Data, trial: Trial, null, evidence: float) -> list[tuple[float, bool]]:
-    """(evidence, alarm) after each window, the CUSUM carried on from `evidence`."""
+@dataclass
+class Stream:
+    """What the detector carries from window to window: the CUSUM and the novel questions of the windows
+    before (unit rows, newest last)."""
+
+    evidence: float = 0.0
+    novel_before: list[np.ndarray] = field(default_factory=list)
+
+
+def judge(windows: list[np.ndarray], data: Data, trial: Trial, null, stream: Stream) -> tuple[list[bool], Stream]:
+    """Whether each window alarms, the stream carried on from `stream`."""
     from django.conf import settings
 
     from monitoring.drift import cusum_step, novelty_z, window_novelty
 
-    reference, states = data.vectors[trial.reference], []
+    reference, alarms = data.vectors[trial.reference], []
     for rows in windows:
-        seen = window_novelty(window=data.vectors[rows], reference=reference, threshold=null.threshold)
-        evidence = cusum_step(previous=evidence, z=novelty_z(count=seen.count, null=null),
+        earlier = stream.novel_before[len(stream.novel_before) - null.history:] if null.history else []
+        seen = window_novelty(window=data.vectors[rows], reference=reference, threshold=null.threshold,
+                              earlier=earlier)
+        evidence = cusum_step(previous=stream.evidence, z=novelty_z(count=seen.count, null=null),
                               slack=settings.DRIFT_CUSUM_SLACK)
-        states.append((evidence, evidence >= settings.DRIFT_CUSUM_THRESHOLD))
-    return states
+        stream = Stream(evidence, [*stream.novel_before[-max(null.history, 1):], data.vectors[rows][seen.novel]])
+        alarms.append(evidence >= settings.DRIFT_CUSUM_THRESHOLD)
+    return alarms, stream
 
 
 def horizon() -> int:
@@ -185,13 +198,14 @@ def run_trial(data: Data, trial: Trial, outcome: Outcome, seed: int) -> None:
     from monitoring.drift import novelty_null
 
     null = novelty_null(reference=data.vectors[trial.reference], window_size=len(trial.stable[0]),
-                        alpha=settings.DRIFT_NOVELTY_ALPHA, draws=settings.DRIFT_NULL_DRAWS, seed=seed)
-    stable = judge(trial.stable, data, trial, null, 0.0)
-    outcome.false_alarms += sum(alarm for _, alarm in stable)
+                        alpha=settings.DRIFT_NOVELTY_ALPHA, history=settings.DRIFT_NOVELTY_HISTORY,
+                        draws=settings.DRIFT_NULL_DRAWS, seed=seed)
+    stable, after_stable = judge(trial.stable, data, trial, null, Stream())
+    outcome.false_alarms += sum(stable)
     outcome.stable_windows += len(stable)
     for share, windows in trial.shifted.items():
-        states = judge(windows, data, trial, null, stable[-1][0])
-        delay = next((n + 1 for n, (_, alarm) in enumerate(states) if alarm), None)
+        alarms, _ = judge(windows, data, trial, null, after_stable)
+        delay = next((n + 1 for n, alarm in enumerate(alarms) if alarm), None)
         outcome.delays[share].append(delay)
         if delay is not None:
             clusters = clusters_at(trial.stable + windows[:delay], data, trial, null.threshold)
@@ -271,7 +285,8 @@ def run(args: argparse.Namespace) -> int:
     texts, categories = load(args.data, args.categories, args.seed)
     data = Data(texts=texts, categories=categories, vectors=embeddings(texts))
     print(f"{len(texts)} questions of {len(set(categories.tolist()))} categories; reference {args.reference}, "
-          f"windows of {args.window}; novelty alpha {settings.DRIFT_NOVELTY_ALPHA}, CUSUM slack "
+          f"windows of {args.window}; novelty alpha {settings.DRIFT_NOVELTY_ALPHA}, history "
+          f"{settings.DRIFT_NOVELTY_HISTORY} windows, CUSUM slack "
           f"{settings.DRIFT_CUSUM_SLACK} threshold {settings.DRIFT_CUSUM_THRESHOLD}; topic horizon {horizon()} windows")
     rng, outcome, began = np.random.default_rng(args.seed), Outcome(), time.perf_counter()
     trials = [trial_windows(data, rng, args) for _ in range(args.trials)]

@@ -217,7 +217,9 @@ async def measure(args: argparse.Namespace, llm_url: str, http_url: str, meter: 
         ]
     # One socket per chat, open for the whole run, as the widget keeps its own: a round is one
     # question from each chat. (The direct path reuses the openai client's connections likewise.)
-    sockets = [await websockets.connect(f"{ws_url}?token={token}") for token in tokens]
+    sockets = [await websockets.connect(ws_url + "?ticket=" + httpx.post(  # a one-use ticket per socket
+        f"{http_url}/api/v1/visitors/ticket/", headers={"X-Visitor-Token": token}).json()["ticket"])
+        for token in tokens]
     rows = []
 
     async def direct(chat: int, question: str) -> Sample:
@@ -433,7 +435,11 @@ def main() -> int:
     llm_port, http_port = _free_port(), _free_port()
     llm_url, http_url = f"http://127.0.0.1:{llm_port}/v1", f"http://127.0.0.1:{http_port}"
     env = dict(os.environ, OPENAI_BASE_URL=llm_url, OPENAI_API_KEY="bench", LLM_MODEL="fake-model",
-               LLM_PRICING='{"fake-model": [0.15, 0.60]}', LOG_LEVEL="WARNING", PYTHONPATH=str(ROOT))
+               LLM_PRICING='{"fake-model": [0.15, 0.60]}', LOG_LEVEL="WARNING", PYTHONPATH=str(ROOT),
+               # 50 chats from one address, as fast as the server answers: the limits for one visitor's
+               # address would stop the benchmark, not measure the server.
+               API_RATES='{"address": "100000/min", "visitor-create": "100000/hour"}',
+               CHAT_IP_MESSAGE_LIMIT="1000000", LLM_DAILY_SPEND_CAP_USD="0")
     subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
     with exercises_file(args.exercises) as exercises:
         subprocess.run([sys.executable, "manage.py", "ingest", str(exercises), "--mapping", str(EXERCISES_MAPPING),

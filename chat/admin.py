@@ -1,7 +1,10 @@
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import Count
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
+
+from knowledge.links import link_html
 
 from .admin_live import LivePageMixin
 from .models import CacheCalibration, CacheEntry, Conversation, Feedback, Message, VisitorFact, VisitorProfile
@@ -25,9 +28,8 @@ class MessageInline(admin.TabularInline):
 
     @admin.display(description="sources")
     def sources_links(self, message: Message) -> str:
-        return format_html_join(
-            ", ", '<a href="{}">{}</a>', ((s.get("url", ""), s.get("title", "")) for s in message.sources)
-        )
+        cited = [s for s in message.sources if isinstance(s, dict)]
+        return format_html_join(", ", "{}", ((link_html(s.get("url"), s.get("title", "")),) for s in cited))
 
     @admin.display(description="reuse")
     def reuse_link(self, message: Message) -> str:
@@ -98,7 +100,7 @@ class CacheEntryAdmin(admin.ModelAdmin):
                     "created_at", "alias_of", "blocked"]
     list_filter = [("blocked_at", admin.EmptyFieldListFilter), "language", "kb_version", "model"]
     search_fields = ["question", "answer"]
-    readonly_fields = [f.name for f in CacheEntry._meta.fields if f.name != "embedding"]
+    readonly_fields = [*(f.name for f in CacheEntry._meta.fields if f.name != "embedding"), "voted_down_by"]
     exclude = ["embedding"]
     actions = ["block_selected"]
     date_hierarchy = "created_at"
@@ -113,6 +115,11 @@ class CacheEntryAdmin(admin.ModelAdmin):
     @admin.display(description="blocked", boolean=True)
     def blocked(self, entry: CacheEntry) -> bool:
         return entry.blocked_at is not None
+
+    @admin.display(description="voted down by")
+    def voted_down_by(self, entry: CacheEntry) -> str:
+        voters = entry.votes.values("visitor_id").distinct().count()
+        return f"{voters} visitor(s); blocked for everyone at {settings.CACHE_BLOCK_DOWNVOTES}"
 
     @admin.action(description="Invalidate: never serve the selected entries again")
     def block_selected(self, request, queryset):
@@ -161,3 +168,5 @@ class VisitorProfileAdmin(admin.ModelAdmin):
     @admin.display(description="facts", ordering="fact_count")
     def fact_count(self, profile: VisitorProfile) -> int:
         return profile.fact_count  # type: ignore[attr-defined]  # annotated in get_queryset
+
+from . import admin_budgets  # noqa: E402,F401  (Admin → LLM budget)

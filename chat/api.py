@@ -22,13 +22,14 @@ from .serializers import (
     MessageSerializer,
     ProfileSerializer,
     ProfileUpdateSerializer,
+    TicketSerializer,
     TurnSerializer,
     VisitorSerializer,
     WidgetConfigSerializer,
     profile_labels,
 )
 from .streams import NullSink, push_frames
-from .visitors import visitor_token_issue
+from .visitors import ticket_issue, token_max_age, visitor_token_issue
 
 
 class ApiError(APIException):
@@ -52,8 +53,28 @@ class VisitorCreateView(APIView):
 
     @extend_schema(request=None, responses={201: VisitorSerializer})
     def post(self, request):
-        visitor_id, token = visitor_token_issue()
-        return Response({"visitor_id": visitor_id, "token": token}, status=status.HTTP_201_CREATED)
+        return Response(_token_body(*visitor_token_issue()), status=status.HTTP_201_CREATED)
+
+
+class VisitorRefreshView(APIView):
+    """A new token for the visitor of the current, still valid one (the widget asks at half its lifetime)."""
+
+    @extend_schema(request=None, responses={200: VisitorSerializer})
+    def post(self, request):
+        return Response(_token_body(*visitor_token_issue(request.user.id)))
+
+
+def _token_body(visitor_id: str, token: str) -> dict[str, object]:
+    return {"visitor_id": visitor_id, "token": token, "expires_in": int(token_max_age().total_seconds())}
+
+
+class TicketView(APIView):
+    """A one-use ticket that opens the websocket: `/ws/chat/?ticket=...` within `expires_in` seconds."""
+
+    @extend_schema(request=None, responses={201: TicketSerializer})
+    def post(self, request):
+        ticket = ticket_issue(visitor_id=request.user.id)
+        return Response({"ticket": ticket, "expires_in": settings.CHAT_TICKET_SECONDS}, status=status.HTTP_201_CREATED)
 
 
 class WidgetConfigView(APIView):

@@ -1,5 +1,8 @@
 """Every API error is JSON: {"code": "...", "message": "...", "details": ...}."""
 
+import math
+
+from rest_framework.exceptions import Throttled
 from rest_framework.views import exception_handler
 
 
@@ -12,7 +15,10 @@ def json_exception_handler(exc, context):
         code = exc.get_codes()
     detail = response.data
     message = detail.get("detail") if isinstance(detail, dict) and "detail" in detail else "invalid request"
-    body = {"code": str(code), "message": str(message)}
+    body: dict[str, object] = {"code": str(code), "message": str(message)}
+    if isinstance(exc, Throttled):  # the one code a client backs off on; Retry-After says the same
+        body = {"code": "rate_limited", "message": "Too many requests; try again later.",
+                "retry_after": math.ceil(getattr(exc, "wait", None) or 1)}  # the stubs lack `wait`
     if not (isinstance(detail, dict) and set(detail) == {"detail"}):
         body["details"] = detail
     response.data = body

@@ -10,4 +10,4 @@ class ChatConfig(AppConfig):
         from .llm.gateway import breaker_health_check
 
         register_check("llm", breaker_health_check)
-        from . import receivers  # noqa: F401  (connects the signal receivers)
+        from . import openapi, receivers  # noqa: F401  (the visitor-token scheme for the schema; signal receivers)

@@ -1,19 +1,24 @@
 """`/ws/chat/`: parses frames, calls the pipeline, forwards the conversation's frames.
 
-Frames are in DESIGN.md. A bad frame gets an `error` frame with a stable code and the socket
-stays open. Answers run as background tasks and reach the socket through the conversation's
-channel-layer group, so a reconnecting client (or a second tab) can `resume` them.
+Frames are in DESIGN.md. The socket opens with a one-use ticket (`?ticket=`, chat/visitors.py); a
+missing, expired or used one closes it with code 4401 (fetch a new ticket, then reconnect). A bad
+frame, a limited one (chat/limits.py) and one whose handling fails unexpectedly each get an `error`
+frame with a stable code, and the socket stays open. Answers run as background tasks and reach the
+socket through the conversation's channel-layer group, so a reconnecting client (or a second tab)
+can `resume` them.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from typing import Any
 from urllib.parse import parse_qs
 
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
 
 from config.logging import bind, new_request_id
 from monitoring import metrics
@@ -22,6 +27,15 @@ from review.takeover import LIVE_GROUP
 from . import pipeline, services
 from .db import db_call
 from .errors import CodedError
+from .limits import (
+    AnswerSlot,
+    RateLimited,
+    SocketWindow,
+    answer_slot_release,
+    client_address,
+    message_admit,
+    release_when_done,
+)
 from .models import Conversation, Feedback, Message
 from .selectors import conversation_get_for_visitor, message_get_in_conversation
 from .streams import (
@@ -31,11 +45,23 @@ from .streams import (
     watchers_add,
     watchers_remove,
 )
-from .visitors import visitor_id_from_token
+from .visitors import ticket_redeem
+
+logger = logging.getLogger(__name__)
+
+# The close code of a socket opened without a valid ticket: the client fetches a new ticket and reconnects.
+CLOSE_NO_TICKET = 4401
 
 
 class FrameError(CodedError):
     """A frame that does not fit the protocol."""
+
+
+class NotStored(CodedError):
+    """A question that failed before it was stored: the client sends it again (same client_msg_id)."""
+
+    def __init__(self) -> None:
+        super().__init__("internal_error", "Your message was not received; please send it again.")
 
 
 def _optional_str(content: dict[str, Any], key: str, max_length: int = 200) -> str:
@@ -63,19 +89,30 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             await super().websocket_receive(message)
 
     async def connect(self) -> None:
-        token = parse_qs(self.scope.get("query_string", b"").decode()).get("token", [""])[0]
-        # Without a (valid) token the socket gets a visitor of its own, which cannot resume elsewhere.
-        self.visitor_id: str = (visitor_id_from_token(token) if token else None) or uuid.uuid4().hex
         self.conversations_watched: set[str] = set()
+        self.answering: set[ConversationBroadcast] = set()
+        self.in_flight: dict[str, AnswerSlot] = {}  # answer id -> the visitor's slot it holds
+        self.frames = SocketWindow(settings.CHAT_SOCKET_FRAME_LIMIT)
+        self.messages = SocketWindow(settings.CHAT_SOCKET_MESSAGE_LIMIT)
+        ticket = parse_qs(self.scope.get("query_string", b"").decode()).get("ticket", [""])[0]
+        visitor_id = await ticket_redeem(ticket)
+        if visitor_id is None:
+            # Accepted, then closed: a browser sees the close code only on an accepted socket.
+            await self.accept()
+            await self.close(code=CLOSE_NO_TICKET)
+            return
+        self.visitor_id: str = visitor_id
+        self.address = client_address(self.scope)
         self.sent_seq: dict[str, int] = {}
         self.ended: set[str] = set()
         self.conversation_id: str | None = None
-        self.answering: set[ConversationBroadcast] = set()
         self.with_person: set[str] = set()  # conversations this socket asked a person into
         await self.accept()
         metrics.WEBSOCKETS.inc()
 
     async def disconnect(self, code: int) -> None:
+        if not hasattr(self, "visitor_id"):
+            return  # closed for want of a ticket: never counted, never watching
         metrics.WEBSOCKETS.dec()
         for broadcast in self.answering:
             broadcast.detach()
@@ -85,8 +122,17 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
         try:
+            self.frames.hit("frames")
+        except RateLimited as exc:
+            await self.send_error(exc.code, str(exc), retry_after=exc.retry_after)
+            return
+        size = len(text_data.encode()) if text_data is not None else len(bytes_data or b"")
+        if size > settings.CHAT_MAX_FRAME_BYTES:
+            await self.send_error("frame_too_large", f"A frame is at most {settings.CHAT_MAX_FRAME_BYTES} bytes.")
+            return
+        try:
             content = json.loads(text_data) if text_data is not None else None
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: JSON nested deeper than the parser goes
             await self.send_error("invalid_json", "Frames must be JSON text.")
             return
         if not isinstance(content, dict):
@@ -95,15 +141,25 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         await self.receive_json(content)
 
     async def receive_json(self, content: dict[str, Any], **kwargs: Any) -> None:
-        handler = self.handlers.get(content.get("type"))  # type: ignore[arg-type]
+        kind = content.get("type")
+        handler = self.handlers.get(kind) if isinstance(kind, str) else None
         if handler is None:
             await self.send_error("unknown_type",
                                   "Unknown frame type; use message, feedback, handoff, resume, watch or typing.")
             return
+        # An error about a question names it, so the client knows which one to send again.
+        about = {"client_msg_id": content["client_msg_id"]} if isinstance(content.get("client_msg_id"), str) else {}
         try:
             await handler(self, content)
+        except RateLimited as exc:
+            await self.send_error(exc.code, str(exc), retry_after=exc.retry_after, **about)
+        except NotStored as exc:
+            await self.send_error(exc.code, str(exc), stored=False, **about)
         except CodedError as exc:
-            await self.send_error(exc.code, str(exc))
+            await self.send_error(exc.code, str(exc), **about)
+        except Exception:  # whatever went wrong with this frame, the socket and its other answers go on
+            logger.exception("a %s frame failed", kind)
+            await self.send_error("internal_error", "Something went wrong; please try again.", **about)
 
     async def send_error(self, code: str, message: str, **extra: Any) -> None:
         await self.send_json({"type": "error", "code": code, "message": message, **extra})
@@ -111,22 +167,19 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     # --- client frames ---------------------------------------------------------------------------
 
     async def on_message(self, content: dict[str, Any]) -> None:
+        client_msg_id = _optional_str(content, "client_msg_id", 100)
         try:
-            turn = await pipeline.open_turn(
-                visitor_id=self.visitor_id, conversation_id=content.get("conversation_id"),
-                text=content.get("text"), client_msg_id=_optional_str(content, "client_msg_id", 100),
-                channel=Conversation.Channel.WIDGET,
-            )
+            turn, slot = await self._open_turn(content, client_msg_id)
         except pipeline.PersonHolds as held:  # stored; the trainer answers with `human` frames
             await self._watch(str(held.conversation_id))
             self.with_person.add(str(held.conversation_id))
             await self.send_json(await db_call(services.handoff_frame)(
                 conversation_id=held.conversation_id, question_id=held.question_id))
             return
-        await self.send_json(
-            {"type": "start", "conversation_id": str(turn.conversation_id), "message_id": str(turn.answer_id)}
-        )
+        await self.send_json({"type": "start", "conversation_id": str(turn.conversation_id),
+                              "message_id": str(turn.answer_id), "client_msg_id": client_msg_id})
         if turn.repeated:  # the client re-sent a question we have: give it that answer again
+            await answer_slot_release(slot)
             await self._watch(str(turn.conversation_id))
             await self._replay(turn.answer_id, after_seq=0)
             return
@@ -134,7 +187,10 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             turn.conversation_id, turn.answer_id, direct=self._deliver, origin=self.channel_name
         )
         self.answering.add(broadcast)
-        pipeline.launch_turn(turn, broadcast).add_done_callback(lambda _: self.answering.discard(broadcast))
+        self.in_flight[str(turn.answer_id)] = slot
+        answering = pipeline.launch_turn(turn, broadcast)
+        answering.add_done_callback(lambda _: self._answered(broadcast))
+        release_when_done(answering, slot)  # also when this socket is gone by then
         # After the launch, not before: the answer need not wait for these round trips to Redis.
         # This socket gets its own answer directly; the watch is for what others send to it.
         await self._watch(str(turn.conversation_id))
@@ -193,6 +249,39 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                 "typing": on_typing, "watch": on_watch}
 
     # --- helpers ---------------------------------------------------------------------------------
+
+    async def _open_turn(self, content: dict[str, Any], client_msg_id: str) -> tuple[pipeline.Turn, AnswerSlot]:
+        """Admit and store the question. Raises RateLimited or another CodedError (nothing stored),
+        PersonHolds (stored, for a person), or NotStored when the database or Redis failed."""
+        slot: AnswerSlot | None = None
+        try:
+            slot = await self._admit(client_msg_id)
+            turn = await pipeline.open_turn(
+                visitor_id=self.visitor_id, conversation_id=content.get("conversation_id"),
+                text=content.get("text"), client_msg_id=client_msg_id, channel=Conversation.Channel.WIDGET,
+            )
+        except Exception as exc:
+            if slot is not None:
+                await answer_slot_release(slot)
+            if isinstance(exc, CodedError | pipeline.PersonHolds):
+                raise
+            logger.exception("a question could not be stored")
+            raise NotStored() from exc
+        return turn, slot
+
+    def _answered(self, broadcast: ConversationBroadcast) -> None:
+        self.answering.discard(broadcast)
+        self.in_flight.pop(str(broadcast.message_id), None)
+
+    async def _admit(self, client_msg_id: str) -> AnswerSlot:
+        """Count a question against this socket's, the visitor's and the address's limits, and take the
+        visitor's one answer in flight. Raises RateLimited."""
+        self.messages.hit("messages")
+        if self.in_flight:
+            raise RateLimited("An answer is still on its way; send this when it is done.", 2)
+        # A re-sent question holds the slot under its own client_msg_id, so it is let through.
+        return await message_admit(visitor_id=self.visitor_id, address=self.address,
+                                   holder=client_msg_id or uuid.uuid4().hex)
 
     async def _conversation(self, conversation_id: object) -> Conversation:
         conversation = await db_call(conversation_get_for_visitor)(
@@ -254,6 +343,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             if mid in self.ended:
                 return
             self.ended.add(mid)
+        if frame["type"] in ("end", "error", "held") and mid in self.in_flight:
+            # Free before the client hears the answer is over: its next question may follow at once.
+            await answer_slot_release(self.in_flight.pop(mid))
         await self.send_json(frame)
 
 

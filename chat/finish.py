@@ -22,6 +22,7 @@ from review.models import ReviewItem
 from review.services import review_item_enqueue, review_item_screen
 
 from . import services, tasks
+from .budgets import budget_charge
 from .confidence import answer_confidence, answer_features
 from .context import Context
 from .generation import Generation
@@ -67,6 +68,9 @@ def finish_generated(
     facts = _generated_facts(turn, route, generation, confidence)
     stored = {**facts, "sources": sources, "context_tokens": context.tokens,
               "full_history_tokens": context.full_history_tokens}
+    if not generation.offline:
+        _best_effort(budget_charge, visitor_id=turn.visitor_id, tokens=generation.tokens_in + generation.tokens_out,
+                     cost=facts["cost"])
     held = holds(confidence)
     if held:  # not sent, not cached: first in the queue, sent when a trainer decides or the hold runs out
         services.answer_hold(message_id=turn.answer_id, text=generation.text, facts=stored)
@@ -84,7 +88,8 @@ def finish_generated(
         return Finished({"type": "held", "message_id": str(turn.answer_id)}, fact)
     _best_effort(review_item_screen, message_id=turn.answer_id, confidence=confidence, cited=len(sources),
                  question=vector)
-    if vector is not None and cacheable(had_history=context.had_history,
+    # An answer composed because a budget is spent says so: it is nobody else's answer.
+    if vector is not None and not generation.budget_spent and cacheable(had_history=context.had_history,
                                         injection_suspected=turn.injection_suspected, text=generation.text):
         _cache(turn, route, vector, context, generation, sources=sources, confidence=confidence, cost=facts["cost"])
     return Finished(_end_frame(turn.answer_id, sources, confidence, Message.Reuse.NONE, facts["latency_ms"]), fact)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from knowledge.selectors import SearchHit
 from knowledge.tokens import count_tokens
 
+from .budgets import NOTICES
 from .context import Context
 from .llm import offline
 from .llm.gateway import get_gateway, llm_enabled
@@ -30,20 +31,24 @@ class Generation:
     first_token_at: float | None  # perf_counter
     cited: tuple[int, ...]  # excerpt numbers, from 1
     offline: bool
+    budget_spent: str = ""  # composed offline because this LLM budget is spent (chat/budgets.py)
 
 
 async def generate(
     *, question: str, model: str, context: Context, sink: AnswerSink, streamed: list[str],
-    options: Mapping[str, Any] | None = None,
+    options: Mapping[str, Any] | None = None, budget_spent: str = "",
 ) -> Generation:
-    """Stream from the LLM gateway, or with no LLM configured from the offline extractive provider.
-    Every token is appended to `streamed` before it is sent: what was sent is what a failure keeps.
-    `options`: generation settings for this answer (an experiment arm's)."""
-    if llm_enabled():
+    """Stream from the LLM gateway, or from the offline extractive provider with no LLM configured or
+    with an LLM budget spent (`budget_spent`, said first in the answer). Every token is appended to
+    `streamed` before it is sent: what was sent is what a failure keeps. `options`: generation settings
+    for this answer (an experiment arm's)."""
+    if llm_enabled() and not budget_spent:
         deltas: AsyncIterator[Delta] = get_gateway().stream(context.messages, model=model, options=options)
         extractive = None
     else:
         extractive = offline.compose_answer(question, context.hits)
+        if budget_spent:
+            extractive = replace(extractive, text=f"{NOTICES[budget_spent]}\n\n{extractive.text}")
         deltas = offline.stream_answer(extractive, context.tokens)
     model_used, tokens_in, tokens_out, first_token_at = "", None, None, None
     async for delta in deltas:
@@ -59,6 +64,7 @@ async def generate(
         text=text, model=model_used, tokens_in=tokens_in if tokens_in is not None else context.tokens,
         tokens_out=tokens_out if tokens_out is not None else count_tokens(text), first_token_at=first_token_at,
         cited=extractive.cited if extractive else citations(text, len(context.hits)), offline=extractive is not None,
+        budget_spent=budget_spent,
     )
 
 

@@ -222,6 +222,25 @@ class CacheEntry(models.Model):
         return self.question[:80]
 
 
+class CacheVote(models.Model):
+    """A visitor's thumbs-down on an answer served from, or stored as, a cache entry (chat/reuse/).
+
+    The entry is no longer served to that visitor; CACHE_BLOCK_DOWNVOTES distinct visitors block it
+    for everyone. Goes with the feedback: changed to a thumbs-up, or deleted with the visitor's data."""
+
+    entry = models.ForeignKey(CacheEntry, on_delete=models.CASCADE, related_name="votes",
+                              help_text="the entry the answer came from (an alias's original)")
+    feedback = models.OneToOneField(Feedback, on_delete=models.CASCADE, related_name="cache_vote")
+    visitor_id = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["visitor_id", "entry"], name="cachevote_visitor_entry")]
+
+    def __str__(self) -> str:
+        return f"thumbs down by {self.visitor_id} on entry {self.entry_id}"
+
+
 class CacheCalibration(models.Model):
     """Precision-guard thresholds computed by `manage.py cache_calibrate`; the newest one is used."""
 
@@ -238,3 +257,5 @@ class CacheCalibration(models.Model):
 
     def __str__(self) -> str:
         return f"calibration {self.created_at:%Y-%m-%d %H:%M} (precision {self.precision:.3f})"
+
+from .models_budgets import *  # noqa: E402,F403

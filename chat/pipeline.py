@@ -19,7 +19,8 @@ until the beat job fails it (chat.tasks.fail_stale_streaming_answers).
     5. retrieve       the nearest chunks, fused with the full-text half (knowledge.selectors).
                       A reused answer is served and the search dropped, failed or not.
     6. build context  chat/context.py, no I/O.
-    7. generate       streamed to the sink (chat/generation.py); a reused answer streams alike.
+    7. generate       streamed to the sink (chat/generation.py); a reused answer streams alike. With
+                      an LLM budget spent (chat/budgets.py), composed offline and said so.
     8. finish         citations, confidence, cost; the answer stored, then cached, queued for review
                       when unsure, a reuse counted (chat/finish.py); what follows the stored answer
                       may fail without failing it. Its monitoring fact is recorded after the `end`
@@ -249,6 +250,7 @@ def find_reusable(turn: Turn, route: Route, vector: QueryVector | None) -> Reuse
         return None
     query = ReuseQuery(
         question=turn.question, vector=vector, scope=route.scope(vector), prompt_name=route.prompt.name,
+        visitor_id=turn.visitor_id,
         model=(route.prompt.model or settings.LLM_MODEL) if llm_enabled() else "",
         system_prompt=route.prompt.system_prompt,
     )
@@ -290,7 +292,7 @@ async def generate_answer(
         generation = await generate(
             question=turn.question, model=prepared.route.prompt.model, context=context,
             sink=NullSink() if holding else sink, streamed=[] if holding else streamed,
-            options=prepared.route.generation_options,
+            options=prepared.route.generation_options, budget_spent=prepared.route.budget_spent,
         )
     with turn.timer.step("finish"):
         finished = await db_call(finish_generated)(

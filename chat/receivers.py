@@ -17,7 +17,8 @@ def drop_answers_citing_documents(sender, document_ids, **kwargs) -> None:
 
 @receiver(answer_rejected)
 def block_rejected_answer(sender, message_id, **kwargs) -> None:
-    reuse.block_for_message(message_id=message_id, reason="rejected in review")
+    if settings.CACHE_BLOCK_ON_REJECTION:
+        reuse.block_for_message(message_id=message_id, reason="rejected in review")
     services.answer_release(message_id=message_id, text=services.HELD_AND_REJECTED, sources=[])
 
 

@@ -1,5 +1,5 @@
-"""Step 3 of the pipeline: which prompt, model, language and profile a question is answered with, and
-in which experiment arm (sticky per visitor: experiments.assignment)."""
+"""Step 3 of the pipeline: which prompt, model, language and profile a question is answered with, in
+which experiment arm (sticky per visitor: experiments.assignment), and whether an LLM budget is spent."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from knowledge.selectors import kb_version
 from review.finetune import served_model
 
 from . import memory
+from .budgets import budget_spent
 from .language import detect_language
 from .models import Conversation
 from .reuse.scope import Scope
@@ -34,6 +35,7 @@ class Route:
     summary: str
     summary_through: int  # the last message sequence the summary holds
     arm: LiveArm | None = None  # the experiment arm answering this visitor, if any
+    budget_spent: str = ""  # which LLM budget is spent (chat/budgets.py): then the answer is composed offline
 
     @property
     def generation_options(self) -> Mapping[str, Any]:
@@ -76,6 +78,7 @@ def route_question(
         prompt=prompt, kb_version=kb_version(), language=language, visitor_id=visitor_id, arm=arm,
         profile=memory.profile_text(profile), profile_hash=memory.profile_hash(profile),
         summary=conversation.summary, summary_through=conversation.summary_through,
+        budget_spent=budget_spent(visitor_id),
     )
 
 

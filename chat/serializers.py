@@ -10,6 +10,13 @@ from .services import HUMAN_PREFIX
 class VisitorSerializer(serializers.Serializer):
     visitor_id = serializers.CharField(read_only=True)
     token = serializers.CharField(read_only=True, help_text="send as the X-Visitor-Token header")
+    expires_in = serializers.IntegerField(read_only=True, help_text="seconds the token is good for; refresh it "
+                                          "(POST /api/v1/visitors/refresh/) before then")
+
+
+class TicketSerializer(serializers.Serializer):
+    ticket = serializers.CharField(read_only=True, help_text="open /ws/chat/?ticket=<ticket>; good once")
+    expires_in = serializers.IntegerField(read_only=True, help_text="seconds the ticket is good for")
 
 
 class ConversationSerializer(serializers.ModelSerializer):

@@ -24,7 +24,7 @@ from review.takeover import handoff_open_for, handoff_replied, handoff_request, 
 from .errors import CodedError
 from .language import detect_language
 from .models import Conversation, Feedback, Message
-from .reuse.services import block_for_message
+from .reuse.services import downvote_record, downvote_withdraw
 from .selectors import as_uuid
 from .streams import push_frames
 
@@ -62,8 +62,10 @@ def turn_start(
     Few round trips on the hot path (every chat's first token waits behind them): for a new
     conversation (created in the question's language when it tells), one statement; for an existing one, a
     transaction with a guarded UPDATE that checks the visitor owns the conversation and locks it,
-    the last sequence, and one INSERT of both messages. A re-sent client_msg_id trips the unique
-    constraint.
+    the last sequence, and one INSERT of both messages. A re-sent client_msg_id trips a unique
+    constraint: within a conversation the messages', for an opening question the conversation's
+    primary key, which that client_msg_id names (`_opening_id`), so a re-sent first question never
+    opens a second conversation, even when both copies arrive at once.
     """
     pk = None if conversation_id in (None, "") else _parse_uuid(conversation_id, "conversation_not_found",
                                                                 "conversation")
@@ -74,10 +76,23 @@ def turn_start(
             return _turn_open(visitor_id, channel, text, client_msg_id, pii_redacted)
         return _turn_continue(visitor_id, pk, text, client_msg_id, pii_redacted)
     except IntegrityError:
-        if not client_msg_id or pk is None:
+        if not client_msg_id:
             raise
-        question = Message.objects.get(conversation_id=pk, client_msg_id=client_msg_id)
-        return TurnRecords(pk, question, Message.objects.filter(reply_to=question).first(), repeated=True)
+        return _turn_repeated(visitor_id, pk or _opening_id(visitor_id, client_msg_id), client_msg_id)
+
+
+def _turn_repeated(visitor_id: str, pk: uuid.UUID, client_msg_id: str) -> TurnRecords:
+    question = Message.objects.get(conversation_id=pk, conversation__visitor_id=visitor_id, client_msg_id=client_msg_id)
+    return TurnRecords(pk, question, Message.objects.filter(reply_to=question).first(), repeated=True)
+
+
+_OPENING = uuid.UUID("5c0f7f0e-8f0c-4b8e-9a59-2f1f6c1d2e77")
+
+
+def _opening_id(visitor_id: str, client_msg_id: str) -> uuid.UUID:
+    """The id of the conversation a first question opens: named by its visitor and client_msg_id, so
+    the same question sent again names the same conversation; random without a client_msg_id."""
+    return uuid.uuid5(_OPENING, f"{visitor_id}:{client_msg_id}") if client_msg_id else uuid.uuid4()
 
 
 def _turn_open(visitor_id: str, channel: str, text: str, client_msg_id: str, pii_redacted: bool) -> TurnRecords:
@@ -87,7 +102,8 @@ def _turn_open(visitor_id: str, channel: str, text: str, client_msg_id: str, pii
     The conversation is created in the question's language when it tells (routing would
     otherwise write it in a second statement)."""
     opened = Conversation(
-        id=uuid.uuid4(), visitor_id=visitor_id, channel=channel, language=detect_language(text, fallback="")
+        id=_opening_id(visitor_id, client_msg_id), visitor_id=visitor_id, channel=channel,
+        language=detect_language(text, fallback=""),
     )
     question, answer = _message_pair(opened.pk, 0, text, client_msg_id, pii_redacted)
     conversation_sql, conversation_params = _insert_statement(Conversation, [opened])
@@ -127,7 +143,8 @@ def _turn_continue(visitor_id: str, pk: uuid.UUID, text: str, client_msg_id: str
 def _turn_to_person(visitor_id: str, pk: uuid.UUID | None, channel: str, text: str, client_msg_id: str,
                     pii_redacted: bool, reason: str) -> TurnRecords:
     conversation = (
-        Conversation.objects.create(visitor_id=visitor_id, channel=channel, language=detect_language(text, fallback=""))
+        Conversation.objects.create(id=_opening_id(visitor_id, client_msg_id), visitor_id=visitor_id, channel=channel,
+                                    language=detect_language(text, fallback=""))
         if pk is None else Conversation.objects.select_for_update().filter(pk=pk, visitor_id=visitor_id).first()
     )
     if conversation is None:
@@ -247,9 +264,11 @@ def feedback_set(*, visitor_id: str, message_id: object, value: str, reason: str
         message=message, defaults={"value": value, "reason": reason[:200], "comment": comment}
     )
     answer_feedback_record(message_id=message.pk, value=value)
-    if value == Feedback.Value.DOWN:  # the answer is never served from the cache again, and a trainer sees it
-        block_for_message(message_id=message.pk, reason=f"thumbs down: {reason}"[:200])
+    if value == Feedback.Value.DOWN:  # not served to this visitor from the cache again, and a trainer sees it
+        downvote_record(feedback=feedback, visitor_id=visitor_id)
         _queue_for_review(message, ReviewItem.Reason.THUMBS_DOWN, feedback_reason=reason)
+    else:
+        downvote_withdraw(feedback=feedback)
     return feedback
 
 

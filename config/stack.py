@@ -4,6 +4,7 @@
     python -m config.stack test [ARGS]    # Postgres+pgvector, Redis (separate data), then pytest ARGS
     python -m config.stack services       # only Postgres and Redis, prints their URLs
     python -m config.stack exec -- CMD    # CMD with DATABASE_URL/REDIS_URL of the embedded services
+    python -m config.stack superuser      # manage.py createsuperuser on the embedded database
 
 A service whose URL is already in the environment (DATABASE_URL, REDIS_URL) is used as it is
 and not started. Ctrl-C stops every process this started.
@@ -91,14 +92,14 @@ def _wait_for_port(port: int, proc: subprocess.Popen, seconds: float = 10) -> No
 
 
 @contextmanager
-def services(profile: str) -> Iterator[dict[str, str]]:
+def services(profile: str, *, redis: bool = True) -> Iterator[dict[str, str]]:
     """Start what the environment does not already provide; yield the env for child processes."""
     data = VAR_DIR if profile == "run" else VAR_DIR / "test"
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONUNBUFFERED="1")
     with ExitStack() as stack:
         if "DATABASE_URL" not in env:
             env["DATABASE_URL"] = stack.enter_context(embedded_postgres(data / "pg", "spotter"))
-        if "REDIS_URL" not in env:
+        if redis and "REDIS_URL" not in env:
             port = int(env.get("SPOTTER_REDIS_PORT", "6390")) if profile == "run" else _free_port()
             env["REDIS_URL"] = stack.enter_context(embedded_redis(data / "redis", port))
         yield env
@@ -144,7 +145,9 @@ def _supervise(procs: dict[str, subprocess.Popen]) -> int:
 
 # Per-message compression off: answer frames are a few words each, too small to gain from it, and
 # compressing every token frame costs the server (and every client) CPU.
-WEBSOCKET_OPTIONS = ["--ws", "websockets-sansio", "--ws-per-message-deflate", "false"]
+# A frame over 64 KiB closes the socket (1009) before it is read: a 4,000-character message is at most
+# 24 KiB even with every character escaped, and a 16 MiB frame must not be parsed at all.
+WEBSOCKET_OPTIONS = ["--ws", "websockets-sansio", "--ws-per-message-deflate", "false", "--ws-max-size", "65536"]
 
 
 def asgi_env(env: dict[str, str]) -> dict[str, str]:
@@ -182,6 +185,7 @@ def _fresh_dir(path: Path) -> Path:
 
 def cmd_run(host: str, port: int) -> int:
     with services("run") as env:
+        env["HOST"] = host  # settings decide demo mode by it (settings.DEMO)
         env.setdefault("PUBLIC_URL", f"http://{host}:{port}")
         env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(_fresh_dir(VAR_DIR / "prometheus")))
         # The demo holds its most doubtful answers for a trainer (off unless set: see REVIEW_HOLD_BELOW).
@@ -213,6 +217,13 @@ def cmd_test(pytest_args: list[str]) -> int:
         return subprocess.run([PY, "-m", "pytest", *pytest_args], cwd=BASE_DIR, env=env).returncode
 
 
+def cmd_superuser() -> int:
+    """manage.py createsuperuser against the embedded database; no Redis, so it works beside a running `make run`."""
+    with services("run", redis=False) as env:
+        _manage(env, "migrate", "--no-input", "-v", "0")
+        return subprocess.run([PY, "manage.py", "createsuperuser"], cwd=BASE_DIR, env=env).returncode
+
+
 def cmd_exec(command: list[str]) -> int:
     with services("run") as env:
         _manage(env, "migrate", "--no-input", "-v", "0")
@@ -239,6 +250,7 @@ def main(argv: list[str]) -> int:
     sub.add_parser("test")
     sub.add_parser("services")
     sub.add_parser("exec")
+    sub.add_parser("superuser")
     args, rest = parser.parse_known_args(argv)
     if args.command == "run":
         return cmd_run(args.host, args.port)
@@ -246,6 +258,8 @@ def main(argv: list[str]) -> int:
         return cmd_test(rest)
     if args.command == "exec":
         return cmd_exec([a for a in rest if a != "--"])
+    if args.command == "superuser":
+        return cmd_superuser()
     return cmd_services()
 
 

@@ -11,6 +11,7 @@ from django.utils.html import format_html
 
 from . import selectors, services
 from .api import SearchQuerySerializer, search_from_params, source_file_check
+from .links import url_for_storage
 from .models import Chunk, Document, EmbeddingSpace, Source
 from .parsers import IngestError, mapping_validate
 from .selectors import SearchHit
@@ -155,8 +156,21 @@ class ChunkInline(admin.TabularInline):
         return False
 
 
+class DocumentForm(forms.ModelForm):
+    class Meta:
+        model = Document
+        fields = ["source", "external_id", "title", "url", "content", "metadata", "language", "tags"]
+
+    def clean_url(self) -> str:
+        try:
+            return url_for_storage(self.cleaned_data.get("url") or "")
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from exc
+
+
 @admin.register(Document)
 class DocumentAdmin(admin.ModelAdmin):
+    form = DocumentForm
     list_display = ["title", "source", "language", "updated_at"]
     list_filter = ["source", "language"]
     search_fields = ["title", "external_id"]

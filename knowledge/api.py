@@ -5,7 +5,7 @@ import json
 from django.db import transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
-from rest_framework.authentication import BasicAuthentication, SessionAuthentication
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import AllowAny, DjangoModelPermissions
@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from . import services
+from .auth import LockoutBasicAuthentication
 from .embeddings import NoActiveSpace, QueryVector, embed_query
 from .models import Source
 from .parsers import IngestError, check_size, detect_format, mapping_validate, parse_file
@@ -128,7 +129,7 @@ class SourceViewSet(
 
     queryset = Source.objects.order_by("name")
     serializer_class = SourceSerializer
-    authentication_classes = [SessionAuthentication, BasicAuthentication]
+    authentication_classes = [SessionAuthentication, LockoutBasicAuthentication]
     permission_classes = [DjangoModelPermissions]
     parser_classes = [MultiPartParser, FormParser, JSONParser]
 

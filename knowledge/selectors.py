@@ -21,6 +21,7 @@ from django.urls import reverse
 
 from .embeddings import QueryVector
 from .fts import fts_config
+from .links import web_url
 from .models import EmbeddingSpace, KnowledgeBaseVersion, vector_expression
 
 Mode = Literal["hybrid", "dense", "lexical"]
@@ -50,8 +51,9 @@ class SearchHit:
 
 
 def document_url(url: str, document_id: int) -> str:
-    """A document's own URL, else its page in this site."""
-    return url or reverse("knowledge-document", args=[document_id])
+    """A document's own http(s) URL, else its page in this site (a row stored before URLs were checked
+    may hold any scheme)."""
+    return web_url(url) or reverse("knowledge-document", args=[document_id])
 
 
 # Read for every answer (it scopes the answer cache), so kept per process this long: a bump made

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ from django.utils import timezone
 from .chunking import HEADING_SEPARATOR, ChunkDraft, chunk_text
 from .embeddings import ModelSpec, configured_spec, embed_texts, forget_active_space
 from .fts import fts_config
+from .links import url_for_storage
 from .models import Chunk, ChunkEmbedding, Document, EmbeddingSpace, KnowledgeBaseVersion, Source
 from .parsers import DocumentDraft, IngestError, detect_format, parse_file
 from .selectors import embedding_space_active, kb_version
@@ -31,6 +32,7 @@ class IngestReport:
     unchanged: int = 0
     removed: int = 0
     chunks_written: int = 0
+    warnings: list[str] = field(default_factory=list)  # what was dropped without failing the source
 
     @property
     def changed(self) -> bool:
@@ -177,7 +179,8 @@ def documents_upsert(
     chunks (and bumps the knowledge-base version) in one transaction, so a search never sees it
     half-indexed.
     """
-    report = IngestReport()
+    drafts, warnings = _with_web_urls(drafts)
+    report = IngestReport(warnings=warnings)
     known = dict(Document.objects.filter(source=source).values_list("external_id", "content_hash"))
     changed = [d for d in drafts if known.get(d.external_id) != d.content_hash]
     report.unchanged = len(drafts) - len(changed)
@@ -197,6 +200,23 @@ def documents_upsert(
         done += len(batch)
         _progress(source, done, len(drafts), progress)
     return report
+
+
+def _with_web_urls(drafts: Sequence[DocumentDraft]) -> tuple[list[DocumentDraft], list[str]]:
+    """A document URL that is not http(s) is dropped (the document keeps its page on this site) and
+    reported: one bad link does not fail a whole source."""
+    kept: list[DocumentDraft] = []
+    warnings: list[str] = []
+    for draft in drafts:
+        try:
+            url = url_for_storage(draft.url)
+        except ValueError as exc:
+            warnings.append(f"document {draft.external_id!r}: URL dropped, {exc}")
+            url = ""
+        kept.append(draft if url == draft.url else replace(draft, url=url))
+    if warnings:
+        logger.warning("ingest: %d document URLs dropped, the first: %s", len(warnings), warnings[0])
+    return kept, warnings
 
 
 def _progress(source: Source, done: int, total: int, callback: Callable[[int, int], None] | None) -> None:

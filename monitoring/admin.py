@@ -7,7 +7,7 @@ from django.urls import URLPattern, path
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from . import admin_alerts, admin_drift  # noqa: F401  (registers their model admins)
+from . import admin_alerts, admin_drift, admin_schedules  # noqa: F401  (registers their model admins)
 from .models import AnswerFact, ConfidenceModel
 from .selectors import cost_by_day_and_model, cost_totals
 

@@ -6,10 +6,13 @@ drains the sum back to zero. A check alarms while the accumulated evidence is at
 
 - question: how many of the window's questions are *novel and grouped*: nothing in the reference is as
   close to them as the reference's own questions usually are to each other (the `alpha` quantile of their
-  nearest-neighbour similarity), yet another novel question of the window is. Scattered outliers of known
-  topics are novel but alone; a new topic brings several novel questions that resemble each other. The
-  count's null distribution is drawn from the reference itself (windows of the same size held out of it),
-  so the threshold adapts to the embedding model and to how tightly the domain's questions sit.
+  nearest-neighbour similarity), yet another novel question of the window is; plus how many novel ones have
+  such a look-alike among the novel questions of the `history` windows before (*persistent*). Scattered
+  outliers of known topics are novel but alone; a new topic brings several novel questions that resemble
+  each other, and a topic too sparse for two of its askers to meet within one window meets across a few.
+  The count's null distribution is drawn from the reference itself (`history` + 1 windows of the same size
+  held out of it), so the threshold adapts to the embedding model and to how tightly the domain's questions
+  sit.
 - coverage: the share of questions whose best knowledge-base match is weak (two-proportion z).
 - thumbs_down, approval: the thumbs-down rate and the review approval rate (two-proportion z; for approval
   a drop is the drift).
@@ -19,7 +22,7 @@ drains the sum back to zero. A check alarms while the accumulated evidence is at
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -50,26 +53,34 @@ __all__ = ["unit_rows"]  # re-exported: the benchmark and tests scale their vect
 # windows do, and a count is a whole number (a null of all zeros has no spread at all): below this, the
 # null's spread is not believed.
 NULL_SPREAD_FLOOR = 1.5
+# An earlier question this close is the same question asked again (a retry, a reload, the same words):
+# one asker, not a second one of a topic. The null, drawn from distinct questions, has none.
+SAME_QUESTION = 0.99
 
 
 @dataclass(frozen=True)
 class NoveltyNull:
-    """What a window of `window_size` questions from the reference's own distribution looks like."""
+    """What a window of `window_size` questions from the reference's own distribution looks like, after
+    `history` windows from it."""
 
     threshold: float  # cosine similarity: a question with no reference neighbour this close is novel
-    mean: float  # of the novel-and-grouped count
+    mean: float  # of the novelty count
     sd: float
+    history: int = 0  # earlier windows a novel question may find its look-alike in
 
 
 @dataclass(frozen=True)
 class WindowNovelty:
     novel: np.ndarray  # bool per question
-    grouped: np.ndarray  # bool per question: novel, and another novel question is within the threshold
+    grouped: np.ndarray  # bool per question: novel, and another novel question of the window is within the threshold
+    persistent: np.ndarray  # bool per question: novel, and a novel question of an earlier window is within it
     nearest: np.ndarray  # each question's best similarity to the reference
 
     @property
     def count(self) -> int:
-        return int(self.grouped.sum())
+        """The statistic: a question with look-alikes both in its window and before counts twice, since a
+        topic that goes on shows as both."""
+        return int(self.grouped.sum() + self.persistent.sum())
 
 
 def _nearest_within(similarities: np.ndarray) -> np.ndarray:
@@ -79,44 +90,53 @@ def _nearest_within(similarities: np.ndarray) -> np.ndarray:
     return masked.max(axis=1)
 
 
-def _novel_and_grouped(
-    window_sims: np.ndarray, nearest: np.ndarray, threshold: float
-) -> tuple[np.ndarray, np.ndarray]:
+def _novelty(window_sims: np.ndarray, earlier_sims: np.ndarray, nearest: np.ndarray, threshold: float) -> WindowNovelty:
+    """`earlier_sims`: the window's similarities to the novel questions of the earlier windows."""
     novel = nearest < threshold
     among = np.where(np.outer(novel, novel), window_sims, -np.inf)
     np.fill_diagonal(among, -np.inf)
-    return novel, novel & (among.max(axis=1, initial=-np.inf) >= threshold)
+    grouped = novel & (among.max(axis=1, initial=-np.inf) >= threshold)
+    before = np.where(earlier_sims < SAME_QUESTION, earlier_sims, -np.inf).max(axis=1, initial=-np.inf)
+    return WindowNovelty(novel=novel, grouped=grouped, persistent=novel & (before >= threshold), nearest=nearest)
 
 
 def novelty_null(
-    *, reference: np.ndarray, window_size: int, alpha: float, draws: int = 20, seed: int = 0
+    *, reference: np.ndarray, window_size: int, alpha: float, history: int = 0, draws: int = 20, seed: int = 0
 ) -> NoveltyNull:
-    """The novelty threshold of `reference` (unit rows) and the null distribution of a window's count,
-    from `draws` windows held out of the reference and judged against the rest of it, as a live window
-    is judged against all of it (a slightly smaller reference makes the null a little conservative)."""
+    """The novelty threshold of `reference` (unit rows) and the null distribution of a window's count, from
+    `draws` runs of `history` + 1 windows held out of the reference and judged against the rest of it, as
+    live windows are judged against all of it (a smaller reference makes the null a little conservative).
+    `history` is cut to what the reference can hold out while keeping half of itself to judge against."""
     size = len(reference)
     if not 2 <= window_size <= size // 2:
         raise ValueError(f"a window of {window_size} needs a reference of at least {2 * window_size} questions")
+    history = min(history, size // (2 * window_size) - 1)
     sims = reference @ reference.T
     threshold = float(np.quantile(_nearest_within(sims), alpha))
     rng = np.random.default_rng(seed)
-    counts = [_held_out_count(sims, rng.permutation(size), window_size, alpha) for _ in range(draws)]
-    return NoveltyNull(threshold=threshold, mean=float(np.mean(counts)), sd=float(np.std(counts, ddof=1)))
+    counts = [_held_out_count(sims, rng.permutation(size), window_size, history, alpha) for _ in range(draws)]
+    return NoveltyNull(threshold=threshold, mean=float(np.mean(counts)), sd=float(np.std(counts, ddof=1)),
+                       history=history)
 
 
-def _held_out_count(sims: np.ndarray, order: np.ndarray, window_size: int, alpha: float) -> int:
-    held, rest = order[:window_size], order[window_size:]
+def _held_out_count(sims: np.ndarray, order: np.ndarray, window_size: int, history: int, alpha: float) -> int:
+    held, rest = order[: (history + 1) * window_size], order[(history + 1) * window_size:]
     threshold = float(np.quantile(_nearest_within(sims[np.ix_(rest, rest)]), alpha))
-    nearest = sims[np.ix_(held, rest)].max(axis=1)
-    _, grouped = _novel_and_grouped(sims[np.ix_(held, held)], nearest, threshold)
-    return int(grouped.sum())
+    novel_before = held[:-window_size][sims[np.ix_(held[:-window_size], rest)].max(axis=1, initial=-1.0) < threshold]
+    window = held[-window_size:]
+    seen = _novelty(sims[np.ix_(window, window)], sims[np.ix_(window, novel_before)],
+                    sims[np.ix_(window, rest)].max(axis=1), threshold)
+    return seen.count
 
 
-def window_novelty(*, window: np.ndarray, reference: np.ndarray, threshold: float) -> WindowNovelty:
-    """Which of the window's questions (unit rows) are novel against the reference, and grouped."""
+def window_novelty(
+    *, window: np.ndarray, reference: np.ndarray, threshold: float, earlier: Sequence[np.ndarray] = ()
+) -> WindowNovelty:
+    """Which of the window's questions (unit rows) are novel against the reference, and grouped within the
+    window or with one of `earlier` (unit rows: the novel questions of the windows before)."""
     nearest = (window @ reference.T).max(axis=1)
-    novel, grouped = _novel_and_grouped(window @ window.T, nearest, threshold)
-    return WindowNovelty(novel=novel, grouped=grouped, nearest=nearest)
+    before = np.concatenate([np.zeros((0, window.shape[1]), np.float32), *earlier])
+    return _novelty(window @ window.T, window @ before.T, nearest, threshold)
 
 
 def novelty_z(*, count: int, null: NoveltyNull) -> float:
@@ -226,7 +246,8 @@ def _topics_update(span: Span, reference: Questions, threshold: float) -> None:
 def _judges(window: Questions, reference: Questions) -> dict[str, Callable[[Span], Measure | None]]:
     Kind = DriftCheck.Kind
     return {
-        Kind.QUESTION: lambda span: question_measure(window=window, reference=reference),
+        Kind.QUESTION: lambda span: question_measure(
+            window=window, reference=reference, earlier=_earlier_windows(span, reference.vectors.shape[1])),
         Kind.COVERAGE: lambda span: _share_measure(span, weak_match_counts),
         Kind.THUMBS_DOWN: lambda span: _share_measure(span, thumbs_down_counts),
         Kind.APPROVAL: lambda span: _share_measure(span, rejection_counts, invert=True),
@@ -234,19 +255,37 @@ def _judges(window: Questions, reference: Questions) -> dict[str, Callable[[Span
     }
 
 
-def question_measure(*, window: Questions, reference: Questions) -> Measure | None:
-    """The novel-and-grouped count of the window against the reference, as a z-score of its null."""
+def question_measure(*, window: Questions, reference: Questions, earlier: Sequence[Questions] = ()) -> Measure | None:
+    """The novelty count of the window against the reference, `earlier` (the windows before it, newest first)
+    giving its novel questions more chances to meet their look-alikes, as a z-score of its null."""
     judged = _fit_window(window, len(reference))
     if len(judged) < settings.DRIFT_MIN_ANSWERS:
         return None
     null = novelty_null(reference=reference.vectors, window_size=len(judged), alpha=settings.DRIFT_NOVELTY_ALPHA,
-                        draws=settings.DRIFT_NULL_DRAWS)
-    seen = window_novelty(window=judged.vectors, reference=reference.vectors, threshold=null.threshold)
+                        history=len(earlier), draws=settings.DRIFT_NULL_DRAWS)
+    novel_before = [_novel_vectors(_fit_window(w, len(reference)), reference, null.threshold)
+                    for w in earlier[: null.history]]
+    seen = window_novelty(window=judged.vectors, reference=reference.vectors, threshold=null.threshold,
+                          earlier=novel_before)
     return Measure(
         window_count=len(judged), reference_count=len(reference), value=seen.count, reference_value=null.mean,
         z=novelty_z(count=seen.count, null=null),
-        details={"novel": int(seen.novel.sum()), "novelty_threshold": null.threshold, "null_sd": null.sd},
+        details={"novel": int(seen.novel.sum()), "grouped": int(seen.grouped.sum()),
+                 "persistent": int(seen.persistent.sum()), "history": null.history,
+                 "novelty_threshold": null.threshold, "null_sd": null.sd},
     )
+
+
+def _novel_vectors(window: Questions, reference: Questions, threshold: float) -> np.ndarray:
+    return window.vectors[(window.vectors @ reference.vectors.T).max(axis=1, initial=-1.0) < threshold]
+
+
+def _earlier_windows(span: Span, dimensions: int) -> list[Questions]:
+    """The DRIFT_NOVELTY_HISTORY windows before the judged one, newest first, read as it is."""
+    size = span.end - span.start
+    return [questions_between(start=span.start - n * size, end=span.start - (n - 1) * size,
+                              limit=settings.DRIFT_REFERENCE_MAX_QUESTIONS, dimensions=dimensions)
+            for n in range(1, settings.DRIFT_NOVELTY_HISTORY + 1)]
 
 
 def _fit_window(window: Questions, reference_size: int) -> Questions:

@@ -17,6 +17,8 @@ from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
+from knowledge.links import url_for_storage
+
 from . import selectors, services
 from .admin_queue import ReviewPageMixin, reason_labels, trainer_of
 from .models import ApprovedAnswer, ReviewDecision, ReviewItem
@@ -139,8 +141,25 @@ class ImportForm(forms.Form):
     file = forms.FileField(help_text="CSV with a header: question,answer[,language,scope,expires_at]")
 
 
+class ApprovedAnswerForm(forms.ModelForm):
+    class Meta:
+        model = ApprovedAnswer
+        fields = ["question", "answer", "language", "scope", "expires_at", "is_active", "chunk_ids", "sources"]
+
+    def clean_sources(self) -> list[dict[str, Any]]:
+        """The sources are sent to visitors as links: each a {"title", "url"} object, the URL http(s) or empty."""
+        sources = self.cleaned_data["sources"] or []
+        if not isinstance(sources, list) or not all(isinstance(s, dict) for s in sources):
+            raise forms.ValidationError('A list of sources, each {"title": "...", "url": "https://..."}.')
+        try:
+            return [{**source, "url": url_for_storage(str(source.get("url") or ""))} for source in sources]
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from exc
+
+
 @admin.register(ApprovedAnswer)
 class ApprovedAnswerAdmin(admin.ModelAdmin):
+    form = ApprovedAnswerForm
     list_display = ["short_question", "language", "scope", "is_active", "hit_count", "last_hit_at", "expires_at"]
     list_filter = ["is_active", "language", "scope"]
     search_fields = ["question", "answer"]

@@ -4,10 +4,12 @@ from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
-from rest_framework.authentication import BasicAuthentication, SessionAuthentication
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.views import APIView
+
+from knowledge.auth import LockoutBasicAuthentication
 
 from .export import PARTS, jsonl_lines, training_data_build
 
@@ -22,7 +24,7 @@ class TrainingDataView(APIView):
     """Approved answers as OpenAI chat fine-tuning JSONL (`train`, `validation`) or the held-out
     evaluation cases (`eval`), PII-scrubbed and deduplicated; the same split as `export_training_data`."""
 
-    authentication_classes = [SessionAuthentication, BasicAuthentication]
+    authentication_classes = [SessionAuthentication, LockoutBasicAuthentication]
     permission_classes = [IsAdminUser]
 
     @extend_schema(parameters=[TrainingDataQuerySerializer], responses={(200, "application/jsonl"): OpenApiTypes.STR})

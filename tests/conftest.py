@@ -11,9 +11,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 import uvicorn
 from django.conf import settings as django_settings
 
+from chat.budgets import forget_budget_limits
 from chat.llm import gateway
 from experiments.selectors import forget_active_prompt
 from knowledge.embeddings import forget_active_space
@@ -72,6 +74,23 @@ def _fresh_process_caches():
     _forget_process_caches()
     yield
     _forget_process_caches()
+
+
+# Counters that outlive a test in Redis (the suite shares one): rate limits and budgets, which every test
+# starts without, whatever the tests before it asked.
+_LIMIT_KEYS = ("*throttle:*", "spotter:limit:*", "spotter:answering:*", "spotter:budget:*")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_limits():
+    client = redis.Redis.from_url(django_settings.REDIS_URL)
+    for pattern in _LIMIT_KEYS:
+        keys = list(client.scan_iter(match=pattern, count=1000))
+        if keys:
+            client.delete(*keys)
+    client.close()
+    forget_budget_limits()
+    yield
 
 
 @pytest.fixture(autouse=True)

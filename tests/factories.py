@@ -10,10 +10,11 @@ from __future__ import annotations
 import hashlib
 
 import factory
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import User
 from factory.django import DjangoModelFactory
 
 from chat.models import CacheEntry, Conversation, Feedback, Message
+from chat.roles import OPERATORS, TRAINERS, role_group
 from experiments.models import PromptVersion
 from knowledge.models import Chunk, Document, Source
 from review.models import ApprovedAnswer, ReviewItem
@@ -21,11 +22,16 @@ from review.models import ApprovedAnswer, ReviewItem
 
 def _join_trainers(user: User, create: bool, extracted: object, **kwargs: object) -> None:
     if create:
-        user.groups.add(Group.objects.get_or_create(name="Trainers")[0])
+        user.groups.add(role_group(TRAINERS))
+
+
+def _join_operators(user: User, create: bool, extracted: object, **kwargs: object) -> None:
+    if create:
+        user.groups.add(role_group(OPERATORS))
 
 
 class TrainerFactory(DjangoModelFactory[User]):
-    """A staff user in the "Trainers" group, as `demo_setup` creates them."""
+    """A staff user in the "Trainers" group, with the role's permissions (chat/roles.py)."""
 
     class Meta:
         model = User
@@ -37,6 +43,21 @@ class TrainerFactory(DjangoModelFactory[User]):
     is_staff = True
     password = factory.django.Password("trainer-password")
     trainers_group = factory.PostGeneration(_join_trainers)
+
+
+class OperatorFactory(DjangoModelFactory[User]):
+    """A staff user in the "Operators" group, with the role's permissions (chat/roles.py)."""
+
+    class Meta:
+        model = User
+        django_get_or_create = ("username",)
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"operator{n}")
+    email = factory.LazyAttribute(lambda u: f"{u.username}@example.com")
+    is_staff = True
+    password = factory.django.Password("operator-password")
+    operators_group = factory.PostGeneration(_join_operators)
 
 
 class ConversationFactory(DjangoModelFactory[Conversation]):

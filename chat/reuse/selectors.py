@@ -24,7 +24,7 @@ from typing import Any
 import redis
 from django.conf import settings
 from django.db import connection
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from knowledge.embeddings import QueryVector
@@ -34,7 +34,7 @@ from monitoring.selectors import recent_tokens_in
 from review.selectors import ApprovedCandidate, approved_candidates, nearest_unreviewed
 
 from ..llm.pricing import answer_cost
-from ..models import CacheCalibration, CacheEntry, Message
+from ..models import CacheCalibration, CacheEntry, CacheVote, Message
 from .guard import Decision, GuardParams, Neighbour, decide
 from .scope import Scope, answer_key, question_hash, redis_client, redis_key
 
@@ -73,6 +73,7 @@ class ReuseQuery:
     prompt_name: str
     model: str  # the model that would generate the answer, for the cost a reuse avoids
     system_prompt: str
+    visitor_id: str = ""  # who asks: a cached answer they voted down is not served to them again
 
 
 def reuse_find(query: ReuseQuery) -> Reused | None:
@@ -126,7 +127,7 @@ def _generation_cost_estimate(query: ReuseQuery, answer: str) -> Decimal:
 def _cached(query: ReuseQuery) -> Reused | None:
     if not settings.CACHE_ENABLED:
         return None
-    hit = lookup(query.scope, query.question, query.vector)
+    hit = lookup(query.scope, query.question, query.vector, visitor_id=query.visitor_id)
     if hit is None:
         return None
     entry = hit.entry
@@ -139,9 +140,10 @@ def _cached(query: ReuseQuery) -> Reused | None:
     )
 
 
-def lookup(scope: Scope, question: str, vector: QueryVector | None) -> Hit | None:
-    """An entry to serve for this question, or None. Exact first, then semantic under the guard."""
-    entry = _exact(scope, question_hash(question))
+def lookup(scope: Scope, question: str, vector: QueryVector | None, *, visitor_id: str = "") -> Hit | None:
+    """An entry to serve for this question, or None. Exact first, then semantic under the guard.
+    An entry `visitor_id` voted down is a miss for them (they get a new answer), not for others."""
+    entry = _exact(scope, question_hash(question), visitor_id)
     if entry is not None:
         return Hit(entry, "exact", None)
     if vector is None or vector.space_id != scope.space_id:
@@ -150,23 +152,34 @@ def lookup(scope: Scope, question: str, vector: QueryVector | None) -> Hit | Non
     decision = decide(question, neighbours(scope, vector, params.neighbours), params)
     if not decision.accepted or decision.neighbour is None:
         return None
-    # Read again in full: still servable (a thumbs-down in between blocks it), or no hit.
-    entry = in_scope_entries(scope).filter(pk=decision.neighbour.entry_id).first()
+    # Read again in full: still servable (blocked or voted down in between), or no hit.
+    entry = servable_entries(scope, visitor_id).filter(pk=decision.neighbour.entry_id).first()
     return Hit(entry, "semantic", decision) if entry is not None else None
 
 
-def _exact(scope: Scope, qhash: str) -> CacheEntry | None:
+def _exact(scope: Scope, qhash: str, visitor_id: str) -> CacheEntry | None:
     """Redis knows the question's entry; PostgreSQL (its indexed hash) stands in when Redis is down."""
     try:
         entry_id = redis_client().get(redis_key(scope, qhash))
     except redis.RedisError as exc:
         logger.warning("answer cache: Redis unavailable (%s); using PostgreSQL", exc)
-        return in_scope_entries(scope).filter(question_hash=qhash).order_by("-created_at").first()
+        return servable_entries(scope, visitor_id).filter(question_hash=qhash).order_by("-created_at").first()
     # Re-read from PostgreSQL: an entry blocked or expired since stays unserved. A miss, nearly
     # every question, costs the Redis GET alone.
     if not entry_id:
         return None
-    return in_scope_entries(scope).filter(question_hash=qhash, pk=int(entry_id)).first()
+    return servable_entries(scope, visitor_id).filter(question_hash=qhash, pk=int(entry_id)).first()
+
+
+def servable_entries(scope: Scope, visitor_id: str = "") -> QuerySet[CacheEntry]:
+    """In scope, less what this visitor voted down (the vote is on an alias's original): one
+    index probe inside the re-read of a hit, nothing on a miss."""
+    entries = in_scope_entries(scope)
+    if not visitor_id:
+        return entries
+    voted = CacheVote.objects.filter(Q(entry_id=OuterRef("pk")) | Q(entry_id=OuterRef("alias_of_id")),
+                                     visitor_id=visitor_id)
+    return entries.exclude(Exists(voted))
 
 
 def same_versions(scope: Scope) -> Q:

@@ -13,13 +13,14 @@ import redis
 from django.conf import settings
 from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import F, Q, QuerySet
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from knowledge.embeddings import QueryVector
 from knowledge.models import vector_expression
 from review.services import approved_answer_hit
 
-from ..models import CacheEntry, Message
+from ..models import CacheEntry, CacheVote, Feedback, Message
 from .scope import Scope, answer_key, question_hash, redis_client, redis_key
 from .selectors import Hit, Reused, in_scope, same_versions
 
@@ -36,7 +37,7 @@ def reuse_record(*, reused: Reused, question: str, vector: QueryVector, scope: S
 
 def hit_record(hit: Hit, *, question: str, vector: QueryVector | None, scope: Scope) -> None:
     """Count the hit; a question served semantically becomes an alias of the entry, so the next
-    paraphrase finds more agreeing neighbours (and a thumbs-down blocks it with the entry)."""
+    paraphrase finds more agreeing neighbours (and a block takes it with the entry)."""
     now = timezone.now()
     CacheEntry.objects.filter(pk=hit.entry.pk).update(hits=F("hits") + 1, last_hit_at=now)
     if hit.level != "semantic" or vector is None:
@@ -90,7 +91,7 @@ def answer_cache(*, scope: Scope, vector: QueryVector, answered: Answered) -> Ca
 
 def entry_store(*, scope: Scope, vector: QueryVector, answered: Answered) -> CacheEntry | None:
     """None when this question is already cached in the scope, or when this question or this
-    answer was blocked there (a thumbs-down is not undone by asking again)."""
+    answer was blocked there (a block is not undone by asking again)."""
     qhash = question_hash(answered.question)
     key = answer_key(answered.text, answered.chunk_ids)
     cached = in_scope(scope) & Q(question_hash=qhash)
@@ -216,9 +217,51 @@ def entries_block(entries: QuerySet[CacheEntry], reason: str) -> int:
 
 
 def block_for_message(*, message_id: uuid.UUID, reason: str) -> int:
-    """A thumbs-down or a rejection in review: the answer it was, or was served from, is blocked."""
+    """A trainer's rejection in review: the answer it was, or was served from, is blocked."""
     reused = Message.objects.filter(pk=message_id).values("reused_entry_id")
     return entries_block(CacheEntry.objects.filter(Q(message_id=message_id) | Q(pk__in=reused)), reason)
+
+
+# --- visitors' thumbs-down -------------------------------------------------------------------------
+
+
+def downvote_record(*, feedback: Feedback, visitor_id: str) -> bool:
+    """A visitor's thumbs-down on an answer served from, or stored as, a cache entry. That visitor
+    is not served the entry again (selectors.lookup); it is blocked for everyone once
+    CACHE_BLOCK_DOWNVOTES distinct visitors have voted it down, so one visitor alone (however many
+    times they vote) cannot take a shared answer away from the others. True when this vote blocked it."""
+    entry_id = _voted_entry_id(feedback.message)
+    if entry_id is None:
+        return False
+    with transaction.atomic():
+        # Votes on one entry wait for each other here, so two last votes arriving together both count.
+        if CacheEntry.objects.select_for_update().filter(pk=entry_id).values_list("pk", flat=True).first() is None:
+            return False  # deleted meanwhile
+        CacheVote.objects.update_or_create(feedback=feedback, defaults={"entry_id": entry_id, "visitor_id": visitor_id})
+        voters = CacheVote.objects.filter(entry_id=entry_id).values("visitor_id").distinct().count()
+        if voters < settings.CACHE_BLOCK_DOWNVOTES:
+            return False
+        return entries_block(CacheEntry.objects.filter(pk=entry_id), f"thumbs down from {voters} visitors") > 0
+
+
+def downvote_withdraw(*, feedback: Feedback) -> None:
+    """The visitor changed their thumbs-down to a thumbs-up: it no longer counts (a block stays)."""
+    CacheVote.objects.filter(feedback=feedback).delete()
+
+
+def _voted_entry_id(message: Message) -> int | None:
+    """The entry the answer was served from, else the one it was stored as; an alias counts for its original."""
+    entries = CacheEntry.objects.annotate(original=Coalesce("alias_of_id", "pk"))
+    if message.reused_entry_id is not None:
+        entries = entries.filter(pk=message.reused_entry_id)
+    else:
+        entries = entries.filter(message_id=message.pk)
+    return entries.values_list("original", flat=True).first()
+
+
+def blocked_evict(*, older_than: timedelta) -> int:
+    """Blocked entries are kept a while so the same answer is not cached again at once, then deleted."""
+    return CacheEntry.objects.filter(blocked_at__lt=timezone.now() - older_than).delete()[0]
 
 
 def block_for_model(*, model: str, reason: str) -> int:
@@ -237,8 +280,8 @@ def invalidate_documents(document_ids: list[int]) -> int:
 
 
 def evict(*, current_kb_version: int, active_space_id: int | None) -> dict[str, int]:
-    """Drop expired, out-of-scope and long-blocked entries, then the least recently (or least
-    frequently) hit beyond CACHE_MAX_ENTRIES."""
+    """Drop expired and out-of-scope entries, then the least recently (or least frequently) hit
+    beyond CACHE_MAX_ENTRIES (blocked ones go with `blocked_evict`)."""
     now = timezone.now()
     stale = CacheEntry.objects.filter(
         Q(created_at__lt=now - timedelta(seconds=settings.CACHE_TTL_SECONDS))

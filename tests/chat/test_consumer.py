@@ -9,7 +9,7 @@ from channels.db import database_sync_to_async as in_db
 from channels.testing import WebsocketCommunicator
 
 from chat.models import Conversation, Feedback, Message
-from chat.visitors import visitor_token_issue
+from chat.visitors import ticket_issue, visitor_id_from_token, visitor_token_issue
 from config.asgi import application
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -17,8 +17,10 @@ TIMEOUT = 10
 
 
 async def connect(token=None):
+    """A socket of the token's visitor (a new visitor's without one), opened with a ticket as the widget does."""
     token = token or visitor_token_issue()[1]
-    communicator = WebsocketCommunicator(application, f"/ws/chat/?token={token}")
+    ticket = await in_db(ticket_issue)(visitor_id=visitor_id_from_token(token))
+    communicator = WebsocketCommunicator(application, f"/ws/chat/?ticket={ticket}")
     connected, _ = await communicator.connect(timeout=TIMEOUT)
     assert connected
     return communicator

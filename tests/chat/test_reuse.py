@@ -140,22 +140,27 @@ async def test_an_answer_shaped_by_a_profile_is_never_served_to_another_visitor(
     assert same["reuse"] == "cache"
 
 
-async def test_a_thumbs_down_blocks_the_entry_for_good(kb):
+async def test_one_thumbs_down_does_not_block_the_entry_for_other_visitors(kb):
     first, _ = await ask(SQUAT, visitor="alice")
     await in_db(feedback_set)(visitor_id="alice", message_id=first.answer_id, value="down", reason="wrong")
     entry = await in_db(CacheEntry.objects.get)()
-    assert entry.blocked_at is not None and "thumbs down" in entry.blocked_reason
+    assert entry.blocked_at is None
     _, end = await ask(SQUAT, visitor="bob")
+    assert end["reuse"] == "cache"
+
+
+async def test_thumbs_down_on_served_copies_from_enough_visitors_block_the_entry_for_good(kb, settings):
+    settings.CACHE_BLOCK_DOWNVOTES = 2
+    await ask(SQUAT, visitor="alice")
+    for visitor in ("bob", "carol"):
+        served, end = await ask(SQUAT, visitor=visitor)
+        assert end["reuse"] == "cache"
+        await in_db(feedback_set)(visitor_id=visitor, message_id=served.answer_id, value="down")
+    entry = await in_db(CacheEntry.objects.get)()
+    assert entry.blocked_at is not None and "thumbs down" in entry.blocked_reason
+    _, end = await ask(SQUAT, visitor="dave")
     assert end["reuse"] == "none"
     # Nor is the new answer cached in its place: the question stays refused until the scope changes.
-    assert await in_db(CacheEntry.objects.filter(blocked_at__isnull=True).count)() == 0
-
-
-async def test_a_thumbs_down_on_a_served_copy_blocks_the_entry_it_came_from(kb):
-    await ask(SQUAT, visitor="alice")
-    served, end = await ask(SQUAT, visitor="bob")
-    assert end["reuse"] == "cache"
-    await in_db(feedback_set)(visitor_id="bob", message_id=served.answer_id, value="down")
     assert await in_db(CacheEntry.objects.filter(blocked_at__isnull=True).count)() == 0
 
 

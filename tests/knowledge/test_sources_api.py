@@ -1,11 +1,10 @@
 import json
 
 import pytest
-from django.contrib.auth.models import Group, User
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.core.management import call_command
 
 from knowledge.models import Chunk, Document, Source
+from tests.factories import OperatorFactory, TrainerFactory
 from tests.knowledge.files import MARKDOWN, write_pdf
 
 pytestmark = pytest.mark.django_db
@@ -15,8 +14,7 @@ URL = "/api/v1/knowledge/sources/"
 @pytest.fixture
 def operator_client(client, settings):
     settings.CELERY_TASK_ALWAYS_EAGER = True  # the ingest task runs in-process, as the worker would
-    call_command("demo_setup", "--skip-knowledge")
-    client.force_login(User.objects.get(username="operator"))
+    client.force_login(OperatorFactory.create())
     return client
 
 
@@ -86,9 +84,7 @@ def test_reindex_and_delete(operator_client, django_capture_on_commit_callbacks)
 
 def test_visitors_and_trainers_cannot_manage_sources(client, settings):
     assert client.get(URL).status_code in (401, 403)
-    call_command("demo_setup", "--skip-knowledge")
-    client.force_login(User.objects.get(username="trainer"))
-    assert Group.objects.get(name="Trainers") in User.objects.get(username="trainer").groups.all()
+    client.force_login(TrainerFactory.create())
     assert upload(client, "swing.md", MARKDOWN.encode()).status_code == 403
 
 

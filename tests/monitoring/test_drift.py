@@ -169,3 +169,34 @@ def test_evidence_builds_up_over_windows_above_the_slack_and_drains_below_it():
     for _ in range(12):  # a stable stream (z around zero) drains it, and it never goes below zero
         evidence = cusum_step(previous=evidence, z=0.0, slack=0.5)
     assert evidence == 0.0
+
+
+@pytest.mark.parametrize("history, counted", [(2, 1), (0, 0)])
+def test_a_topic_too_sparse_to_meet_in_one_window_is_counted_across_windows(settings, embedded, history, counted):
+    settings.DRIFT_MIN_ANSWERS, settings.DRIFT_NOVELTY_HISTORY = 10, history
+    span = drift_span(now=NOW)
+    questions_at(span.reference_start + timedelta(hours=1), fitness([0, 1, 2, 3, 4, 5]), embedded)
+    asked = ["How do I cancel my subscription?", "Can I cancel my subscription online?",
+             "How do I end my subscription?"]  # one asker an hour, each in their own words
+    for hours_before, question in zip((2, 1, 0), asked, strict=True):
+        questions_at(span.start - timedelta(hours=hours_before), fitness([hours_before])[:10] + [question], embedded)
+
+    drift_check_run(now=NOW)
+
+    question = check(DriftCheck.Kind.QUESTION)
+    assert question.details["novel"] == 1 and question.details["grouped"] == 0  # alone in its window
+    assert question.details["history"] == history
+    assert question.details["persistent"] == question.value == counted  # met the earlier askers
+
+
+def test_a_question_asked_again_word_for_word_in_a_later_window_is_not_a_second_asker(settings, embedded):
+    settings.DRIFT_MIN_ANSWERS, settings.DRIFT_NOVELTY_HISTORY = 10, 2
+    span = drift_span(now=NOW)
+    questions_at(span.reference_start + timedelta(hours=1), fitness([0, 1, 2, 3, 4, 5]), embedded)
+    for hours_before in (1, 0):
+        questions_at(span.start - timedelta(hours=hours_before),
+                     fitness([hours_before])[:10] + ["How do I cancel my subscription?"], embedded)
+
+    drift_check_run(now=NOW)
+
+    assert check(DriftCheck.Kind.QUESTION).details["persistent"] == 0

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from chat.models import CacheEntry, Message
+from chat.models import Message
 from chat.services import conversation_handoff, feedback_set
 from knowledge.embeddings import active_space_ref
 from review.models import ApprovedAnswer, ReviewDecision, ReviewItem
@@ -366,4 +366,4 @@ async def test_an_approval_is_served_at_once_to_a_paraphrase_of_the_question(kb)
     assert end["reuse"] == "approved" and end["sources"] == first_end["sources"]
     served = await in_db(Message.objects.get)(pk=turn.answer_id)
     assert served.text == "Brace, sit back, knees out. (verified)"
-    assert not await in_db(CacheEntry.objects.filter(blocked_at__isnull=True).exists)()  # not the cache's
+    assert served.approved_answer_id is not None and served.reused_entry_id is None  # not the cache's

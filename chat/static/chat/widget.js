@@ -4,7 +4,13 @@
  *           data-theme="light|dark" data-title="Ask us" data-open="false" async></script>
  *
  * Rendered in a shadow root so the host page's CSS cannot break it (nor it the page's).
- * All text from the server is set with textContent: an answer containing <script> is text.
+ * All text from the server is set with textContent: an answer containing <script> is text, and a link
+ * is made only of an http(s) URL.
+ *
+ * The visitor token lives in localStorage and is traded for a new one at half its lifetime. The socket
+ * opens with a one-use ticket bought with it (never the token in the URL). A question that got no
+ * `start` before the socket dropped is sent again on reconnect (same client_msg_id: the server never
+ * answers it twice), and Send is enabled again after any error and after a reconnect.
  */
 (function () {
   "use strict";
@@ -44,6 +50,8 @@
     ".human{border-left:3px solid var(--accent)}.human .agent{font-size:11px;color:var(--muted);margin-bottom:2px}",
     ".notice{align-self:center;font-size:12px;color:var(--muted)}",
     ".error .text{color:#b42318}",
+    ".pending{opacity:.65}.pending::after{content:'sending\\2026';display:block;font-size:11px;margin-top:2px}",
+    ".resend{margin-top:6px;border:1px solid currentColor;background:transparent;color:inherit;border-radius:8px;font-size:12px;padding:2px 8px}",
     ".meta{display:flex;flex-wrap:wrap;align-items:center;gap:6px;margin-top:8px;white-space:normal}",
     ".badge{font-size:11px;padding:2px 8px;border-radius:999px;font-weight:600}",
     ".high{background:#dcfce7;color:#166534}.medium{background:#fef9c3;color:#854d0e}.low{background:#fee2e2;color:#991b1b}",
@@ -111,10 +119,12 @@
 
   // ---- state -----------------------------------------------------------------------------------
   var token = localStorage.getItem(storeKey + "token");
+  var tokenAt = Number(localStorage.getItem(storeKey + "token_at")) || 0;       // ms, when it was issued
+  var tokenLife = Number(localStorage.getItem(storeKey + "token_life")) || 0;   // seconds it is good for
   var conversationId = localStorage.getItem(storeKey + "conversation");
   var answers = {};        // message_id -> {node, textNode, seq, done}
-  var pending = [];        // frames to send once connected
-  var waiting = [];        // user bubbles waiting for their "start"
+  var pending = [];        // frames (not questions) to send once connected
+  var waiting = [];        // questions without their "start" yet: {node, textNode, frame}
   var socket = null, retries = 0, historyLoaded = false;
 
   function api(path, options) {
@@ -126,13 +136,35 @@
     });
   }
 
+  function keepToken(body) {
+    token = body.token; tokenAt = Date.now(); tokenLife = body.expires_in || 0;
+    localStorage.setItem(storeKey + "token", token);
+    localStorage.setItem(storeKey + "token_at", String(tokenAt));
+    localStorage.setItem(storeKey + "token_life", String(tokenLife));
+    return token;
+  }
+
+  function forgetVisitor() {  // the token expired or is not valid: a new visitor, a new conversation
+    token = null; conversationId = null;
+    ["token", "token_at", "token_life", "conversation"].forEach(function (k) { localStorage.removeItem(storeKey + k); });
+  }
+
   function ensureVisitor() {
-    if (token) return Promise.resolve(token);
-    return api("/api/v1/visitors/", { method: "POST" }).then(function (r) {
+    // A token kept from before tokens told their lifetime counts as old: it is refreshed at once.
+    if (token && Date.now() - tokenAt < tokenLife * 500) return Promise.resolve(token);
+    var asked = token ? api("/api/v1/visitors/refresh/", { method: "POST" }) : api("/api/v1/visitors/", { method: "POST" });
+    return asked.then(function (r) {
+      if (r.status === 401) { forgetVisitor(); return ensureVisitor(); }
       if (!r.ok) throw new Error("cannot start a session");
-      token = r.body.token;
-      localStorage.setItem(storeKey + "token", token);
-      return token;
+      return keepToken(r.body);
+    });
+  }
+
+  function ticket(again) {
+    return ensureVisitor().then(function () { return api("/api/v1/visitors/ticket/", { method: "POST" }); }).then(function (r) {
+      if (r.status === 401 && !again) { forgetVisitor(); return ticket(true); }
+      if (!r.ok) throw new Error("no ticket");
+      return r.body.ticket;
     });
   }
 
@@ -215,17 +247,48 @@
   }
 
   // ---- websocket ---------------------------------------------------------------------------------
+  function isOpen() { return socket && socket.readyState === WebSocket.OPEN; }
+
   function transmit(frame) {
-    if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(frame));
+    if (isOpen()) socket.send(JSON.stringify(frame));
     else pending.push(frame);
+  }
+
+  function ask(question) {  // sent now, or on the next open (with every other question still without a start)
+    question.node.classList.add("pending");
+    question.node.classList.remove("error");
+    if (waiting.indexOf(question) < 0) waiting.push(question);
+    if (isOpen()) socket.send(JSON.stringify(question.frame));
+  }
+
+  function waiterFor(frame) {
+    for (var i = 0; i < waiting.length; i++) {
+      if (frame.client_msg_id ? waiting[i].frame.client_msg_id === frame.client_msg_id : !waiting[i].messageId) return i;
+    }
+    return -1;
+  }
+
+  function takeWaiter(frame) {
+    var i = waiterFor(frame);
+    return i < 0 ? null : waiting.splice(i, 1)[0];
+  }
+
+  function notSent(question, text) {  // the question stays on screen, marked, with a way to send it again
+    question.node.classList.remove("pending");
+    question.node.classList.add("error");
+    if (question.node.querySelector(".resend")) return;
+    var again = el("button", { "class": "resend", type: "button" }, "Send again");
+    again.addEventListener("click", function () { again.remove(); ask(question); });
+    question.node.append(again);
+    if (text) notice(text);
   }
 
   function onFrame(frame) {
     if (frame.type === "start") {
       conversationId = frame.conversation_id;
       localStorage.setItem(storeKey + "conversation", conversationId);
-      var waiter = waiting.shift();
-      if (waiter) waiter.messageId = frame.message_id;
+      var waiter = takeWaiter(frame);
+      if (waiter) { waiter.messageId = frame.message_id; waiter.node.classList.remove("pending"); }
       answerFor(frame.message_id);
     } else if (frame.type === "held") {
       var held = answerFor(frame.message_id);
@@ -254,9 +317,9 @@
         failed.node.classList.add("error");
         failed.node.append(el("div", { "class": "text" }, frame.message));
       } else {
-        var w = waiting.shift();
-        notice(frame.message || "Something went wrong.");
-        if (w) w.node.classList.add("error");
+        var w = frame.client_msg_id ? takeWaiter(frame) : null;
+        if (w) notSent(w, frame.message || "Your message was not sent.");
+        else notice(frame.message || "Something went wrong.");
       }
     } else if (frame.type === "human") {
       showHuman(frame);
@@ -281,7 +344,10 @@
       conversationId = frame.conversation_id;
       localStorage.setItem(storeKey + "conversation", conversationId);
     }
-    if (frame.message_id) waiting.shift();  // the question went to the person: no answer will start
+    if (frame.message_id) {  // the question went to the person: no answer will start
+      var toPerson = takeWaiter({});
+      if (toPerson) toPerson.node.classList.remove("pending");
+    }
     send.disabled = false;
     withPerson = frame.status === "waiting" || frame.status === "taken";
     handoff.hidden = withPerson;
@@ -305,25 +371,38 @@
     if (conversationId) transmit({ type: "resume", conversation_id: conversationId, message_id: messageId, after_seq: afterSeq });
   }
 
+  function reconnect(soon) {
+    status.textContent = "reconnecting\u2026";
+    var delay = soon ? 50 : Math.min(10000, 500 * Math.pow(2, retries++)) * (0.75 + Math.random() * 0.5);
+    setTimeout(connect, delay);
+  }
+
   function connect() {
+    ticket(false).then(open, function () { reconnect(false); });
+  }
+
+  function open(oneUse) {
     var wsUrl = new URL("/ws/chat/", serverUrl);
     wsUrl.protocol = serverUrl.protocol === "https:" ? "wss:" : "ws:";
-    wsUrl.searchParams.set("token", token);
+    wsUrl.searchParams.set("ticket", oneUse);
     socket = new WebSocket(wsUrl.href);
     socket.onopen = function () {
-      retries = 0;
       status.textContent = "";
+      send.disabled = false;
       Object.keys(answers).forEach(function (id) { if (!answers[id].done) resume(id, answers[id].seq); });
       // a person's replies sent while this page was away, and whether a person holds the conversation
       if (conversationId) transmit({ type: "watch", conversation_id: conversationId });
       var queued = pending; pending = [];
       queued.forEach(transmit);
+      // questions that got no start: sent (again) as they were, the server answers each once
+      waiting.forEach(function (question) {
+        if (!question.messageId && !question.node.classList.contains("error")) socket.send(JSON.stringify(question.frame));
+      });
     };
-    socket.onmessage = function (event) { try { onFrame(JSON.parse(event.data)); } catch (e) { /* ignore bad frame */ } };
-    socket.onclose = function () {
-      status.textContent = "reconnecting\u2026";
-      var delay = Math.min(10000, 500 * Math.pow(2, retries++)) * (0.75 + Math.random() * 0.5);
-      setTimeout(connect, delay);
+    socket.onmessage = function (event) { retries = 0; try { onFrame(JSON.parse(event.data)); } catch (e) { /* ignore bad frame */ } };
+    socket.onclose = function (event) {
+      // 4401: the ticket was refused (expired or used): a new one at once; anything else backs off
+      reconnect(event.code === 4401 && retries++ < 3);
     };
   }
 
@@ -371,11 +450,10 @@
   function submit() {
     var text = input.value.trim();
     if (!text) return;
-    var b = bubble("user", text);
-    waiting.push(b);
-    var frame = { type: "message", text: text, client_msg_id: Date.now().toString(36) + Math.random().toString(36).slice(2) };
-    if (conversationId) frame.conversation_id = conversationId;
-    transmit(frame);
+    var question = bubble("user", text);
+    question.frame = { type: "message", text: text, client_msg_id: Date.now().toString(36) + Math.random().toString(36).slice(2) };
+    if (conversationId) question.frame.conversation_id = conversationId;
+    ask(question);
     input.value = "";
     send.disabled = true;
   }

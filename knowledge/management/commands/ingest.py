@@ -67,6 +67,8 @@ class Command(BaseCommand):
             f"{name}: {report.created} new, {report.updated} changed, {report.unchanged} unchanged, "
             f"{report.removed} removed, {report.chunks_written} chunks written"
         )
+        for warning in report.warnings:
+            self.stderr.write(f"{name}: {warning}")
         return True
 
 
