@@ -68,14 +68,9 @@ class SocketWindow:
 
 
 def client_address(scope: Mapping[str, Any]) -> str | None:
-    """The visitor's address: the connecting peer's, or behind a trusted proxy the last address the
-    proxy appended to X-Forwarded-For (what comes before it, the client may have written itself)."""
-    if settings.TRUSTED_PROXY:
-        for name, value in scope.get("headers", []):
-            if name.lower() == b"x-forwarded-for":
-                last = value.decode("latin-1").split(",")[-1].strip()
-                if last:
-                    return last
+    """The visitor's address: the connecting peer's. Behind a proxy, the ASGI server puts the visitor's
+    address there from the proxy's X-Forwarded-For (uvicorn's FORWARDED_ALLOW_IPS names the proxies it
+    believes), as REST's rate limits read it (config/throttling.py): one way to know who is asking."""
     client = scope.get("client")
     return str(client[0]) if client else None
 

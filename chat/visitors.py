@@ -77,6 +77,7 @@ def _ticket_key(ticket: str) -> str:
 
 
 @cache
+@cache
 def _sync_redis() -> redis.Redis:
     return redis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
 

@@ -571,9 +571,6 @@ CHAT_SOCKET_MESSAGE_LIMIT = env.int("CHAT_SOCKET_MESSAGE_LIMIT", default=10)
 CHAT_VISITOR_MESSAGE_LIMIT = env.int("CHAT_VISITOR_MESSAGE_LIMIT", default=20)
 CHAT_IP_MESSAGE_LIMIT = env.int("CHAT_IP_MESSAGE_LIMIT", default=120)
 CHAT_ANSWER_SLOT_SECONDS = env.int("CHAT_ANSWER_SLOT_SECONDS", default=300)
-# Behind a reverse proxy: the client's address is the last one the proxy appended to X-Forwarded-For.
-# Off, that header is ignored (anyone can send it).
-TRUSTED_PROXY = env.bool("TRUSTED_PROXY", default=False)
 for _name in ("VISITOR_TOKEN_MAX_AGE_DAYS", "CHAT_TICKET_SECONDS", "CHAT_MAX_FRAME_BYTES", "CHAT_RATE_WINDOW_SECONDS",
               "CHAT_SOCKET_FRAME_LIMIT", "CHAT_SOCKET_MESSAGE_LIMIT", "CHAT_VISITOR_MESSAGE_LIMIT",
               "CHAT_IP_MESSAGE_LIMIT", "CHAT_ANSWER_SLOT_SECONDS"):

@@ -126,7 +126,8 @@ class _LiveASGI:
         self._socket = socket.socket()
         self._socket.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self._socket.getsockname()[1]}"
-        config = uvicorn.Config(application, log_level="warning", lifespan="off", ws="websockets-sansio")
+        config = uvicorn.Config(application, log_level="warning", lifespan="off", ws="websockets-sansio",
+                                ws_max_size=65536)  # as config/stack.py serves it
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True)
 

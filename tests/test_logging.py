@@ -19,7 +19,7 @@ from celery.utils.log import ColorFormatter
 from django.test import AsyncClient
 from pythonjsonlogger.json import JsonFormatter
 
-from chat.visitors import visitor_token_issue
+from chat.visitors import ticket_issue, visitor_id_from_token, visitor_token_issue
 from config.celery import app as celery_app
 from config.logging import bind, logging_config
 from tests.chat.test_consumer import connect, receive_until_end
@@ -131,13 +131,15 @@ async def test_the_handshake_line_holds_neither_the_visitor_token_nor_the_addres
     handshakes.setLevel(logging.INFO)  # the test server runs at WARNING
     try:
         url = live_asgi.url.replace("http://", "ws://")
-        async with websockets.connect(f"{url}/ws/chat/?token={token}"):
-            pass
+        ticket = ticket_issue(visitor_id=visitor_id_from_token(token))
+        async with websockets.connect(f"{url}/ws/chat/?ticket={ticket}") as socket:
+            await socket.send('{"type": "typing"}')  # admitted: a refused ticket closes the socket at once
     finally:
         handshakes.setLevel(level)
     accepted = [line for line in log_lines.parsed() if "[accepted]" in line["message"]]
     assert [line["message"] for line in accepted] == ['- - "WebSocket /ws/chat/?..." [accepted]']
     assert token not in "\n".join(log_lines.lines) and "127.0.0.1" not in "\n".join(log_lines.lines)
+    assert ticket not in "\n".join(log_lines.lines)
 
 
 def test_celery_keeps_the_json_lines_of_settings_logging(settings):

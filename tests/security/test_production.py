@@ -17,7 +17,8 @@ from django.core.management import call_command
 from config.secret_key import PUBLISHED_KEYS, local_key
 
 MANAGE = os.path.join(django_settings.BASE_DIR, "manage.py")
-CHOSEN = {"DEBUG", "DEMO", "HOST", "SECRET_KEY", "ALLOWED_HOSTS", "BEHIND_PROXY"}
+# DJANGO_ALLOW_ASYNC_UNSAFE: the browser tests set it in this process; no deployment has it.
+CHOSEN = {"DEBUG", "DEMO", "HOST", "SECRET_KEY", "ALLOWED_HOSTS", "BEHIND_PROXY", "DJANGO_ALLOW_ASYNC_UNSAFE"}
 PRODUCTION = {"DEBUG": "0", "DEMO": "0", "SECRET_KEY": secrets.token_urlsafe(50),
               "ALLOWED_HOSTS": "spotter.example.com", "BEHIND_PROXY": "1"}
 READ_SETTINGS = ("from django.conf import settings as s; print(s.DEMO, s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE,"
