@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench services superuser lint clean
+.PHONY: run test bench bench-smoke services superuser lint clean
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,9 @@ bench: $(STAMP)  ## the benchmarks in bench/, each prints its table
 	$(PY) -m config.stack exec -- $(PY) bench/dashboard.py $(ARGS)
 	$(PY) -m config.stack exec -- $(PY) bench/drift.py $(ARGS)
 	$(PY) bench/experiments.py $(ARGS)
+
+bench-smoke: $(STAMP)  ## every benchmark at --smoke sizes to its RESULT line: they still run (CI runs it after the suite)
+	$(PY) -m config.stack test bench/test_smoke.py -q
 
 services: $(STAMP)  ## only the embedded Postgres and Redis, for a shell of your own
 	$(PY) -m config.stack services

@@ -1,7 +1,10 @@
 """Take the README's screenshots in headless Chromium against a running `make run`.
 
-    make run &            # wait until it prints the URLs
+    CHAT_VISITOR_MESSAGE_LIMIT=100 make run &   # wait until it prints the URLs
     .venv/bin/python docs/screenshots.py [http://127.0.0.1:8000]
+
+The dashboard's thirty questions come from one visitor within a minute: more than one person is let ask
+(CHAT_VISITOR_MESSAGE_LIMIT, 20 a minute), hence the higher limit for this run.
 """
 
 import sys
@@ -125,6 +128,14 @@ def dashboard(browser) -> None:
     page.screenshot(path=OUT / "admin-dashboard.png", full_page=True)
 
 
+def budget(browser) -> None:
+    """The operator's LLM budget page: today's spend against the limits, which they can change."""
+    page = admin_page(browser, "operator")
+    page.set_viewport_size({"width": 1200, "height": 620})
+    page.goto(BASE + "/admin/chat/llmbudget/")
+    page.screenshot(path=OUT / "admin-llm-budget.png", full_page=False)
+
+
 with sync_playwright() as p:
     chromium = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=ARGS)
     widget(chromium)
@@ -132,5 +143,6 @@ with sync_playwright() as p:
     reuse(chromium)
     review_queue(chromium)
     dashboard(chromium)
+    budget(chromium)
     chromium.close()
 print("wrote the screenshots in", OUT)

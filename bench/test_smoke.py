@@ -1,5 +1,7 @@
 """Every benchmark runs to its RESULT line (at `--smoke` sizes): a benchmark that no longer runs
-against the apps' public API fails here, not on the next `make bench`.
+against the apps' public API fails here, not on the next `make bench`. `make bench-smoke` runs this, and CI
+after the suite: benchmark-sized work stays out of `make test` (each benchmark starts a process of its own,
+loads the embedding model and builds a database: about three minutes for all of them).
 
 Each runs as `make bench` runs it, in a process of its own, against the suite's embedded
 PostgreSQL and Redis (DATABASE_URL, REDIS_URL); each creates and drops its own database there."""
