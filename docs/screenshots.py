@@ -1,10 +1,10 @@
 """Take the README's screenshots in headless Chromium against a running `make run`.
 
-    CHAT_VISITOR_MESSAGE_LIMIT=100 make run &   # wait until it prints the URLs
+    CHAT_VISITOR_MESSAGE_LIMIT=100 CHAT_SOCKET_MESSAGE_LIMIT=100 make run &   # wait until it prints the URLs
     .venv/bin/python docs/screenshots.py [http://127.0.0.1:8000]
 
-The dashboard's thirty questions come from one visitor within a minute: more than one person is let ask
-(CHAT_VISITOR_MESSAGE_LIMIT, 20 a minute), hence the higher limit for this run.
+The dashboard's thirty questions come from one visitor on one socket within a minute: more than one person
+is let ask (20 a minute per visitor, 10 per socket), hence the higher limits for this run.
 """
 
 import sys
