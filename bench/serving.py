@@ -438,7 +438,7 @@ def main() -> int:
                LLM_PRICING='{"fake-model": [0.15, 0.60]}', LOG_LEVEL="WARNING", PYTHONPATH=str(ROOT),
                # 50 chats from one address, as fast as the server answers: the limits for one visitor's
                # address would stop the benchmark, not measure the server.
-               API_RATES='{"address": "100000/min", "visitor-create": "100000/hour"}',
+               API_RATES='{"address": "100000/min", "visitor-create": "100000/hour", "visitor-ticket": "100000/min"}',
                CHAT_IP_MESSAGE_LIMIT="1000000", CHAT_SOCKET_MESSAGE_LIMIT="1000000",
                CHAT_VISITOR_MESSAGE_LIMIT="1000000", CHAT_SOCKET_FRAME_LIMIT="1000000", LLM_DAILY_SPEND_CAP_USD="0")
     subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)

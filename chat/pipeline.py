@@ -138,7 +138,9 @@ async def open_turn(
     PersonHolds with the question stored."""
     timer = StepTimer()
     with timer.step("guard"):
-        guarded = guard(text)
+        # Off the event loop: the checks are bounded (chat/guard.py), yet a long message still costs
+        # milliseconds that every other socket of this process would wait for.
+        guarded = await asyncio.to_thread(guard, text)
     embedding = asyncio.ensure_future(timer.timed("embed", aembed_query(guarded.text)))
     try:
         with timer.step("store"):
