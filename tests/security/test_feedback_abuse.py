@@ -15,24 +15,17 @@ from rest_framework.test import APIClient
 
 from chat.models import CacheCalibration, CacheEntry, Message
 from chat.reuse import selectors as reuse_selectors
-from chat.reuse import services as reuse_services
-from chat.reuse.scope import Scope, redis_client
+from chat.reuse.scope import Scope
 from chat.tasks import answer_cache_blocked_evict
 from chat.visitors import visitor_token_issue
 from review.models import ReviewItem
 from review.services import review_item_claim, review_item_reject
+from tests.chat.test_reuse import _fresh_cache_state  # noqa: F401  (autouse: the reuse tests' clean cache state)
 from tests.factories import CacheEntryFactory, TrainerFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 SQUAT = "How do I do a barbell squat?"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache_state():
-    reuse_selectors.forget_guard_params()
-    redis_client.cache_clear()
-    reuse_services.indexes_forget()
 
 
 class Visitor:
