@@ -82,6 +82,7 @@ INSTALLED_APPS = [
     "channels",
     "django_celery_beat",
     "axes",
+    "auditlog",
     "knowledge",
     "experiments",
     "review",
@@ -100,6 +101,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "auditlog.middleware.AuditlogMiddleware",  # after auth: every audit entry names who made the change
     "axes.middleware.AxesMiddleware",  # last: turns a locked-out login into its 429 page
 ]
 
@@ -603,3 +605,17 @@ HTTP_QUEUE_SECONDS = env.float("HTTP_QUEUE_SECONDS", default=5.0)
 if _POOL_SIZE < HTTP_CONCURRENCY + CHAT_DB_THREADS:
     raise ImproperlyConfigured("HTTP_CONCURRENCY + CHAT_DB_THREADS must not exceed DATABASE_POOL_MAX_SIZE: "
                                "requests would take the connections the chat pipeline answers with")
+
+
+# --- Privacy: content safety (chat/safety/) ----------------------------------------------------------
+# Defaults of the policy an operator sets in admin (Admin -> Safety policy).
+
+# --- Privacy: PII (chat/safety/pii.py) ---------------------------------------------------------------
+
+# --- Privacy: export, erasure, retention (chat/privacy.py) ---------------------------------------------
+# Conversations whose last message is older than this many days are deleted by a beat job; 0 keeps them.
+RETENTION_DAYS = env.int("RETENTION_DAYS", default=365)
+if RETENTION_DAYS < 0:
+    raise ImproperlyConfigured("RETENTION_DAYS must be 0 (keep) or more")
+
+# --- Privacy: audit log (django-auditlog; config/audit.py) --------------------------------------------
