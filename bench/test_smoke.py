@@ -36,6 +36,8 @@ BENCHMARKS = {
     "drift": (["false_alarms", "detect_10pct_within5", "detect_20pct_within2", "delay_windows_10pct", "cluster_purity"],
               DATA / "banking77" / "train.csv"),
     "dashboard": (["rollup_p95_ms", "raw_p95_ms"], None),
+    "offline_answers": (["answer_in_first2", "baseline_answer_in_first2", "mean_words", "retrieved_share"],
+                        DATA / "squad-v1.1-dev-xquad-en" / "xquad.en.json"),
     "experiments": (["aa_false_positive", "naive_aa_false_positive", "power_5pt", "median_answers_to_decision"], None),
 }
 

@@ -58,7 +58,7 @@ def answer_case(*, question: str, language: str, model: str, prompt_version_id: 
     guarded = guard(question)
     prompt = rendered_prompt(_prompt(prompt_version_id), language=language)
     hits = retrieve(guarded.text, _vector_or_none(guarded.text),
-                    search_full_text(guarded.text, k=settings.KNOWLEDGE_TOP_K))
+                    search_full_text(guarded.text, k=settings.KNOWLEDGE_TOP_K), language)
     route = Route(prompt=prompt, kb_version=kb_version(), language=language, visitor_id="", profile="",
                   profile_hash="", summary="", summary_through=0)
     context = build_context(question=guarded.text, injection_suspected=guarded.injection_suspected, route=route,

@@ -16,7 +16,8 @@ until the beat job fails it (chat.tasks.fail_stale_streaming_answers).
                       awaited together with the full-text half of the search, the earlier turns
                       and the query's embedding.
     4. reuse          an approved answer, then the answer cache (chat/reuse/), awaited together with
-    5. retrieve       the nearest chunks, fused with the full-text half (knowledge.selectors).
+    5. retrieve       the nearest chunks, fused with the full-text half (knowledge.selectors), those
+                      in the conversation's language first where the knowledge base has them.
                       A reused answer is served and the search dropped, failed or not.
     6. build context  chat/context.py, no I/O.
     7. generate       streamed to the sink (chat/generation.py); a reused answer streams alike. With
@@ -206,7 +207,7 @@ async def prepare(turn: Turn) -> Prepared:
     )
     reused, hits = await asyncio.gather(
         timer.timed("reuse", db_call(find_reusable)(turn, route, vector)),
-        timer.timed("retrieve", db_call(retrieve)(turn.question, vector, full_text)),
+        timer.timed("retrieve", db_call(retrieve)(turn.question, vector, full_text, route.language)),
         return_exceptions=True,  # a reused answer does not need the search, so its failure is moot
     )
     if isinstance(reused, BaseException):
@@ -263,9 +264,10 @@ def find_reusable(turn: Turn, route: Route, vector: QueryVector | None) -> Reuse
         return None
 
 
-def retrieve(question: str, vector: QueryVector | None, full_text: FullTextSide) -> list[SearchHit]:
-    """Step 5, on a database thread."""
-    return search(query=question, vector=vector, k=settings.KNOWLEDGE_TOP_K, full_text=full_text)
+def retrieve(question: str, vector: QueryVector | None, full_text: FullTextSide, language: str) -> list[SearchHit]:
+    """Step 5, on a database thread: the conversation's language first where the knowledge base has it."""
+    return search(query=question, vector=vector, k=settings.KNOWLEDGE_TOP_K, full_text=full_text,
+                  prefer_language=language)
 
 
 async def serve_reused(turn: Turn, prepared: Prepared, sink: AnswerSink, streamed: list[str]) -> Finished:

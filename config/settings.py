@@ -415,6 +415,11 @@ CELERY_BEAT_SCHEDULE["fine-tune-runs-follow"]["schedule"] = FINETUNE_POLL_SECOND
 CHAT_LANGUAGES = env.list("CHAT_LANGUAGES", default=["en", "de", "fr", "es", "it", "nl", "pt"])
 CHAT_DEFAULT_LANGUAGE = env.str("CHAT_DEFAULT_LANGUAGE", default="en")
 CHAT_LANGUAGE_MIN_WORDS = env.int("CHAT_LANGUAGE_MIN_WORDS", default=4)
+# An offline answer (no LLM, or a budget spent) is a paragraph of at most this many of the retrieved
+# sentences, the one that answers best first (chat/llm/offline.py).
+OFFLINE_ANSWER_SENTENCES = env.int("OFFLINE_ANSWER_SENTENCES", default=3)
+if OFFLINE_ANSWER_SENTENCES < 1:
+    raise ImproperlyConfigured("OFFLINE_ANSWER_SENTENCES must be at least 1")
 # Older turns are folded into a running summary of at most this many tokens (by the LLM in a
 # Celery task when one is configured, extractive otherwise).
 CHAT_SUMMARY_TOKENS = env.int("CHAT_SUMMARY_TOKENS", default=250)
@@ -507,6 +512,9 @@ KNOWLEDGE_RRF_K = env.int("KNOWLEDGE_RRF_K", default=60)
 KNOWLEDGE_DENSE_WEIGHT = env.float("KNOWLEDGE_DENSE_WEIGHT", default=0.7)  # lexical gets 1 - this
 KNOWLEDGE_MMR_LAMBDA = env.float("KNOWLEDGE_MMR_LAMBDA", default=0.7)  # 1 = relevance only, used when diverse
 KNOWLEDGE_MIN_SCORE = env.float("KNOWLEDGE_MIN_SCORE", default=0.0)
+# An answer's search ranks chunks in the conversation's language ahead of chunks in others that score
+# less than this much (fused score, 0..1) above them; with none in that language the others serve.
+KNOWLEDGE_LANGUAGE_PREFERENCE = env.float("KNOWLEDGE_LANGUAGE_PREFERENCE", default=0.15)
 # PostgreSQL text-search configuration per document language; others fall back to "simple".
 KNOWLEDGE_FTS_CONFIGS = env.dict(
     "KNOWLEDGE_FTS_CONFIGS",

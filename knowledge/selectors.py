@@ -48,6 +48,7 @@ class SearchHit:
     source_id: int | None = None
     embedding: tuple[float, ...] | None = field(default=None, repr=False, compare=False)
     token_count: int = 0  # the chunk's tokens (knowledge.tokens), counted when it was written; 0: unknown
+    language: str = ""  # its document's
 
 
 def document_url(url: str, document_id: int) -> str:
@@ -106,10 +107,12 @@ def search(
     mode: Mode = "hybrid",
     fusion: str | None = None,
     full_text: FullTextSide | None = None,
+    prefer_language: str = "",
 ) -> list[SearchHit]:
     """The top k chunks for a query; `vector` is the query embedded in the active space (None:
     the full-text retriever alone). `full_text`: that half already run (`search_full_text`, same
-    query, k, filters and mode), for instance while the query was being embedded."""
+    query, k, filters and mode), for instance while the query was being embedded. `prefer_language`:
+    chunks in it rank ahead of others that score less than KNOWLEDGE_LANGUAGE_PREFERENCE above them."""
     k = k or settings.KNOWLEDGE_TOP_K
     if full_text is None:
         full_text = search_full_text(query, k=k, filters=filters, mode=mode)
@@ -123,6 +126,8 @@ def search(
         ranked = _single(candidates, dense_ids or lexical_ids, by_dense=mode == "dense")
     threshold = settings.KNOWLEDGE_MIN_SCORE if min_score is None else min_score
     ranked = [hit for hit in ranked if hit.score >= threshold]
+    if prefer_language:
+        ranked = language_preferred(ranked, prefer_language)
     if diverse:
         ranked = mmr(ranked, k, settings.KNOWLEDGE_MMR_LAMBDA)
     # URLs for the hits returned only: reverse() is slow enough to matter per candidate.
@@ -288,7 +293,7 @@ def _candidate_rows(
         in_dense, dense_params = "c.id IN (SELECT chunk_id FROM dense)", dense[1]
     sql = (
         f"{with_dense}SELECT c.id, c.document_id, d.title, d.url, c.heading, c.text, d.source_id, "
-        f"coalesce({dense_score}, 0), {score}{embedding}, c.token_count, {in_dense} "
+        f"coalesce({dense_score}, 0), {score}{embedding}, c.token_count, {in_dense}, d.language "
         f"FROM {wanted} JOIN knowledge_chunk c ON c.id = wanted.id "
         f"JOIN knowledge_document d ON d.id = c.document_id{join}"
     )
@@ -305,11 +310,19 @@ def _hit_from_row(row: tuple) -> SearchHit:
         chunk_id=row[0], document_id=row[1], title=row[2], url=row[3], heading=row[4], text=row[5],
         source_id=row[6], dense_score=round(float(row[7]), 4), lexical_score=round(float(row[8]), 4),
         score=0.0, embedding=tuple(float(x) for x in row[9][1:-1].split(",")) if row[9] else None,
-        token_count=row[10],
+        token_count=row[10], language=row[12],
     )
 
 
 # --- fusion and diversity -------------------------------------------------------------------------
+
+
+def language_preferred(ranked: list[SearchHit], language: str) -> list[SearchHit]:
+    """The visitor's language first where the knowledge base says it nearly as well: a chunk in another
+    language keeps its place only when it scores more than KNOWLEDGE_LANGUAGE_PREFERENCE above. With
+    nothing in that language the order is unchanged: the others are the fallback, not a penalty."""
+    margin = settings.KNOWLEDGE_LANGUAGE_PREFERENCE
+    return sorted(ranked, key=lambda hit: -(hit.score + (margin if hit.language == language else 0.0)))
 
 
 def _fuse(hits: list[SearchHit], dense_ids: list[int], lexical_ids: list[int], fusion: str) -> list[SearchHit]:

@@ -1,12 +1,17 @@
-"""The offline provider: with no LLM configured, answer with the best-matching sentences of
-the retrieved chunks, cited, streamed like a model's answer. Honest and free, never creative."""
+"""The offline provider: with no LLM configured (or a budget spent), answer in a short paragraph of the
+retrieved sentences that answer the question, each cited, streamed like a model's answer. Honest and
+free, never creative: it selects, it does not write."""
 
 from __future__ import annotations
 
 import asyncio
+import math
 import re
+from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+
+from django.conf import settings
 
 from knowledge.chunking import split_sentences
 from knowledge.selectors import SearchHit
@@ -18,14 +23,18 @@ OFFLINE_MODEL = "offline"
 NOT_FOUND = "I could not find an answer to that in the knowledge base."
 # Below this cosine similarity the best chunk is about something else.
 MIN_SCORE = 0.30
-SENTENCES_FROM_BEST = 12
-SENTENCES_FROM_OTHERS = 2
+# Documents below the best one's dense score by more than this are about something else.
+OTHER_DOCUMENT_GAP = 0.08
 
 _WORD = re.compile(r"[a-z0-9]+")
 _STOPWORDS = frozenset(
-    "a an and are as at be by can do does for from how i in is it me my of on or should the to what when where "
-    "which who why with you your".split()
+    "a an and are as at be by can do does did for from has have how i in is it its me my of on or should the "
+    "to was were what when where which who whom whose why will with you your this that these those there "
+    "into about than then so if not no".split()
 )
+# "Level: expert", "Primary muscles: quadriceps": a document's fields, a line each (knowledge/chunking.py
+# writes mapped facts so). One answers a question only when the question names the field.
+_FIELD_LINE = re.compile(r"^(?P<name>[A-Z][\w ()/-]{0,40}):\s+\S")
 
 
 @dataclass(frozen=True)
@@ -34,54 +43,107 @@ class ExtractiveAnswer:
     cited: tuple[int, ...]  # 1-based positions in the hits list
 
 
-def _terms(text: str) -> set[str]:
-    return {w for w in _WORD.findall(text.lower()) if w not in _STOPWORDS}
+@dataclass(frozen=True)
+class _Sentence:
+    text: str
+    number: int  # the hit it comes from, 1-based
+    document_id: int
+    terms: frozenset[str]
+    field: bool  # a field line the question asks about ("Level: expert")
 
 
-def _units(hits: Sequence[SearchHit]) -> list[str]:
-    """Lines and sentences of one document's chunks in reading order, without its title line
-    and without the sentences that consecutive chunks share (their overlap)."""
-    units: list[str] = []
-    for hit in sorted(hits, key=lambda h: h.chunk_id):
+def sentence_count() -> int:
+    return settings.OFFLINE_ANSWER_SENTENCES
+
+
+def _stem(word: str) -> str:
+    """Plural and tense endings off, so "founded" meets "found", "muscles" meets "muscle": a light touch,
+    since a wrong merge costs less here than a missed one."""
+    for suffix in ("ies", "ing", "ed", "es", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)] + ("y" if suffix == "ies" else "")
+    return word
+
+
+def _terms(text: str) -> frozenset[str]:
+    return frozenset(_stem(w) for w in _WORD.findall(text.lower()) if w not in _STOPWORDS)
+
+
+def _field_asked(line: str, asked: frozenset[str]) -> bool | None:
+    """None: not a field line; else whether the question names the field ("what level…", "which muscles…")."""
+    match = _FIELD_LINE.match(line)
+    if match is None or len(line) > 120:
+        return None
+    return bool(_terms(match.group("name")) & asked)
+
+
+def _sentences(question_terms: frozenset[str], hits: Sequence[tuple[int, SearchHit]]) -> list[_Sentence]:
+    """The hits' sentences in reading order (a document's chunks by position), without titles, without
+    the sentences consecutive chunks share, and without field lines the question does not ask about."""
+    found: list[_Sentence] = []
+    seen: set[str] = set()
+    for number, hit in sorted(hits, key=lambda item: (item[1].document_id, item[1].chunk_id)):
         for line in hit.text.splitlines():
-            units.extend(s for s in split_sentences(line) if s != hit.title and s not in units)
-    return units
+            line = line.strip()
+            asked = _field_asked(line, question_terms)
+            if not line or line == hit.title or asked is False:
+                continue
+            for text in [line] if asked else split_sentences(line):
+                if text not in seen:
+                    seen.add(text)
+                    found.append(_Sentence(text, number, hit.document_id, _terms(text), bool(asked)))
+    return found
 
 
-def best_sentences(question: str, hits: Sequence[SearchHit], limit: int) -> list[str]:
-    wanted = _terms(question) | _terms(hits[0].title)
-    units = _units(hits)
-    ranked = sorted(
-        range(len(units)),
-        key=lambda i: (-len(wanted & _terms(units[i])) / (1 + len(_terms(units[i]))) ** 0.5, i),
-    )
-    return [units[i] for i in sorted(ranked[:limit])]  # back in reading order
+def _scores(question_terms: frozenset[str], sentences: list[_Sentence]) -> list[float]:
+    """How much of the question a sentence holds: its shared terms, each weighted by how rare it is among
+    these sentences (the document's topic word, in every sentence, says little), over a gentle length norm."""
+    frequency = Counter(term for s in sentences for term in s.terms & question_terms)
+    total = len(sentences)
+    weight = {term: math.log(1 + total / count) for term, count in frequency.items()}
+    return [sum(weight[t] for t in s.terms & question_terms) / (1 + len(s.terms)) ** 0.25 for s in sentences]
 
 
-def _by_document(hits: Sequence[SearchHit]) -> list[list[tuple[int, SearchHit]]]:
-    """Hits grouped per document (with their 1-based numbers), best document first."""
-    groups: dict[int, list[tuple[int, SearchHit]]] = {}
-    for number, hit in enumerate(hits, start=1):
-        groups.setdefault(hit.document_id, []).append((number, hit))
-    return list(groups.values())
+def _chosen(sentences: list[_Sentence], scores: list[float], limit: int) -> list[_Sentence]:
+    """From the best sentence's document: its two best sentences in reading order (what a reader wants
+    first), then the best one's neighbours (a procedure's next step, what it refers back to), `limit` in
+    all. A best field line is answered with the fields the question asks about. Nothing matching: the
+    opening sentences."""
+    order = sorted(range(len(sentences)), key=lambda i: (-scores[i], i))
+    best = sentences[order[0]]
+    if scores[order[0]] <= 0:
+        return sentences[:limit]
+    document = [s for s in sentences if s.document_id == best.document_id]
+    if best.field:
+        return [s for s in document if s.field][:limit]
+    prose = [s for s in document if not s.field]
+    ranked = [sentences[i] for i in order if sentences[i] in prose]
+    lead = sorted(ranked[:min(2, limit)], key=prose.index)
+    at = prose.index(best)
+    neighbours = [prose[j] for j in (at + 1, at - 1) if 0 <= j < len(prose) and prose[j] not in lead]
+    return (lead + neighbours)[:limit]
+
+
+def _paragraph(chosen: list[_Sentence]) -> str:
+    """One paragraph; a mark after the last of each run of sentences from the same excerpt."""
+    parts = []
+    for i, sentence in enumerate(chosen):
+        last_of_run = i + 1 == len(chosen) or chosen[i + 1].number != sentence.number
+        parts.append(f"{sentence.text} [{sentence.number}]" if last_of_run else sentence.text)
+    return " ".join(parts)
 
 
 def compose_answer(question: str, hits: Sequence[SearchHit]) -> ExtractiveAnswer:
     if not hits or hits[0].dense_score < MIN_SCORE:
         return ExtractiveAnswer(NOT_FOUND, ())
-    parts: list[str] = []
-    cited: list[int] = []
-    for rank, group in enumerate(_by_document(hits)[:3]):
-        numbers, doc_hits = [n for n, _ in group], [h for _, h in group]
-        if rank > 0 and doc_hits[0].dense_score < hits[0].dense_score - 0.08:
-            break
-        limit = SENTENCES_FROM_BEST if rank == 0 else SENTENCES_FROM_OTHERS
-        sentences = best_sentences(question, doc_hits, limit)
-        if sentences:
-            marks = "".join(f"[{n}]" for n in numbers)
-            parts.append(f"{doc_hits[0].title} {marks}\n" + "\n".join(sentences))
-            cited.extend(numbers)
-    return ExtractiveAnswer("\n\n".join(parts) or NOT_FOUND, tuple(cited))
+    close = [(n, h) for n, h in enumerate(hits, start=1)
+             if h.document_id == hits[0].document_id or h.dense_score >= hits[0].dense_score - OTHER_DOCUMENT_GAP]
+    question_terms = _terms(question)
+    sentences = _sentences(question_terms, close)
+    if not sentences:
+        return ExtractiveAnswer(NOT_FOUND, ())
+    chosen = _chosen(sentences, _scores(question_terms, sentences), sentence_count())
+    return ExtractiveAnswer(_paragraph(chosen), tuple(sorted({s.number for s in chosen})))
 
 
 async def stream_answer(answer: ExtractiveAnswer, prompt_tokens: int) -> AsyncIterator[Delta]:

@@ -107,3 +107,27 @@ def test_the_admin_retrieval_test_page_shows_ranked_chunks_with_all_three_scores
     assert html.count('class="num fused"') == 3 and html.count('class="num dense"') == 3
     assert html.count('class="num lexical"') == 3
     assert "Retrieval test" in admin_client.get("/admin/knowledge/source/").content.decode()
+
+
+@pytest.fixture
+def two_languages(kb):
+    """The same page in English and in German, and a page only in English."""
+    english, german = Source.objects.create(name="returns-en"), Source.objects.create(name="returns-de", language="de")
+    documents_sync(source=english, drafts=[
+        DocumentDraft("returns-en", "Returns", "Returns are free within thirty days of delivery at Trelidon."),
+        DocumentDraft("warranty-en", "Warranty", "Every Trelidon mat has a two-year warranty against tears."),
+    ])
+    documents_sync(source=german, drafts=[
+        DocumentDraft("returns-de", "Rücksendungen", "Rücksendungen bei Trelidon sind innerhalb von dreißig Tagen "
+                                                     "nach der Lieferung kostenlos."),
+    ])
+    lexeme_stats_refresh()
+
+
+def test_chunks_in_the_visitors_language_come_first_and_the_others_are_the_fallback(two_languages):
+    question = "returns Trelidon dreißig Tagen"  # a German visitor's question, one English word in it
+    assert titles(find(question, k=2)) == ["Returns", "Rücksendungen"]  # no preference: English a little ahead
+    assert titles(find(question, k=2, prefer_language="de"))[0] == "Rücksendungen"
+    assert titles(find(question, k=2, prefer_language="en"))[0] == "Returns"
+    # Nothing in German about warranties: the English page answers a German visitor all the same.
+    assert titles(find("Trelidon mat warranty tears", k=1, prefer_language="de")) == ["Warranty"]
