@@ -9,9 +9,33 @@ from knowledge.links import link_html
 from .admin_live import LivePageMixin
 from .models import CacheCalibration, CacheEntry, Conversation, Feedback, Message, VisitorFact, VisitorProfile
 from .reuse.services import entries_block
+from .safety.originals import may_view_pii
+from .safety.pii import pii_unseal
 
 
-class MessageInline(admin.TabularInline):
+class TypedOriginalMixin:
+    """Stored text is PII-masked; a user with the chat.view_pii permission also sees what the visitor
+    typed (decrypted here, for them only), everyone else only the masked text."""
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))  # type: ignore[misc]
+        return [*fields, "typed_original"] if may_view_pii(request.user) else fields
+
+    def get_fields(self, request, obj=None):
+        fields = list(super().get_fields(request, obj))  # type: ignore[misc]
+        if not may_view_pii(request.user):
+            return [f for f in fields if f != "typed_original"]
+        return fields if "typed_original" in fields else [*fields, "typed_original"]
+
+    @admin.display(description="as typed (personal data)")
+    def typed_original(self, item: Message | Feedback) -> str:
+        # Shown only to users get_fields let it through for: the permission is checked there, per request.
+        sealed = getattr(item, "sealed_original", None) if item.pk else None
+        original = pii_unseal(sealed.token) if sealed else None
+        return format_html("{}", original) if original is not None else "(nothing was masked)"
+
+
+class MessageInline(TypedOriginalMixin, admin.TabularInline):
     model = Message
     fk_name = "conversation"
     fields = (
@@ -64,7 +88,7 @@ class ConversationAdmin(LivePageMixin, admin.ModelAdmin):
 
 
 @admin.register(Message)
-class MessageAdmin(admin.ModelAdmin):
+class MessageAdmin(TypedOriginalMixin, admin.ModelAdmin):
     list_display = ["short_text", "role", "status", "model", "confidence", "latency_ms", "reuse_served", "cost",
                     "cost_avoided", "created_at"]
     list_filter = ["role", "status", "reuse", "model", "feedback__value"]
@@ -84,7 +108,7 @@ class MessageAdmin(admin.ModelAdmin):
 
 
 @admin.register(Feedback)
-class FeedbackAdmin(admin.ModelAdmin):
+class FeedbackAdmin(TypedOriginalMixin, admin.ModelAdmin):
     list_display = ["message", "value", "reason", "created_at"]
     list_filter = ["value", "reason"]
     search_fields = ["reason", "comment", "message__text"]
@@ -169,4 +193,6 @@ class VisitorProfileAdmin(admin.ModelAdmin):
     def fact_count(self, profile: VisitorProfile) -> int:
         return profile.fact_count  # type: ignore[attr-defined]  # annotated in get_queryset
 
-from . import admin_budgets  # noqa: E402,F401  (Admin → LLM budget)
+from . import admin_budgets  # noqa: E402,F401,I001  (Admin → LLM budget)
+from . import admin_privacy  # noqa: E402,F401  (Admin → Erasure records, Visitor data)
+from .admin_safety import ContentSafetyPolicyAdmin  # noqa: E402,F401  (Admin → Safety policy)

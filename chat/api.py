@@ -189,7 +189,7 @@ class ProfileView(APIView):
         try:
             profile = memory.profile_update(visitor_id=request.user.id, data=body.validated_data, replace=replace)
         except memory.ProfileError as error:
-            raise ValidationError({"facts": [str(error)]}) from error
+            raise ValidationError({error.field: [str(error)]}) from error
         return Response(ProfileSerializer(profile).data)
 
 

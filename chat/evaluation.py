@@ -33,6 +33,7 @@ from .llm.gateway import close_clients, get_gateway
 from .llm.types import ChatMessage
 from .pipeline import retrieve
 from .route import Route, rendered_prompt
+from .safety.injection import injection_check
 
 JUDGE_PROMPT = (
     "You grade an assistant's answer to a question against a reference answer that an expert approved. "
@@ -61,7 +62,7 @@ def answer_case(*, question: str, language: str, model: str, prompt_version_id: 
                     search_full_text(guarded.text, k=settings.KNOWLEDGE_TOP_K), language)
     route = Route(prompt=prompt, kb_version=kb_version(), language=language, visitor_id="", profile="",
                   profile_hash="", summary="", summary_through=0)
-    context = build_context(question=guarded.text, injection_suspected=guarded.injection_suspected, route=route,
+    context = build_context(question=guarded.text, injection_suspected=injection_check(question).suspected, route=route,
                             earlier=[], hits=hits)
     # As route_question picks it: a version that names no model is answered by the served (promoted) one.
     generation = asyncio.run(_generate(guarded.text, model or prompt.model or served_model(), context))

@@ -1,6 +1,7 @@
 """Step 8 of the pipeline: what an answer leaves behind once its last token is sent.
 
-Runs on a database thread. The answer row, the review queue and the cache are written here, before the
+Runs on a database thread. The answer is stored and cached with personal data masked (the visitor saw it as
+streamed). The answer row, the review queue and the cache are written here, before the
 `end` frame (a visitor who asks again at once finds them); a task folds the conversation's summary when
 the context folded turns it lacks. The monitoring fact is only built here: the pipeline records it after
 the `end` frame is sent (`fact_record`), since no visitor waits for a dashboard.
@@ -31,6 +32,8 @@ from .models import Message
 from .reuse.selectors import Reused
 from .reuse.services import Answered, answer_cache, cacheable, reuse_record
 from .route import Route
+from .safety.pii import pii_mask_answer
+from .safety.screening import Screening
 from .shadow import shadow_answers_enqueue
 
 if TYPE_CHECKING:
@@ -57,10 +60,12 @@ def fact_record(fact: dict[str, Any]) -> None:
 
 
 def finish_generated(
-    *, turn: Turn, route: Route, vector: QueryVector | None, context: Context, generation: Generation
+    *, turn: Turn, route: Route, vector: QueryVector | None, context: Context, generation: Generation,
+    screening: Screening,
 ) -> Finished:
-    """Store the answer with its facts, queue it for review when unsure, cache it; the `end` frame (or
-    the `held` frame of an answer that waits for a trainer)."""
+    """Store the answer with its facts, queue it for review when unsure or flagged, cache it; the `end`
+    frame (or the `held` frame of an answer that waits for a trainer). A refused answer is stored as its
+    refusal; what the model wrote stays for the trainer in the review item's answer when it was held."""
     sources = [_source(context.hits[n - 1]) for n in generation.cited]
     features = _features(turn, route, context, generation)
     confidence, features["confidence_source"] = answer_confidence(
@@ -68,14 +73,16 @@ def finish_generated(
     facts = _generated_facts(turn, route, generation, confidence)
     stored = {**facts, "sources": sources, "context_tokens": context.tokens,
               "full_history_tokens": context.full_history_tokens}
+    text = screening.refusal or stored_text(generation.text, context)
     if not generation.offline:
         _best_effort(budget_charge, visitor_id=turn.visitor_id, tokens=generation.tokens_in + generation.tokens_out,
                      cost=facts["cost"])
-    held = holds(confidence)
-    if held:  # not sent, not cached: first in the queue, sent when a trainer decides or the hold runs out
-        services.answer_hold(message_id=turn.answer_id, text=generation.text, facts=stored)
+    held = (holds(confidence) or bool(screening.hold)) and not screening.refusal
+    if held:  # not sent, not cached: first in the queue, sent when a trainer decides (or the hold runs out,
+        # unless safety holds it: that one is never sent unreviewed)
+        services.answer_hold(message_id=turn.answer_id, text=text, facts=stored, expires=not screening.hold)
     else:
-        services.answer_complete(message_id=turn.answer_id, text=generation.text, facts=stored)
+        services.answer_complete(message_id=turn.answer_id, text=text, facts=stored)
     fact = dict(message_id=turn.answer_id, conversation_id=turn.conversation_id, status="complete",
                 offline=generation.offline, features=features, best_match=features["best_dense"],
                 **_question_facts(turn, route, vector), **facts)
@@ -83,15 +90,19 @@ def finish_generated(
         _best_effort(tasks.conversation_summarize.delay, str(turn.conversation_id), turn.question_sequence)
     _best_effort(shadow_answers_enqueue, answer_id=turn.answer_id, language=route.language, hits=context.hits)
     if held:
-        review_item_enqueue(message_id=turn.answer_id, reasons=[ReviewItem.Reason.HELD], priority=1 - confidence,
-                            question=vector)
+        review_item_enqueue(message_id=turn.answer_id, reasons=[*screening.reasons, ReviewItem.Reason.HELD],
+                            priority=1 - confidence, question=vector, reason_text=screening.reason_text)
         return Finished({"type": "held", "message_id": str(turn.answer_id)}, fact)
+    if screening.flags:
+        _best_effort(_flags_queue, turn=turn, screening=screening, vector=vector)
     _best_effort(review_item_screen, message_id=turn.answer_id, confidence=confidence, cited=len(sources),
                  question=vector)
     # An answer composed because a budget is spent says so: it is nobody else's answer.
-    if vector is not None and not generation.budget_spent and cacheable(had_history=context.had_history,
-                                        injection_suspected=turn.injection_suspected, text=generation.text):
-        _cache(turn, route, vector, context, generation, sources=sources, confidence=confidence, cost=facts["cost"])
+    shareable = not generation.budget_spent and screening.cacheable
+    if vector is not None and shareable and cacheable(had_history=context.had_history,
+                                                      injection_suspected=turn.injection_suspected, text=text):
+        _cache(turn, route, vector, context, generation, text=text, sources=sources, confidence=confidence,
+               cost=facts["cost"])
     return Finished(_end_frame(turn.answer_id, sources, confidence, Message.Reuse.NONE, facts["latency_ms"]), fact)
 
 
@@ -106,10 +117,16 @@ def _generated_facts(turn: Turn, route: Route, generation: Generation, confidenc
     }
 
 
-def _cache(turn: Turn, route: Route, vector: QueryVector, context: Context, generation: Generation, *,
+def stored_text(answer: str, context: Context) -> str:
+    """The answer as it is stored, cached and shown to staff: what the model wrote with personal data
+    masked (chat/safety/pii.py), names and places it repeats from its excerpts kept."""
+    return pii_mask_answer(answer, public="\n".join(hit.text for hit in context.hits)).text
+
+
+def _cache(turn: Turn, route: Route, vector: QueryVector, context: Context, generation: Generation, *, text: str,
            sources: list[dict[str, Any]], confidence: float, cost: Any) -> None:
     answer_cache(scope=route.scope(vector), vector=vector, answered=Answered(
-        question=turn.question, text=generation.text, sources=sources,
+        question=turn.question, text=text, sources=sources,
         chunk_ids=[context.hits[n - 1].chunk_id for n in generation.cited],
         document_ids=sorted({h.document_id for h in context.hits}), confidence=confidence,
         model=generation.model, tokens_in=generation.tokens_in, tokens_out=generation.tokens_out, cost=cost,
@@ -134,7 +151,30 @@ def _source(hit: Any) -> dict[str, Any]:
     return {"title": hit.title, "url": hit.url, "chunk_id": hit.chunk_id, "score": hit.score}
 
 
-def finish_reused(*, turn: Turn, route: Route, reused: Reused, vector: QueryVector) -> Finished:
+def finish_refused(*, turn: Turn, route: Route, vector: QueryVector | None, screening: Screening) -> Finished:
+    """Store the refusal the safety policy answers a question with, and queue it with why."""
+    timer = turn.timer
+    latency_ms = timer.elapsed_ms()
+    facts: dict[str, Any] = {
+        "model": "", "prompt_version_id": route.prompt.prompt_version_id, "tokens_in": 0, "tokens_out": 0,
+        "latency_ms": latency_ms, "ttft_ms": latency_ms, "confidence": 0.0, "timings": dict(timer.steps),
+    }
+    services.answer_complete(message_id=turn.answer_id, text=screening.refusal, facts={**facts, "sources": []})
+    _best_effort(_flags_queue, turn=turn, screening=screening, vector=vector)
+    fact = dict(message_id=turn.answer_id, conversation_id=turn.conversation_id, status="complete",
+                **_question_facts(turn, route, vector), **facts)
+    return Finished(_end_frame(turn.answer_id, [], 0.0, Message.Reuse.NONE, latency_ms), fact)
+
+
+def _flags_queue(*, turn: Turn, screening: Screening, vector: QueryVector | None) -> None:
+    """A flagged answer in the review queue, first of all (it is not about confidence), with why."""
+    review_item_enqueue(message_id=turn.answer_id, reasons=screening.reasons, priority=1.0, question=vector,
+                        reason_text=screening.reason_text)
+
+
+def finish_reused(
+    *, turn: Turn, route: Route, reused: Reused, vector: QueryVector, screening: Screening | None = None
+) -> Finished:
     """Store a served stored answer with what it saved, count the hit where it came from; the `end` frame."""
     timer, answer_id, conversation_id = turn.timer, turn.answer_id, turn.conversation_id
     latency_ms = timer.elapsed_ms()
@@ -149,6 +189,8 @@ def finish_reused(*, turn: Turn, route: Route, reused: Reused, vector: QueryVect
         "reused_entry_id": entry_id, "approved_answer_id": reused.approved_id,
     })
     _best_effort(reuse_record, reused=reused, question=turn.question, vector=vector, scope=route.scope(vector))
+    if screening is not None and screening.flags:
+        _best_effort(_flags_queue, turn=turn, screening=screening, vector=vector)
     fact = dict(message_id=answer_id, conversation_id=conversation_id, status="complete",
                 **_question_facts(turn, route, vector), **facts)
     return Finished(_end_frame(answer_id, reused.sources, reused.confidence, reused.kind, latency_ms), fact)

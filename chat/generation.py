@@ -1,4 +1,8 @@
-"""Step 7 of the pipeline: the answer's tokens, streamed to a sink as they come."""
+"""Step 7 of the pipeline: the answer's tokens, streamed to a sink as they come.
+
+The stream is watched for a system-prompt leak (chat/safety/leak.py): from the token that makes the
+answer a leak, nothing more is sent or kept, the model's stream is closed, and `Generation.leaked` says
+so for the caller to replace the answer."""
 
 from __future__ import annotations
 
@@ -16,10 +20,12 @@ from .context import Context
 from .llm import offline
 from .llm.gateway import get_gateway, llm_enabled
 from .llm.types import Delta
+from .safety.leak import LeakWatch
 from .streams import AnswerSink
 
 _CITATION = re.compile(r"\[(\d{1,2})\]")
 _PIECE = re.compile(r"\S+\s*")
+_WORD_PIECE = re.compile(r"\s*\S+\s*|\s+")  # every character of a text, in words
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,7 @@ class Generation:
     cited: tuple[int, ...]  # excerpt numbers, from 1
     offline: bool
     budget_spent: str = ""  # composed offline because this LLM budget is spent (chat/budgets.py)
+    leaked: bool = False  # the answer began to reproduce the system prompt: cut there (`text` is what was sent)
 
 
 async def generate(
@@ -50,22 +57,46 @@ async def generate(
         if budget_spent:
             extractive = replace(extractive, text=f"{NOTICES[budget_spent]}\n\n{extractive.text}")
         deltas = offline.stream_answer(extractive, context.tokens)
+    watch = LeakWatch(context.messages[0].content)
     model_used, tokens_in, tokens_out, first_token_at = "", None, None, None
     async for delta in deltas:
         model_used = delta.model or model_used
         tokens_in = delta.tokens_in if delta.tokens_in is not None else tokens_in
         tokens_out = delta.tokens_out if delta.tokens_out is not None else tokens_out
-        if delta.text:
-            streamed.append(delta.text)
+        text = _unleaked(watch, delta.text) if delta.text else ""
+        if text:
+            streamed.append(text)
             first_token_at = first_token_at or time.perf_counter()
-            await sink.token(len(streamed), delta.text)
+            await sink.token(len(streamed), text)
+        if watch.leaked:
+            await _close(deltas)
+            break
+    leaked = watch.leaked or watch.finish()
     text = "".join(streamed)
     return Generation(
         text=text, model=model_used, tokens_in=tokens_in if tokens_in is not None else context.tokens,
         tokens_out=tokens_out if tokens_out is not None else count_tokens(text), first_token_at=first_token_at,
         cited=extractive.cited if extractive else citations(text, len(context.hits)), offline=extractive is not None,
-        budget_spent=budget_spent,
+        budget_spent=budget_spent, leaked=leaked,
     )
+
+
+def _unleaked(watch: LeakWatch, text: str) -> str:
+    """The part of `text` before the word that makes the answer a leak (all of it when none does). Fed
+    word by word: one delta may carry many tokens when the server wrote them at once."""
+    kept = []
+    for piece in _WORD_PIECE.findall(text):
+        if watch.feed(piece):
+            break
+        kept.append(piece)
+    return "".join(kept)
+
+
+async def _close(deltas: AsyncIterator[Delta]) -> None:
+    """End the model's stream now (its HTTP response with it), not when the generator is collected."""
+    aclose = getattr(deltas, "aclose", None)
+    if aclose is not None:
+        await aclose()
 
 
 async def stream_stored(text: str, sink: AnswerSink, streamed: list[str]) -> None:

@@ -27,6 +27,7 @@ from django.db import transaction
 from knowledge.tokens import count_tokens
 
 from .models import Conversation, Message, VisitorFact, VisitorProfile
+from .safety.pii import pii_mask, pii_mask_structured, text_clean
 
 # --- profile configuration ---------------------------------------------------------------------------
 
@@ -105,6 +106,15 @@ _SELF_STATEMENT = re.compile(
 class ProfileError(ValueError):
     """A profile change that cannot apply, such as a fact id the visitor does not have."""
 
+    def __init__(self, message: str, *, field: str = "facts") -> None:
+        super().__init__(message)
+        self.field = field  # the request's key it is about
+
+
+# A profile is read by the model on every answer, so what goes in is checked here whoever calls:
+# single-line printable text, capped, PII masked, under a configured label.
+_LANGUAGE = re.compile(r"^(?:[a-z]{2,3}(?:-[A-Za-z0-9]{2,8}){0,2})?$")
+
 
 def profile_get(*, visitor_id: str) -> VisitorProfile | None:
     return VisitorProfile.objects.filter(visitor_id=visitor_id).prefetch_related("facts").first()
@@ -143,8 +153,14 @@ def facts_extract(text: str, config: ProfileConfig | None = None) -> list[tuple[
         if not label and config.notes_title and _SELF_STATEMENT.match(sentence):
             label = NOTE
         if label:
-            found.append((label, sentence[:300]))
+            found.append((label, sentence))
     return found
+
+
+def fact_value_clean(value: str) -> str:
+    """A fact as stored: one printable line, PII masked, at most CHAT_PROFILE_FACT_MAX_CHARS (a statement
+    picked from a message is cut there; one the visitor typed is refused before, see _fact_value)."""
+    return pii_mask(text_clean(value)).text[: settings.CHAT_PROFILE_FACT_MAX_CHARS].strip()
 
 
 def profile_remember(*, visitor_id: str, text: str, message_id: uuid.UUID | None = None) -> VisitorProfile | None:
@@ -155,7 +171,8 @@ def profile_remember(*, visitor_id: str, text: str, message_id: uuid.UUID | None
     with transaction.atomic():
         profile = _profile_locked(visitor_id)
         for label, value in found:
-            _fact_put(profile=profile, label=label, value=value, message_id=message_id)
+            if value := fact_value_clean(value):
+                _fact_put(profile=profile, label=label, value=value, message_id=message_id)
         _facts_trim(profile)
         profile.save(update_fields=["updated_at"])
     return _with_facts(profile)
@@ -165,17 +182,37 @@ def profile_update(*, visitor_id: str, data: dict, replace: bool = False) -> Vis
     """Apply what the visitor edited: `language`, and `facts` items {"id", "value"} (an empty value
     forgets that fact) or {"label", "value"} (a new fact; empty: a one-value label is forgotten).
     With replace, what is left out is forgotten."""
+    items = [_item_checked(item) for item in data.get("facts", [])]  # before the lock: masking takes a while
+    if len(items) > settings.CHAT_PROFILE_MAX_FACTS:
+        raise ProfileError(f"At most {settings.CHAT_PROFILE_MAX_FACTS} facts at a time.")
+    language = data.get("language")
+    if language is not None and not _LANGUAGE.match(language):
+        raise ProfileError("A language is a code such as en, de or pt-BR.", field="language")
     with transaction.atomic():
         profile = _profile_locked(visitor_id)
-        items = data.get("facts", [])
         if replace:
             profile.facts.exclude(pk__in=[item["id"] for item in items if "id" in item]).delete()
-        profile.language = data.get("language", "" if replace else profile.language)
+        profile.language = language if language is not None else ("" if replace else profile.language)
         for item in items:
             _fact_edit(profile=profile, item=item)
         _facts_trim(profile)
         profile.save()
     return _with_facts(profile)
+
+
+def _item_checked(item: dict) -> dict:
+    """A fact change from the visitor, its label a configured one and its value clean, capped and masked."""
+    label = item.get("label")
+    if label is not None and (not isinstance(label, str) or profile_config().field(label) is None):
+        known = ", ".join(f.label for f in profile_config().fields)
+        raise ProfileError(f"Unknown label {str(label)[:64]!r}; this profile knows: {known}.")
+    value = item.get("value", "")
+    if not isinstance(value, str):
+        raise ProfileError("A fact's value is text.")
+    value = text_clean(value)
+    if len(value) > settings.CHAT_PROFILE_FACT_MAX_CHARS:
+        raise ProfileError(f"A fact is at most {settings.CHAT_PROFILE_FACT_MAX_CHARS} characters.")
+    return {**item, "value": pii_mask(value).text}
 
 
 def profile_delete(*, visitor_id: str) -> bool:
@@ -241,7 +278,7 @@ def _gist(message: Message, words: int = 30) -> str:
     text = message.text.strip()
     if message.role != Message.Role.USER:
         text = (_SENTENCE.findall(text) or [""])[0].strip()
-    cut = text.split()
+    cut = pii_mask_structured(text).text.split()  # turns are stored masked; this is for rows stored before
     return " ".join(cut[:words]) + ("…" if len(cut) > words else "")
 
 

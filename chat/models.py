@@ -259,3 +259,6 @@ class CacheCalibration(models.Model):
         return f"calibration {self.created_at:%Y-%m-%d %H:%M} (precision {self.precision:.3f})"
 
 from .models_budgets import *  # noqa: E402,F403
+from .models_pii import *  # noqa: E402,F403
+from .models_privacy import *  # noqa: E402,F403
+from .models_safety import *  # noqa: E402,F403

@@ -55,15 +55,20 @@ from knowledge.selectors import FullTextSide, SearchHit, search, search_full_tex
 from . import services
 from .context import Context, build_context
 from .db import db_call
-from .finish import Finished, fact_record, finish_generated, finish_reused, record_failure
+from .finish import Finished, fact_record, finish_generated, finish_refused, finish_reused, record_failure
 from .generation import generate, stream_stored
-from .guard import guard
+from .guard import GuardedText, guard_fast, guard_names
 from .handoff_intent import person_requested
 from .llm.gateway import llm_enabled
 from .llm.types import LLMError
 from .models import Conversation, Message
 from .reuse.selectors import Reused, ReuseQuery, reuse_find
 from .route import Route, route_question
+from .safety.injection import InjectionVerdict, injection_check
+from .safety.moderation import ModerationVerdict, moderate, moderate_offline
+from .safety.originals import original_keep
+from .safety.policy import SafetyPolicy, asafety_policy
+from .safety.screening import Screening, answer_held_back, answer_screening, question_screening
 from .selectors import earlier_turns
 from .streams import AnswerSink, NullSink
 
@@ -101,12 +106,16 @@ class Turn:
     question_id: uuid.UUID
     question_sequence: int
     answer_id: uuid.UUID
-    question: str  # PII-scrubbed: what is stored and what the LLM sees
-    injection_suspected: bool
+    question: str  # PII-masked: what is stored and what the LLM sees
+    injection: InjectionVerdict
     repeated: bool  # the client re-sent a question already stored: replay its answer, never rerun it
     opened: Conversation | None  # the conversation this turn created (what it holds is known)
     embedding: asyncio.Task[QueryVector]
     timer: StepTimer
+
+    @property
+    def injection_suspected(self) -> bool:
+        return self.injection.suspected
 
 
 @dataclass(frozen=True)
@@ -139,16 +148,18 @@ async def open_turn(
     PersonHolds with the question stored."""
     timer = StepTimer()
     with timer.step("guard"):
-        # Off the event loop: the checks are bounded (chat/guard.py), yet a long message still costs
-        # milliseconds that every other socket of this process would wait for.
-        guarded = await asyncio.to_thread(guard, text)
-    embedding = asyncio.ensure_future(timer.timed("embed", aembed_query(guarded.text)))
+        # Off the event loop: bounded, yet a long message costs milliseconds every other socket would wait for.
+        fast = await asyncio.to_thread(guard_fast, text)
+    embedding = asyncio.ensure_future(timer.timed("embed", aembed_query(fast.text)))
     try:
+        with timer.step("screen"):  # names, places and the injection detector, beside the embedding
+            policy = await asafety_policy()
+            # On a database thread: the NER pass reads the knowledge base's public words now and then.
+            guarded, injection = await db_call(_screen)(fast, policy.injection_threshold)
         with timer.step("store"):
-            records = await db_call(services.turn_start)(
-                visitor_id=visitor_id, conversation_id=conversation_id, channel=channel, text=guarded.text,
-                client_msg_id=client_msg_id, pii_redacted=bool(guarded.pii_found),
-                person_requested=person_requested(guarded.text),
+            records = await db_call(_store)(
+                visitor_id=visitor_id, conversation_id=conversation_id, channel=channel, guarded=guarded,
+                client_msg_id=client_msg_id,
             )
     except BaseException:
         _drop(embedding)
@@ -160,9 +171,27 @@ async def open_turn(
     return Turn(
         visitor_id=visitor_id, conversation_id=records.conversation_id, question_id=records.question.pk,
         question_sequence=records.question.sequence, answer_id=records.answer.pk, question=records.question.text,
-        injection_suspected=guarded.injection_suspected, repeated=records.repeated, opened=records.opened,
+        injection=injection, repeated=records.repeated, opened=records.opened,
         embedding=embedding, timer=timer,
     )
+
+
+def _screen(fast: GuardedText, injection_threshold: float | None) -> tuple[GuardedText, InjectionVerdict]:
+    """The guard's slow half, on a worker thread: the NER pass over what the patterns left, and the
+    injection detector (chat/safety/injection.py)."""
+    return guard_names(fast), injection_check(fast.text, injection_threshold)
+
+
+def _store(*, visitor_id: str, conversation_id: object | None, channel: str, guarded: GuardedText,
+           client_msg_id: str) -> services.TurnRecords:
+    records = services.turn_start(
+        visitor_id=visitor_id, conversation_id=conversation_id, channel=channel, text=guarded.text,
+        client_msg_id=client_msg_id, pii_redacted=bool(guarded.pii_found),
+        person_requested=person_requested(guarded.text),
+    )
+    if guarded.original_sealed and not records.repeated:
+        original_keep(message_id=records.question.pk, sealed=guarded.original_sealed)
+    return records
 
 
 # --- steps 3-8 ------------------------------------------------------------------------------------------
@@ -174,11 +203,15 @@ async def answer_turn(turn: Turn, sink: AnswerSink) -> dict[str, Any]:
         raise ValueError("a repeated question is replayed from its stored answer, never answered again")
     streamed: list[str] = []  # the tokens sent so far: what a failure keeps
     try:
-        prepared = await prepare(turn)
-        if prepared.reused is not None:
-            finished = await serve_reused(turn, prepared, sink, streamed)
+        prepared, moderation = await asyncio.gather(prepare(turn), _moderated(turn.question))
+        policy = await asafety_policy()
+        screening = question_screening(injection=turn.injection, moderation=moderation, policy=policy)
+        if screening.refusal:
+            finished = await serve_refusal(turn, prepared, sink, streamed, screening)
+        elif prepared.reused is not None and not screening.hold:
+            finished = await serve_reused(turn, prepared, sink, streamed, screening)
         else:
-            finished = await generate_answer(turn, prepared, sink, streamed)
+            finished = await generate_answer(turn, prepared, sink, streamed, screening, policy)
     except asyncio.CancelledError as exc:  # the process is shutting down: the answer is not left streaming
         await asyncio.shield(fail(turn, exc, streamed))
         raise
@@ -191,6 +224,15 @@ async def answer_turn(turn: Turn, sink: AnswerSink) -> dict[str, Any]:
     finally:  # the answer is stored: its fact is recorded even when the sink failed
         await db_call(fact_record)(finished.fact)
     return finished.frame
+
+
+async def _moderated(text: str) -> ModerationVerdict:
+    """Moderation of a question or an answer: OpenAI's endpoint with an LLM configured, else the offline
+    classifier off the event loop. Never raises (chat/safety/moderation.py)."""
+    policy = await asafety_policy()
+    if llm_enabled():
+        return await moderate(text, policy.moderation_threshold)
+    return await asyncio.to_thread(moderate_offline, text, policy.moderation_threshold)
 
 
 async def prepare(turn: Turn) -> Prepared:
@@ -270,7 +312,9 @@ def retrieve(question: str, vector: QueryVector | None, full_text: FullTextSide,
                   prefer_language=language)
 
 
-async def serve_reused(turn: Turn, prepared: Prepared, sink: AnswerSink, streamed: list[str]) -> Finished:
+async def serve_reused(
+    turn: Turn, prepared: Prepared, sink: AnswerSink, streamed: list[str], screening: Screening
+) -> Finished:
     """Steps 7–8 for a stored answer."""
     reused = cast(Reused, prepared.reused)
     with turn.timer.step("generate"):
@@ -278,31 +322,50 @@ async def serve_reused(turn: Turn, prepared: Prepared, sink: AnswerSink, streame
     with turn.timer.step("finish"):
         return await db_call(finish_reused)(
             turn=turn, route=prepared.route, reused=reused, vector=cast(QueryVector, prepared.vector),
+            screening=screening,
         )
+
+
+async def serve_refusal(
+    turn: Turn, prepared: Prepared, sink: AnswerSink, streamed: list[str], screening: Screening
+) -> Finished:
+    """Steps 7–8 for a question the safety policy refuses: its fixed sentence, nothing generated or reused."""
+    with turn.timer.step("generate"):
+        await stream_stored(screening.refusal, sink, streamed)
+    with turn.timer.step("finish"):
+        return await db_call(finish_refused)(turn=turn, route=prepared.route, vector=prepared.vector,
+                                             screening=screening)
 
 
 async def generate_answer(
-    turn: Turn, prepared: Prepared, sink: AnswerSink, streamed: list[str]
+    turn: Turn, prepared: Prepared, sink: AnswerSink, streamed: list[str], screening: Screening,
+    policy: SafetyPolicy,
 ) -> Finished:
-    """Steps 6–8."""
+    """Steps 6–8. An answer that may be held (REVIEW_HOLD_BELOW, a hold the question's screening asks for,
+    answers moderated before they are sent) is written whole before its first token is sent."""
     with turn.timer.step("build_context"):
         context: Context = build_context(
-            question=turn.question, injection_suspected=turn.injection_suspected, route=prepared.route,
+            question=turn.question, injection_suspected=screening.reminder, route=prepared.route,
             earlier=prepared.earlier, hits=prepared.hits,
         )
-    # With answers held below REVIEW_HOLD_BELOW, none is sent before its confidence is known.
-    holding = settings.REVIEW_HOLD_BELOW is not None
+    held_back = settings.REVIEW_HOLD_BELOW is not None or bool(screening.hold) or answer_held_back(policy)
     with turn.timer.step("generate"):
         generation = await generate(
             question=turn.question, model=prepared.route.prompt.model, context=context,
-            sink=NullSink() if holding else sink, streamed=[] if holding else streamed,
+            sink=NullSink() if held_back else sink, streamed=[] if held_back else streamed,
             options=prepared.route.generation_options, budget_spent=prepared.route.budget_spent,
         )
+    with turn.timer.step("moderate_answer"):
+        moderation = await _moderated(generation.text) if generation.text else None
+    screening = answer_screening(screening, moderation=moderation, leaked=generation.leaked, policy=policy)
+    if screening.refusal and held_back:  # the answer was never sent: the refusal goes instead
+        await stream_stored(screening.refusal, sink, streamed)
     with turn.timer.step("finish"):
         finished = await db_call(finish_generated)(
             turn=turn, route=prepared.route, vector=prepared.vector, context=context, generation=generation,
+            screening=screening,
         )
-    if holding and finished.frame["type"] == "end":
+    if held_back and finished.frame["type"] == "end" and not screening.refusal:
         await stream_stored(generation.text, sink, streamed)
     return finished
 

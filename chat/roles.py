@@ -1,11 +1,13 @@
 """The staff roles (Django groups) and what each may do, least privilege.
 
 Trainers work the review queue and take conversations over: all of review, and reading the conversations,
-answers and feedback they review. They do not touch the knowledge base, prompts and experiments, monitoring
-or schedules. Operators run the system: knowledge, prompts and experiments, monitoring and alerts,
-evaluations and fine-tuning, and the beat schedules (enable, disable, reschedule; never which task runs:
-monitoring/admin_schedules.py). They do not read conversations, the review queue or visitor profiles unless
-a superuser grants it.
+answers and feedback they review; they also answer a visitor's request for its data (export, erasure). They
+do not touch the knowledge base, prompts and experiments, monitoring or schedules. Operators run the system:
+knowledge, prompts and experiments, monitoring and alerts, the LLM budget and the safety policy, the audit
+log (read only), evaluations and fine-tuning, and the beat schedules (enable, disable, reschedule; never which
+task runs: monitoring/admin_schedules.py). They do not read conversations, the review queue or visitor profiles unless
+a superuser grants it. Nobody but superusers sees the personal data masked in visitors' messages
+(chat.view_pii) unless granted.
 
 The data migration chat/0006_roles creates both groups; a later change to these definitions needs a
 migration that calls `roles_sync` again.
@@ -31,12 +33,15 @@ ROLES: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
     TRAINERS: {
         "review": {EVERY_MODEL: MANAGE},
         # change: the cache's "never serve again" action, a trainer's decision on a shared answer
-        "chat": {"conversation": VIEW, "message": VIEW, "feedback": VIEW, "cacheentry": ("view", "change")},
+        "chat": {"conversation": VIEW, "message": VIEW, "feedback": VIEW, "cacheentry": ("view", "change"),
+                 # a visitor's data request: they read the conversations already (chat/admin_privacy.py)
+                 "erasurerecord": ("view", "export", "erase")},
     },
     OPERATORS: {
         "knowledge": {EVERY_MODEL: MANAGE},
         "experiments": {EVERY_MODEL: MANAGE},
-        "chat": {"llmbudget": ("view", "change")},
+        "chat": {"llmbudget": ("view", "change"), "contentsafetypolicy": ("view", "change")},
+        "auditlog": {"logentry": VIEW},
         "monitoring": {EVERY_MODEL: MANAGE},
         "review": {model: MANAGE for model in (
             "evaluationset", "evaluationcase", "evaluationrun", "evaluationresult", "finetunerun", "modelpromotion",
@@ -66,7 +71,10 @@ def permissions_create(apps: Any, schema_editor: Any = None) -> None:
     """A migration's RunPython: permissions are otherwise made after all migrations (post_migrate), and
     `roles_sync` needs them now."""
     for label in {"auth", "contenttypes", *(label for role in ROLES.values() for label in role)}:
-        app_config = apps.get_app_config(label)
+        try:
+            app_config = apps.get_app_config(label)
+        except LookupError:  # an app a later migration brings in (an earlier roles migration runs without it)
+            continue
         app_config.models_module = True
         create_permissions(app_config, apps=apps, verbosity=0)
         app_config.models_module = None

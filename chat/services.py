@@ -25,6 +25,8 @@ from .errors import CodedError
 from .language import detect_language
 from .models import Conversation, Feedback, Message
 from .reuse.services import downvote_record, downvote_withdraw
+from .safety.originals import original_keep
+from .safety.pii import pii_mask
 from .selectors import as_uuid
 from .streams import push_frames
 
@@ -191,9 +193,10 @@ HELD_AND_REJECTED = ("I could not give you an answer I am sure of here. If you n
                      "\u201cTalk to a human\u201d.")
 
 
-def answer_hold(*, message_id: uuid.UUID, text: str, facts: dict[str, Any]) -> bool:
-    """Store a generated answer without sending it: it waits for a trainer until `held_until`."""
-    until = timezone.now() + timedelta(seconds=settings.REVIEW_HOLD_SECONDS)
+def answer_hold(*, message_id: uuid.UUID, text: str, facts: dict[str, Any], expires: bool = True) -> bool:
+    """Store a generated answer without sending it: it waits for a trainer until `held_until` (sent as it
+    is then), or with `expires` False until a trainer decides."""
+    until = timezone.now() + timedelta(seconds=settings.REVIEW_HOLD_SECONDS) if expires else None
     return Message.objects.filter(pk=message_id, status=Message.Status.STREAMING).update(
         text=text, status=Message.Status.HELD, held_until=until, **facts) == 1
 
@@ -260,9 +263,12 @@ def feedback_set(*, visitor_id: str, message_id: object, value: str, reason: str
     ).first()
     if message is None:
         raise NotFound("message_not_found", "No such answer.")
+    # A comment is the visitor's free text: stored masked, like their questions; the original sealed for staff.
+    masked = pii_mask(comment)
     feedback, _ = Feedback.objects.update_or_create(
-        message=message, defaults={"value": value, "reason": reason[:200], "comment": comment}
+        message=message, defaults={"value": value, "reason": pii_mask(reason[:200]).text, "comment": masked.text}
     )
+    original_keep(feedback_id=feedback.pk, original=comment if masked.found else "")
     answer_feedback_record(message_id=message.pk, value=value)
     if value == Feedback.Value.DOWN:  # not served to this visitor from the cache again, and a trainer sees it
         downvote_record(feedback=feedback, visitor_id=visitor_id)

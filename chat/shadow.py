@@ -42,12 +42,12 @@ from review.finetune import served_model
 from . import memory, tasks
 from .context import Context, build_context
 from .generation import Generation, generate
-from .guard import guard
 from .llm.gateway import close_clients, get_gateway, llm_enabled
 from .llm.pricing import answer_cost
 from .llm.types import ChatMessage
 from .models import Conversation, Message
 from .route import Route, rendered_prompt
+from .safety.injection import injection_check
 from .selectors import earlier_turns
 from .streams import NullSink
 
@@ -117,7 +117,7 @@ def _answer(arm: Arm, conversation: Conversation, question: Message, hits: list[
     started = time.perf_counter()
     route = _route(arm, conversation, question)
     context: Context = build_context(
-        question=question.text, injection_suspected=guard(question.text).injection_suspected, route=route,
+        question=question.text, injection_suspected=injection_check(question.text).suspected, route=route,
         earlier=earlier_turns(conversation_id=conversation.pk, before_sequence=question.sequence), hits=hits,
     )
     generation = asyncio.run(_generate(question.text, route.prompt.model, context, arm.generation))

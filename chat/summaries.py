@@ -1,7 +1,8 @@
 """Folding older turns into the conversation's running summary, in a Celery task.
 
 With an LLM configured the model writes the summary (asked to keep what the visitor said about
-themselves); offline, or when the model fails, the extractive fold of chat/memory.py does.
+themselves); offline, or when the model fails, the extractive fold of chat/memory.py does. Either
+summary is PII-masked before it is stored.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from .llm.gateway import get_gateway, llm_enabled
 from .llm.types import ChatMessage, LLMError
 from .memory import fold_extractive, messages_to_fold, summary_store, summary_trim
 from .models import Conversation, Message
+from .safety.pii import pii_mask
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +36,8 @@ def conversation_fold(*, conversation_id: str, before_sequence: int) -> bool:
         summary = asyncio.run(_llm_summary(conversation.summary, turns))
     else:
         summary = fold_extractive(conversation.summary, turns)
+    # The turns were stored masked; this also catches what a model wrote back and turns stored before masking.
+    summary = pii_mask(summary).text
     return summary_store(conversation_id=conversation.pk, summary=summary, through=turns[-1].sequence)
 
 

@@ -6,7 +6,7 @@ from django.conf import settings
 
 from knowledge.selectors import embedding_space_active, kb_version
 
-from . import services, summaries
+from . import privacy, services, summaries
 from .reuse import services as reuse
 
 
@@ -49,3 +49,10 @@ def shadow_answer(arm_id: int, answer_id: str, chunk_ids: list[int], dense_score
 def answer_cache_blocked_evict() -> int:
     """Beat job: blocked answers are deleted CACHE_BLOCKED_KEEP_DAYS after their block."""
     return reuse.blocked_evict(older_than=timedelta(days=settings.CACHE_BLOCKED_KEEP_DAYS))
+
+
+@shared_task(ignore_result=True)
+def conversations_retention() -> dict[str, int]:
+    """Beat job: conversations idle for more than RETENTION_DAYS are deleted with all that hangs on them."""
+    record = privacy.retention_run(days=settings.RETENTION_DAYS)
+    return record.counts if record else {}

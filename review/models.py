@@ -30,6 +30,10 @@ class ReviewItem(models.Model):
         HELD = "held", "held: the visitor waits"
         # Staff sent a new-topic cluster from the drift report (monitoring's `topic_sent_to_review`).
         NEW_TOPIC = "new_topic", "new topic"
+        # Content safety (chat/safety/): the policy in admin says which of these reach the queue.
+        INJECTION = "injection", "suspected prompt injection"
+        MODERATION = "moderation", "flagged by moderation"
+        LEAK = "leak", "system prompt leaked"
 
     DECIDED = (Status.APPROVED, Status.EDITED, Status.REJECTED)
 

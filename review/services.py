@@ -66,7 +66,7 @@ def review_item_screen(
 
 def review_item_enqueue(
     *, message_id: UUID, reasons: Sequence[str], priority: float = 0.0, feedback_reason: str = "",
-    question: QueryVector | None = None,
+    question: QueryVector | None = None, reason_text: str = "",
 ) -> ReviewItem:
     """Queue an answer, or add these reasons to its item: a new signal raises the learning value, never
     lowers it. A decided item stays decided, except that a visitor's complaint reopens an approved one
@@ -83,6 +83,7 @@ def review_item_enqueue(
         if question is not None and item.question_embedding is None:
             item.question_embedding, item.space_id = question.vector, question.space_id
         _merge_signal(item, codes, priority, feedback_reason)
+        item.reason = reason_text[:200] or item.reason  # why, in a trainer's words (a flag's categories)
         reopened = _reopen(item, codes)
         item.save()
         if reopened:

@@ -17,6 +17,8 @@ from django.conf import settings as django_settings
 
 from chat.budgets import forget_budget_limits
 from chat.llm import gateway
+from chat.safety.pii import pii_public_terms_forget
+from chat.safety.policy import forget_safety_policy
 from experiments.selectors import forget_active_prompt
 from knowledge.embeddings import forget_active_space
 from knowledge.models import Source
@@ -65,6 +67,8 @@ def _forget_process_caches() -> None:
     kb_version.cache_clear()
     forget_confidence_model()
     forget_served_model()
+    pii_public_terms_forget()
+    forget_safety_policy()
 
 
 @pytest.fixture(autouse=True)

@@ -14,6 +14,9 @@ end to end. Behaviour is scripted:
   answers), "cut" (streams a few tokens, then drops the connection), "error_event" (a 200
   stream whose first event is an error, as OpenAI sends when a model fails mid-request)
 - model_faults: a fault that always applies to one model name (to test fallbacks)
+- flag_words: moderation (/v1/moderations) flags an input that contains one of these words (case
+  ignored) with the categories given, {"punch": ["violence"]}; moderation_faults: a queue of faults
+  consumed one per moderation request ("500", "timeout"); moderation_requests: what was asked
 - fine_tune_outcomes: a queue of what the next created fine-tuning jobs do, one per job:
   "succeed", "fail" or "slow", or a FineTuneOutcome for the details (fine_tune_default when empty);
   finish_fine_tune(job_id) ends a job (a slow one above all) at its next look
@@ -54,6 +57,11 @@ import uvicorn
 
 DEFAULT_ANSWER = "Keep your back straight and push through your heels [1]."
 ORGANIZATION = "org-spotter-tests"
+MODERATION_CATEGORIES = (
+    "harassment", "harassment/threatening", "hate", "hate/threatening", "illicit", "illicit/violent",
+    "self-harm", "self-harm/instructions", "self-harm/intent", "sexual", "sexual/minors", "violence",
+    "violence/graphic",
+)
 
 
 class ApiError(Exception):
@@ -141,6 +149,9 @@ class Script:
     requests: list[dict[str, Any]] = field(default_factory=list)
     clients: list[tuple[str, int]] = field(default_factory=list)  # (host, port) per chat request
     fine_tune_outcomes: deque[FineTuneOutcome | str | dict[str, Any]] = field(default_factory=deque)
+    flag_words: dict[str, list[str]] = field(default_factory=dict)
+    moderation_faults: deque[str] = field(default_factory=deque)
+    moderation_requests: list[dict[str, Any]] = field(default_factory=list)
     fine_tune_default: FineTuneOutcome = field(default_factory=FineTuneOutcome)
     files: dict[str, StoredFile] = field(default_factory=dict)
     fine_tune_jobs: dict[str, FineTuneJob] = field(default_factory=dict)
@@ -521,6 +532,7 @@ class _App:
             ("GET", "/v1/models", self._models),
             ("POST", "/v1/chat/completions", self._chat),
             ("POST", "/v1/embeddings", self._embeddings),
+            ("POST", "/v1/moderations", self._moderations),
             ("POST", "/v1/files", ft.file_create),
             ("GET", "/v1/files", ft.file_list),
             ("GET", "/v1/files/(?P<file_id>[^/]+)", ft.file_retrieve),
@@ -677,6 +689,32 @@ class _App:
                 for i, t in enumerate(inputs)]
         await self._json(send, 200, {"object": "list", "data": data, "model": payload.get("model", ""),
                                      "usage": {"prompt_tokens": 0, "total_tokens": 0}})
+
+
+    async def _moderations(self, send, request: _Request) -> None:
+        payload = request.json()
+        self.script.moderation_requests.append(payload)
+        fault = self.script.moderation_faults.popleft() if self.script.moderation_faults else None
+        if fault == "timeout":
+            await asyncio.sleep(3600)
+        if fault == "500":
+            await self._json(send, 500, {"error": {"message": "server exploded", "type": "server_error"}})
+            return
+        inputs = _required(payload, "input")
+        inputs = [inputs] if isinstance(inputs, str) else inputs
+        results = [self._moderation_result(str(text)) for text in inputs]
+        await self._json(send, 200, {"id": _new_id("modr-"), "model": payload.get("model", "omni-moderation-latest"),
+                                     "results": results})
+
+    def _moderation_result(self, text: str) -> dict[str, Any]:
+        """One result in OpenAI's shape: every category with a boolean, a score and its input types."""
+        hits = {c for word, cats in self.script.flag_words.items() if word.lower() in text.lower() for c in cats}
+        return {
+            "flagged": bool(hits),
+            "categories": {c: c in hits for c in MODERATION_CATEGORIES},
+            "category_scores": {c: 0.97 if c in hits else 0.0004 for c in MODERATION_CATEGORIES},
+            "category_applied_input_types": {c: ["text"] for c in MODERATION_CATEGORIES},
+        }
 
 
 class LLMServer:

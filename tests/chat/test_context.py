@@ -22,6 +22,7 @@ async def test_forty_turns_stay_within_the_budget_and_early_facts_stay_reachable
     settings.CHAT_CONTEXT_TOKEN_BUDGET = 900
     settings.CHAT_HISTORY_TURNS = 4
     settings.CELERY_TASK_ALWAYS_EAGER = True  # the summary task runs in-process, as the worker would
+    settings.OFFLINE_ANSWER_SENTENCES = 8  # answers as long as a model's, so the history grows as it would
     first, _ = await ask("I have a bad left knee. How do I do a barbell squat?", visitor="dana")
     conversation_id = first.conversation_id
     for n in range(19):
@@ -45,11 +46,13 @@ async def test_the_profile_and_the_summary_reach_the_model(kb, online, settings)
     for question in QUESTIONS[:2]:
         await ask(question, conversation_id=first.conversation_id, visitor="erin")
 
-    system = online.script.requests[-1]["messages"][0]["content"]
-    assert "I'm a beginner and I only have dumbbells." in system
-    assert "Earlier in this conversation (summary):" in system and "goblet squat" in system
-    # Only the last two messages verbatim after the system prompt, then the question.
-    assert len(online.script.requests[-1]["messages"]) == 1 + 2 + 1
+    messages = online.script.requests[-1]["messages"]
+    data = messages[-2]["content"]  # user-role reference data, just before the question
+    assert "I'm a beginner and I only have dumbbells." in data
+    summary = data.split("<conversation_summary>")[1].split("</conversation_summary>")[0]
+    assert "goblet squat" in summary
+    # Only the last two messages verbatim after the system prompt, then the data and the question.
+    assert len(messages) == 1 + 2 + 1 + 1
 
 
 async def test_answers_are_cached_for_opening_questions_only(kb):

@@ -23,7 +23,8 @@ def test_a_how_to_question_gets_a_short_cited_paragraph_of_steps_without_field_l
 
 
 def test_a_question_about_a_field_is_answered_with_that_field():
-    assert compose_answer("Which muscles does the barbell squat work?", [SQUAT]).text == "Primary muscles: quadriceps [1]"
+    muscles = compose_answer("Which muscles does the barbell squat work?", [SQUAT])
+    assert muscles.text == "Primary muscles: quadriceps [1]"
     assert "Level: beginner" in compose_answer("What level is the barbell squat?", [SQUAT]).text
 
 

@@ -85,9 +85,9 @@ def test_the_migration_makes_both_roles_and_takes_back_what_demo_setup_used_to_g
         granted = set(Group.objects.get(name=name).permissions.values_list("pk", flat=True))
         assert granted == set(role_permissions(name).values_list("pk", flat=True)) != set()
     operators = Group.objects.get(name=OPERATORS).permissions
-    # of chat, only the LLM budget: nothing of conversations, messages or profiles
+    # of chat, only the LLM budget and the safety policy: nothing of conversations, messages or profiles
     assert set(operators.filter(content_type__app_label="chat").values_list("codename", flat=True)) <= {
-        "view_llmbudget", "change_llmbudget"}
+        "view_llmbudget", "change_llmbudget", "view_contentsafetypolicy", "change_contentsafetypolicy"}
     assert not operators.filter(codename__in=["add_periodictask", "delete_periodictask"]).exists()
 
 

@@ -76,6 +76,7 @@
     ".forget,.edit{border:0;background:transparent;color:var(--muted);font-size:16px;line-height:1;padding:0 4px}",
     ".save{border:0;border-radius:8px;padding:6px 12px;background:var(--accent);color:#fff;font-weight:600}",
     ".wipe{border:1px solid #b42318;border-radius:8px;padding:6px 12px;background:transparent;color:#b42318}",
+    ".download{border:1px solid var(--accent);border-radius:8px;padding:6px 12px;background:transparent;color:var(--accent)}",
     ".handoff{border:0;background:transparent;color:var(--muted);font-size:12px;text-decoration:underline;padding:0 14px 8px;text-align:left}",
     "@media (max-width:480px){.panel{right:0;bottom:0;width:100vw;height:100dvh;max-height:100dvh;border-radius:0}}"
   ].join("");
@@ -501,17 +502,51 @@
     });
     var row = el("div", { "class": "row" });
     var save = el("button", { "class": "save", type: "button" }, "Save");
+    var download = el("button", { "class": "download", type: "button" }, "Download my data");
     var wipe = el("button", { "class": "wipe", type: "button" }, "Delete everything");
     save.addEventListener("click", function () {
       saveProfile(edits.map(function (change) { return change(); }).filter(Boolean));
     });
-    wipe.addEventListener("click", function () {
-      api("/api/v1/profile/", { method: "DELETE" }).then(function (r) {
-        if (r.ok) { profile = { facts: [], labels: profile.labels }; renderProfile(); notice("Your profile was deleted."); }
-      });
-    });
-    row.append(save, wipe);
+    download.addEventListener("click", downloadData);
+    wipe.addEventListener("click", eraseEverything);
+    row.append(save, download, wipe);
     memory.append(row);
+  }
+
+  // ---- the visitor's data: all of it downloaded as JSON, or all of it erased ---------------------
+  function downloadData() {
+    ensureVisitor().then(function () {
+      return fetch(server + "/api/v1/visitors/me/export/", { headers: { "X-Visitor-Token": token } });
+    }).then(function (r) {
+      if (!r.ok) throw new Error("no export");
+      return r.blob();
+    }).then(function (blob) {
+      var link = el("a", { href: URL.createObjectURL(blob), download: "my-chat-data.json" });
+      root.append(link);
+      link.click();
+      link.remove();
+      setTimeout(function () { URL.revokeObjectURL(link.href); }, 10000);
+      status.textContent = "Your data was downloaded";
+    }).catch(function () { notice("Your data could not be downloaded right now."); });
+  }
+
+  function eraseEverything() {
+    var sure = window.confirm("Delete everything: your conversations, messages, feedback and what the assistant " +
+      "remembers about you? This cannot be undone.");
+    if (!sure) return;
+    api("/api/v1/visitors/me/", { method: "DELETE" }).then(function (r) {
+      if (!r.ok) { notice("Your data could not be deleted right now; please try again."); return; }
+      startOver();
+      notice("Everything was deleted: your conversations, messages, feedback and profile. You are a new visitor now.");
+    });
+  }
+
+  function startOver() {  // the erased visitor's token no longer works: a new visitor on the next connection
+    forgetVisitor();
+    answers = {}; pending = []; waiting = []; historyLoaded = false; profile = null;
+    log.textContent = ""; memory.textContent = ""; memory.hidden = true;
+    memoryToggle.setAttribute("aria-expanded", "false");
+    if (socket) socket.close();  // onclose reconnects, as a new visitor
   }
 
   function saveProfile(changes) {
