@@ -277,6 +277,8 @@ REVIEW_WEIGHTS = {
     "cache_near_miss": 0.3, "repeated_question": 0.5, "skip": 0.1, "density": 1.0,
     "held": 100.0,  # a visitor is waiting for it: first in the queue
     "new_topic": 0.5,  # sent by staff from a new-topic cluster (Admin → Drift report)
+    # flagged by the safety checks (chat/safety/screening.py): what a person should see soon
+    "injection": 2.0, "moderation": 3.0, "leak": 3.0,
     **{name: float(weight) for name, weight in env.json("REVIEW_WEIGHTS", default={}).items()},
 }
 REVIEW_CLAIM_MINUTES = env.int("REVIEW_CLAIM_MINUTES", default=15)  # a claim lapses after this
