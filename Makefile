@@ -28,6 +28,8 @@ bench: $(STAMP)  ## the benchmarks in bench/, each prints its table
 	$(PY) -m config.stack exec -- $(PY) bench/dashboard.py $(ARGS)
 	$(PY) -m config.stack exec -- $(PY) bench/drift.py $(ARGS)
 	$(PY) -m config.stack exec -- $(PY) bench/offline_answers.py $(ARGS)
+	$(PY) -m config.stack exec -- $(PY) bench/conversation.py $(ARGS)
+	$(PY) bench/safety.py $(ARGS)
 	$(PY) bench/experiments.py $(ARGS)
 
 bench-smoke: $(STAMP)  ## every benchmark at --smoke sizes to its RESULT line: they still run (CI runs it after the suite)

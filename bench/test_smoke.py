@@ -38,6 +38,10 @@ BENCHMARKS = {
     "dashboard": (["rollup_p95_ms", "raw_p95_ms"], None),
     "offline_answers": (["answer_in_first2", "baseline_answer_in_first2", "mean_words", "retrieved_share"],
                         DATA / "squad-v1.1-dev-xquad-en" / "xquad.en.json"),
+    "conversation": (["raw_hit5", "contextual_hit5", "manual_hit5", "gap_closed"], DATA / "trec-cast-2021-a"),
+    "safety": (["injection_recall", "benign_false_alarm", "pii_recall_structured", "pii_recall_names",
+                "moderation_recall", "moderation_false_flag", "guard_p99_ms"],
+               DATA / "pii-presidio-synth" / "synth_dataset_v2.json"),
     "experiments": (["aa_false_positive", "naive_aa_false_positive", "power_5pt", "median_answers_to_decision"], None),
 }
 

@@ -5,16 +5,21 @@ Every entry point (websocket consumer, REST API, tests, benchmarks) calls `open_
 until the beat job fails it (chat.tasks.fail_stale_streaming_answers).
 
   open_turn
-    1. guard          size limits, injection check, PII scrubbing (chat/guard.py); the query's
-                      embedding starts as a task. GuardError: nothing is stored.
-    2. store          the question and an empty answer in `streaming` state (chat/services.py).
-                      NotFound (not the visitor's conversation): nothing is stored.
+    1. guard          size limits and the PII patterns (chat/guard.py); the query's embedding starts
+                      as a task. GuardError: nothing is stored.
+       screen         beside the embedding: names and places masked (NER, chat/safety/pii.py), the
+                      injection detector (chat/safety/injection.py).
+    2. store          the masked question (its original sealed when anything was masked) and an
+                      empty answer in `streaming` state (chat/services.py). NotFound (not the
+                      visitor's conversation): nothing is stored.
   answer_turn         From here on nothing is lost: a failure in any step fails the answer
                       (`failed`, the partial text kept, an `error` frame with a stable code),
                       never the question.
     3. route          prompt version and model, language, profile, summary (chat/route.py),
                       awaited together with the full-text half of the search, the earlier turns
-                      and the query's embedding.
+                      and the query's embedding; the question's moderation beside all of it. The
+                      safety policy (chat/safety/screening.py) then refuses (a fixed sentence,
+                      nothing generated or reused), holds the answer for a trainer, or flags it.
     4. reuse          an approved answer, then the answer cache (chat/reuse/), awaited together with
     5. retrieve       the nearest chunks, fused with the full-text half (knowledge.selectors), those
                       in the conversation's language first where the knowledge base has them.
@@ -22,17 +27,20 @@ until the beat job fails it (chat.tasks.fail_stale_streaming_answers).
     6. build context  chat/context.py, no I/O.
     7. generate       streamed to the sink (chat/generation.py); a reused answer streams alike. With
                       an LLM budget spent (chat/budgets.py), composed offline and said so.
-    8. finish         citations, confidence, cost; the answer stored, then cached, queued for review
-                      when unsure, a reuse counted (chat/finish.py); what follows the stored answer
+    8. finish         the answer moderated (after streaming, or before when the policy may refuse or
+                      hold answers); citations, confidence, cost; the answer stored with personal
+                      data masked, then cached, queued for review when unsure or flagged, a reuse
+                      counted (chat/finish.py); what follows the stored answer
                       may fail without failing it. Its monitoring fact is recorded after the `end`
                       frame is sent: the visitor never waits for it.
 
 Two failures are absorbed on purpose, because each only costs work, never the answer: a failed
 embedding leaves full-text search alone and no reuse; a failed reuse lookup is a miss.
 
-What runs at the same time is started in two places: the embedding task in `open_turn`, and the
-two `asyncio.gather` in `prepare`. Database work runs on a few database threads (`db_call`,
-chat/db.py). Each step's duration (ms) is stored with the answer in `Message.timings`.
+What runs at the same time is started in three places: the embedding task in `open_turn` (the screen
+runs beside it), the moderation beside `prepare`, and the two `asyncio.gather` in `prepare`. Database
+work runs on a few database threads (`db_call`, chat/db.py). Each step's duration (ms) is stored with
+the answer in `Message.timings`.
 """
 
 from __future__ import annotations
@@ -177,7 +185,7 @@ async def open_turn(
 
 
 def _screen(fast: GuardedText, injection_threshold: float | None) -> tuple[GuardedText, InjectionVerdict]:
-    """The guard's slow half, on a worker thread: the NER pass over what the patterns left, and the
+    """The guard's slow half, on a database thread: the NER pass over what the patterns left, and the
     injection detector (chat/safety/injection.py)."""
     return guard_names(fast), injection_check(fast.text, injection_threshold)
 

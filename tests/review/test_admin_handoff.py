@@ -3,7 +3,7 @@ demo_setup gives it, and the measures behind the list's summary (review.selector
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import time, timedelta
 from typing import Any
 
 import pytest
@@ -105,7 +105,7 @@ def test_a_trainer_sets_support_hours_and_sees_whether_support_is_open(trainer_c
 
 
 def test_support_hours_are_edited_in_the_list(trainer_client):
-    hours = SupportHours.objects.create(weekday=2, opens="09:00", closes="17:00")
+    hours = SupportHours.objects.create(weekday=2, opens=time(9), closes=time(17))
     form = {"form-TOTAL_FORMS": "1", "form-INITIAL_FORMS": "1", "form-0-id": str(hours.pk),
             "form-0-opens": "08:00", "form-0-closes": "16:00", "_save": "Save"}
     response = trainer_client.post(HOURS, form)
