@@ -9,9 +9,10 @@ report by. Defaults (../shared/data/): attacks are the Giskard collection (never
 30 % of jailbreak-classification's jailbreaks; benign traffic is BANKING77's test questions and the held-out
 benign prompts of jailbreak-classification; PII is Presidio's synthetic set. Each part is measured beside
 what it replaced, in the same run (bench/safety_detection.py: injection and moderation; bench/safety_pii.py:
-PII). The guard's time per question is the pipeline's work on it before the answer: the patterns, the NER
-pass, the injection detector and the offline moderation classifier, one question at a time, over BANKING77's
-test questions and a question naming each exercise of the demo.
+PII). The guard's time per question is the pipeline's work on it before it is stored (chat/pipeline.py
+open_turn): the patterns, the NER pass and the injection detector, one question at a time, over BANKING77's
+test questions and a question naming each exercise of the demo. The offline moderation classifier is timed
+apart: it runs beside the route and the search (answer_turn), not before them.
 
 Needs no database. Ends with `RESULT injection_recall=… benign_false_alarm=… pii_recall_structured=…
 pii_recall_names=… moderation_recall=… moderation_false_flag=… guard_p99_ms=…`. Targets: injection recall
@@ -44,21 +45,24 @@ TARGETS = {"injection_recall": (">=", 0.95), "benign_false_alarm": ("<=", 0.01),
 
 
 def guard_per_question(questions: list[str]) -> dict[str, float]:
-    """Milliseconds of the pipeline's guard work per question (chat/pipeline.py open_turn and the offline
-    moderation of answer_turn), one question at a time, the models warm."""
+    """Milliseconds per question, the models warm: the guard as open_turn runs it (patterns, then the NER
+    pass and the injection detector), and the offline moderation that runs beside the search."""
     from chat.guard import guard_fast, guard_names
     from chat.safety.injection import injection_check
     from chat.safety.moderation import moderate_offline
 
-    samples = []
+    guard, moderation = [], []
     for question in questions:
         began = time.perf_counter()
         fast = guard_fast(question)
         guard_names(fast)
         injection_check(fast.text)
+        guarded = time.perf_counter()
         moderate_offline(fast.text)
-        samples.append((time.perf_counter() - began) * 1000)
-    return {"p50": pct(samples, 50), "p99": pct(samples, 99), "n": len(samples)}
+        guard.append((guarded - began) * 1000)
+        moderation.append((time.perf_counter() - guarded) * 1000)
+    return {"p50": pct(guard, 50), "p99": pct(guard, 99), "n": len(guard),
+            "moderation_p50": pct(moderation, 50), "moderation_p99": pct(moderation, 99)}
 
 
 def main() -> int:
@@ -80,7 +84,8 @@ def main() -> int:
     print("## Prompt injection\n\n" + injection_table + "\n\n## Moderation of questions (offline classifier)\n\n"
           + moderation_table + "\n\n## PII\n\n" + pii_table + "\n")
     print(f"## The guard per question\n\n{guard['n']} questions: p50 {guard['p50']:.2f} ms, p99 {guard['p99']:.2f} ms "
-          "(patterns, NER, injection detector, offline moderation)\n")
+          f"(patterns, NER, injection detector); the offline moderation beside the search: p50 "
+          f"{guard['moderation_p50']:.2f} ms, p99 {guard['moderation_p99']:.2f} ms\n")
     result = {"injection_recall": injection["injection_recall"], "benign_false_alarm": injection["benign_false_alarm"],
               "pii_recall_structured": pii["pii_recall_structured"], "pii_recall_names": pii["pii_recall_names"],
               "moderation_recall": moderation["moderation_recall"],

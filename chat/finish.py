@@ -32,7 +32,7 @@ from .models import Message
 from .reuse.selectors import Reused
 from .reuse.services import Answered, answer_cache, cacheable, reuse_record
 from .route import Route
-from .safety.pii import pii_mask_answer
+from .safety.pii import pii_mask_structured
 from .safety.screening import Screening
 from .shadow import shadow_answers_enqueue
 
@@ -66,14 +66,15 @@ def finish_generated(
     """Store the answer with its facts, queue it for review when unsure or flagged, cache it; the `end`
     frame (or the `held` frame of an answer that waits for a trainer). A refused answer is stored as its
     refusal; what the model wrote stays for the trainer in the review item's answer when it was held."""
-    sources = [_source(context.hits[n - 1]) for n in generation.cited]
+    # A refusal (answer moderation) replaces what was written: none of its citations go with it.
+    sources = [] if screening.refusal else [_source(context.hits[n - 1]) for n in generation.cited]
     features = _features(turn, route, context, generation)
     confidence, features["confidence_source"] = answer_confidence(
         hits=context.hits, cited=generation.cited, features=features)
     facts = _generated_facts(turn, route, generation, confidence)
     stored = {**facts, "sources": sources, "context_tokens": context.tokens,
               "full_history_tokens": context.full_history_tokens}
-    text = screening.refusal or stored_text(generation.text, context)
+    text = screening.refusal or stored_text(generation.text)
     if not generation.offline:
         _best_effort(budget_charge, visitor_id=turn.visitor_id, tokens=generation.tokens_in + generation.tokens_out,
                      cost=facts["cost"])
@@ -93,10 +94,10 @@ def finish_generated(
         review_item_enqueue(message_id=turn.answer_id, reasons=[*screening.reasons, ReviewItem.Reason.HELD],
                             priority=1 - confidence, question=vector, reason_text=screening.reason_text)
         return Finished({"type": "held", "message_id": str(turn.answer_id)}, fact)
-    if screening.flags:
-        _best_effort(_flags_queue, turn=turn, screening=screening, vector=vector)
     _best_effort(review_item_screen, message_id=turn.answer_id, confidence=confidence, cited=len(sources),
                  question=vector)
+    if screening.flags:  # after the confidence signals: the flag is the reason a trainer reads first
+        _best_effort(_flags_queue, turn=turn, screening=screening, vector=vector)
     # An answer composed because a budget is spent says so: it is nobody else's answer.
     shareable = not generation.budget_spent and screening.cacheable
     if vector is not None and shareable and cacheable(had_history=context.had_history,
@@ -117,10 +118,11 @@ def _generated_facts(turn: Turn, route: Route, generation: Generation, confidenc
     }
 
 
-def stored_text(answer: str, context: Context) -> str:
-    """The answer as it is stored, cached and shown to staff: what the model wrote with personal data
-    masked (chat/safety/pii.py), names and places it repeats from its excerpts kept."""
-    return pii_mask_answer(answer, public="\n".join(hit.text for hit in context.hits)).text
+def stored_text(answer: str) -> str:
+    """The answer as it is stored, cached and shown to staff, structured identifiers masked. No NER pass:
+    the model never read a visitor's name or place (questions, profile and summaries are masked before it
+    sees them), so a name in its answer comes from the excerpts, which are no visitor's data."""
+    return pii_mask_structured(answer).text
 
 
 def _cache(turn: Turn, route: Route, vector: QueryVector, context: Context, generation: Generation, *, text: str,

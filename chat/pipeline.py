@@ -156,8 +156,7 @@ async def open_turn(
     PersonHolds with the question stored."""
     timer = StepTimer()
     with timer.step("guard"):
-        # Off the event loop: bounded, yet a long message costs milliseconds every other socket would wait for.
-        fast = await asyncio.to_thread(guard_fast, text)
+        fast = await _guarded_fast(text)
     embedding = asyncio.ensure_future(timer.timed("embed", aembed_query(fast.text)))
     try:
         with timer.step("screen"):  # names, places and the injection detector, beside the embedding
@@ -182,6 +181,18 @@ async def open_turn(
         injection=injection, repeated=records.repeated, opened=records.opened,
         embedding=embedding, timer=timer,
     )
+
+
+# A question this short is guarded on the event loop (about a millisecond); a longer one off it, since
+# every other socket of the process would wait for it, but the hop to a thread waits for the interpreter
+# lock too, several milliseconds when the process is busy.
+GUARD_ON_LOOP_CHARS = 300
+
+
+async def _guarded_fast(text: object) -> GuardedText:
+    if isinstance(text, str) and len(text) <= GUARD_ON_LOOP_CHARS:
+        return guard_fast(text)
+    return await asyncio.to_thread(guard_fast, text)
 
 
 def _screen(fast: GuardedText, injection_threshold: float | None) -> tuple[GuardedText, InjectionVerdict]:

@@ -125,9 +125,16 @@ def visitor_export(*, visitor_id: str) -> dict[str, Any]:
     data: dict[str, Any] = {"format": EXPORT_FORMAT, "visitor_id": visitor_id, "exported_at": timezone.now()}
     for kind, rows in _owned(footprint_of_visitor(visitor_id)).items():
         only = _REVIEW_ITEM_FIELDS if kind == "review_items" else None
-        data[kind] = [export_row(row, only=only) for row in rows]
+        data[kind] = [_unheld(export_row(row, only=only)) for row in rows]
     data["profile"] = data["profile"][0] if data["profile"] else None
     return json.loads(json.dumps(data, cls=DjangoJSONEncoder))
+
+
+def _unheld(row: dict[str, Any]) -> dict[str, Any]:
+    """An answer held for a trainer is not the visitor's yet: its text and sources stay out of the export."""
+    if row.get("status") == Message.Status.HELD and "text" in row:
+        return {**row, "text": "", "sources": []}
+    return row
 
 
 def export_row(row: models.Model, *, only: Iterable[str] | None = None) -> dict[str, Any]:
@@ -157,15 +164,17 @@ def visitor_erase(*, visitor_id: str, requested_by: str, staff_user: User | None
     return record
 
 
-def footprint_erase(fp: Footprint) -> Counter[str]:
-    """Delete every row the footprint covers, in one transaction; rows deleted per model label."""
+def footprint_erase(fp: Footprint, *, keep_trainer_work: bool = False) -> Counter[str]:
+    """Delete every row the footprint covers, in one transaction; rows deleted per model label.
+    `keep_trainer_work` (retention): approved answers and evaluation cases made from the messages stay,
+    their link to the message cleared (their question is stored masked); a visitor's erasure deletes them."""
     owned = _owned(fp)
     entries = list(owned["cache_entries"] | _aliases_of(fp.question_hashes))
     counts: Counter[str] = Counter()
     with transaction.atomic(), _audit_paused():
         _audit_entries_forget(owned, entries)  # before the rows go: they name the rows' ids
-        for kind in ("evaluation_cases", "approved_answers", "answer_facts", "handoff_facts", "conversations",
-                     "profile", "cache_votes"):
+        kinds = ("answer_facts", "handoff_facts", "conversations", "profile", "cache_votes")
+        for kind in kinds if keep_trainer_work else ("evaluation_cases", "approved_answers", *kinds):
             counts.update(owned[kind].delete()[1])
         counts.update(CacheEntry.objects.filter(pk__in=[e.pk for e in entries]).delete()[1])
         counts["monitoring.TopicCluster (scrubbed)"] = _topic_clusters_scrub(fp)
@@ -300,7 +309,7 @@ def retention_run(*, days: int) -> ErasureRecord | None:
     counts: Counter[str] = Counter()
     needles: set[str] = set()
     for fp in _stale_footprints(cutoff):
-        counts.update(footprint_erase(fp))
+        counts.update(footprint_erase(fp, keep_trainer_work=True))
         needles |= fp.redis_needles()
     counts["redis"] = redis_forget(needles) if needles else 0
     if not _nonzero(counts):

@@ -189,7 +189,9 @@ def review_item_skip(*, item: ReviewItem, reviewer: User) -> ReviewItem:
     """Back to the queue for another trainer, a little lower (REVIEW_WEIGHTS["skip"]); after
     REVIEW_MAX_SKIPS skips it leaves the queue until a new signal brings it back."""
     now = timezone.now()
-    parked = When(skip_count__gte=settings.REVIEW_MAX_SKIPS - 1, then=Value(Status.SKIPPED))
+    # A held answer is never parked: its visitor waits for a decision (a safety hold never runs out).
+    parked = When(Q(skip_count__gte=settings.REVIEW_MAX_SKIPS - 1) & ~Q(reasons__contains=[Reason.HELD]),
+                  then=Value(Status.SKIPPED))
     return _transition(item, reviewer, now, _Move(Action.SKIP, _live_claim(reviewer, now), {
         "status": Case(parked, default=Value(Status.PENDING)), "claimed_by": None, "claimed_at": None,
         "skip_count": F("skip_count") + 1, "learning_value": F("learning_value") - settings.REVIEW_WEIGHTS["skip"],

@@ -383,17 +383,21 @@ def _run(recognisers: Iterable[EntityRecognizer], text: str) -> list[PresidioRes
 def _name_results(text: str) -> list[PresidioResult]:
     results = _run(_names(), text)
     ner = _ner()
-    if ner is not None and _may_name(text):
-        results += ner.analyze(text, language="en", entities=list(NER_ENTITIES))
     public = _public_words()
+    if ner is not None and _may_name(text, public):
+        results += ner.analyze(text, language="en", entities=list(NER_ENTITIES))
     return [r for r in results if not _is_public(text[r.start:r.end], public)]
 
 
-def _may_name(text: str) -> bool:
+def _may_name(text: str, public: frozenset[str]) -> bool:
     """Whether the NER could find anything: it keys on capitals, so a text with none past the start of
-    its sentences (and "I") is skipped, unless a sentence opens with a given name."""
+    its sentences (and "I") is skipped, unless a sentence opens with a given name. Capitalised words of the
+    knowledge base's titles do not count: what the NER would find in them is kept anyway ("How do I do the
+    Barbell Squat?", most of a demo's questions, costs no NER pass)."""
     for match in _WORD_CAPITALISED.finditer(text):
         word = match.group()
+        if word.casefold() in public:
+            continue
         at_start = bool(_SENTENCE_START.search(text[: match.start()]))
         if not at_start and word not in _PRONOUN_I or at_start and word in _given_names():
             return True

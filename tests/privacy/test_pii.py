@@ -101,6 +101,16 @@ async def test_no_raw_pii_is_stored_remembered_or_sent_to_the_llm(kb, online):
             assert_no_raw_pii(message["content"])
 
 
+@pytest.mark.django_db(transaction=True)  # the pipeline commits on its own database threads
+async def test_an_answer_is_stored_with_the_identifiers_it_holds_masked(kb, online):
+    online.script.answers.append(f"Squat to parallel [1]. Questions? Write to {EMAIL}.")
+
+    turn, _ = await ask("How do I do a barbell squat?")
+
+    answer = await in_db(Message.objects.get)(pk=turn.answer_id)
+    assert answer.text == "Squat to parallel [1]. Questions? Write to [EMAIL]."
+
+
 def test_a_summary_is_stored_masked_even_of_turns_stored_before_masking():
     conversation = ConversationFactory()
     for n in range(12):
