@@ -104,6 +104,8 @@ def judge(questions: list[Question], articles: list[int], frames: list[tuple[str
         if frame.get("type") != "end" or message_id not in facts:
             continue  # a failed answer has no features to learn from; counted in the header
         features, heuristic = facts[message_id]
+        if "confidence_source" not in features:
+            continue  # refused by the safety policy (chat/safety/screening.py): nothing was generated
         # No model exists in the bench database, so the stored confidence is the heuristic's.
         assert features.get("confidence_source") == "heuristic", features.get("confidence_source")
         answer = question.answer.lower()

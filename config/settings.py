@@ -626,7 +626,9 @@ SAFETY_INJECTION_POLICY = env.str("SAFETY_INJECTION_POLICY", default="reminder")
 # "flag" (answered as usual, and put in the review queue with its categories). An answer can only be
 # refused or held when it is moderated before it is sent: with those, answers are sent whole once written
 # (no token streaming), so the default flags them after streaming instead.
-SAFETY_QUESTION_MODERATION_POLICY = env.str("SAFETY_QUESTION_MODERATION_POLICY", default="refuse")
+# Questions are flagged, not refused, by default: the offline classifier flags 0.5 % of XQuAD's encyclopaedia
+# questions, several for naming a religion or a nationality (BENCHMARKS.md), and a refusal there is wrong.
+SAFETY_QUESTION_MODERATION_POLICY = env.str("SAFETY_QUESTION_MODERATION_POLICY", default="flag")
 SAFETY_ANSWER_MODERATION_POLICY = env.str("SAFETY_ANSWER_MODERATION_POLICY", default="flag")
 for _name, _allowed in (("SAFETY_INJECTION_POLICY", ("refuse", "reminder", "review")),
                         ("SAFETY_QUESTION_MODERATION_POLICY", ("refuse", "review", "flag")),

@@ -63,7 +63,8 @@ async def test_an_ordinary_question_is_answered_without_the_reminder(kb, online)
     assert INJECTION_REMINDER not in online.script.requests[-1]["messages"][0]["content"]
 
 
-async def test_a_question_moderation_flags_is_refused_by_default_with_its_category(kb, online):
+async def test_a_question_moderation_flags_is_refused_with_its_category(kb, online, settings):
+    settings.SAFETY_QUESTION_MODERATION_POLICY = "refuse"
     online.script.flag_words = {"punch": ["violence"]}
 
     turn, _ = await ask(ANGRY)
@@ -74,8 +75,7 @@ async def test_a_question_moderation_flags_is_refused_by_default_with_its_catego
     assert item.reason == "question flagged by moderation: violence"
 
 
-async def test_a_flagged_question_may_be_answered_and_queued(kb, online, settings):
-    settings.SAFETY_QUESTION_MODERATION_POLICY = "flag"
+async def test_a_flagged_question_is_answered_and_queued_by_default(kb, online):
     online.script.flag_words = {"punch": ["violence"]}
 
     turn, end = await ask(ANGRY)
@@ -112,7 +112,8 @@ async def test_a_refused_answer_is_never_sent_the_refusal_goes_instead(kb, onlin
     assert item.reason == "answer flagged by moderation: violence"
 
 
-async def test_without_an_llm_the_offline_classifier_refuses_a_threat(kb):
+async def test_without_an_llm_the_offline_classifier_refuses_a_threat(kb, settings):
+    settings.SAFETY_QUESTION_MODERATION_POLICY = "refuse"
     turn, _ = await ask("I will kill you and your whole family.")
 
     answer, item = await outcome(turn)
