@@ -88,6 +88,12 @@ class Message(models.Model):
     sources = models.JSONField(default=list, blank=True)
     timings = models.JSONField(default=dict, blank=True, help_text="milliseconds per pipeline step")
     pii_redacted = models.BooleanField(default=False)
+    standalone_query = models.TextField(
+        blank=True, help_text="a follow-up as search and reuse read it, made to stand alone from the conversation",
+    )
+    refused = models.BooleanField(
+        default=False, help_text="the safety policy's fixed sentence: never approved, cached or reused",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     held_until = models.DateTimeField(null=True, blank=True, help_text="a held answer is sent as it is then")
