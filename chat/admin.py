@@ -39,7 +39,7 @@ class MessageInline(TypedOriginalMixin, admin.TabularInline):
     model = Message
     fk_name = "conversation"
     fields = (
-        "sequence", "role", "text", "status", "reuse_link", "model", "confidence", "latency_ms", "ttft_ms", "cost",
+        "sequence", "role", "text", "searched_as", "status", "reuse_link", "model", "confidence", "latency_ms", "ttft_ms", "cost",
         "cost_avoided", "context_tokens", "sources_links",
     )
     readonly_fields = fields
@@ -58,6 +58,11 @@ class MessageInline(TypedOriginalMixin, admin.TabularInline):
     @admin.display(description="reuse")
     def reuse_link(self, message: Message) -> str:
         return reuse_link(message)
+
+    @admin.display(description="searched as")
+    def searched_as(self, message: Message) -> str:
+        """A follow-up's standalone form: what reuse and the search read instead of the text."""
+        return (message.standalone_query or "—") if message.role == Message.Role.USER else ""
 
 
 def reuse_link(message: Message) -> str:
@@ -92,7 +97,7 @@ class MessageAdmin(TypedOriginalMixin, admin.ModelAdmin):
     list_display = ["short_text", "role", "status", "model", "confidence", "latency_ms", "reuse_served", "cost",
                     "cost_avoided", "created_at"]
     list_filter = ["role", "status", "reuse", "model", "feedback__value"]
-    search_fields = ["text", "conversation__id"]
+    search_fields = ["text", "standalone_query", "conversation__id"]
     readonly_fields = [f.name for f in Message._meta.fields]
 
     @admin.display(description="reuse")
