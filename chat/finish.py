@@ -66,45 +66,79 @@ def finish_generated(
     """Store the answer with its facts, queue it for review when unsure or flagged, cache it; the `end`
     frame (or the `held` frame of an answer that waits for a trainer). A refused answer is stored as its
     refusal; what the model wrote stays for the trainer in the review item's answer when it was held."""
+    answer = _generated_answer(turn, route, context, generation, screening)
+    if not generation.offline:
+        _best_effort(budget_charge, visitor_id=turn.visitor_id, tokens=generation.tokens_in + generation.tokens_out,
+                     cost=answer.facts["cost"])
+    held = (holds(answer.confidence) or bool(screening.hold)) and not screening.refusal
+    _store(turn, answer, held=held, expires=not screening.hold)
+    fact = dict(message_id=turn.answer_id, conversation_id=turn.conversation_id, status="complete",
+                offline=generation.offline, features=answer.features, best_match=answer.features["best_dense"],
+                **_question_facts(turn, route, vector), **answer.facts)
+    if context.fold_pending:
+        _best_effort(tasks.conversation_summarize.delay, str(turn.conversation_id), turn.question_sequence)
+    _best_effort(shadow_answers_enqueue, answer_id=turn.answer_id, language=route.language, hits=context.hits)
+    if held:
+        review_item_enqueue(message_id=turn.answer_id, reasons=[*screening.reasons, ReviewItem.Reason.HELD],
+                            priority=1 - answer.confidence, question=vector, reason_text=screening.reason_text)
+        return Finished({"type": "held", "message_id": str(turn.answer_id)}, fact)
+    _signals_after_sent(turn, route, vector, context, generation, screening, answer)
+    return Finished(_end_frame(turn.answer_id, answer.sources, answer.confidence, Message.Reuse.NONE,
+                               answer.facts["latency_ms"]), fact)
+
+
+@dataclass(frozen=True)
+class GeneratedAnswer:
+    """A generated answer as it is stored: its text, citations, confidence and the facts of its row."""
+
+    text: str
+    sources: list[dict[str, Any]]
+    confidence: float
+    features: dict[str, Any]
+    facts: dict[str, Any]  # what the answer row and its monitoring fact both record
+    row: dict[str, Any]  # the answer row's other columns
+
+
+def _generated_answer(
+    turn: Turn, route: Route, context: Context, generation: Generation, screening: Screening
+) -> GeneratedAnswer:
     # A refusal (answer moderation) replaces what was written: none of its citations go with it.
     sources = [] if screening.refusal else [_source(context.hits[n - 1]) for n in generation.cited]
     features = _features(turn, route, context, generation)
     confidence, features["confidence_source"] = answer_confidence(
         hits=context.hits, cited=generation.cited, features=features)
     facts = _generated_facts(turn, route, generation, confidence)
-    stored = {**facts, "sources": sources, "context_tokens": context.tokens,
-              "full_history_tokens": context.full_history_tokens}
+    row = {"sources": sources, "context_tokens": context.tokens, "full_history_tokens": context.full_history_tokens,
+           "refused": bool(screening.refusal)}
     text = screening.refusal or stored_text(generation.text)
-    if not generation.offline:
-        _best_effort(budget_charge, visitor_id=turn.visitor_id, tokens=generation.tokens_in + generation.tokens_out,
-                     cost=facts["cost"])
-    held = (holds(confidence) or bool(screening.hold)) and not screening.refusal
-    if held:  # not sent, not cached: first in the queue, sent when a trainer decides (or the hold runs out,
-        # unless safety holds it: that one is never sent unreviewed)
-        services.answer_hold(message_id=turn.answer_id, text=text, facts=stored, expires=not screening.hold)
-    else:
-        services.answer_complete(message_id=turn.answer_id, text=text, facts=stored)
-    fact = dict(message_id=turn.answer_id, conversation_id=turn.conversation_id, status="complete",
-                offline=generation.offline, features=features, best_match=features["best_dense"],
-                **_question_facts(turn, route, vector), **facts)
-    if context.fold_pending:
-        _best_effort(tasks.conversation_summarize.delay, str(turn.conversation_id), turn.question_sequence)
-    _best_effort(shadow_answers_enqueue, answer_id=turn.answer_id, language=route.language, hits=context.hits)
+    return GeneratedAnswer(text, sources, confidence, features, facts, row)
+
+
+def _store(turn: Turn, answer: GeneratedAnswer, *, held: bool, expires: bool) -> None:
+    """Held: not sent, not cached, first in the queue; sent when a trainer decides, or when the hold runs
+    out (`expires`) — never for a hold the safety policy asked for: that one is never sent unreviewed."""
+    stored = {**answer.facts, **answer.row}
     if held:
-        review_item_enqueue(message_id=turn.answer_id, reasons=[*screening.reasons, ReviewItem.Reason.HELD],
-                            priority=1 - confidence, question=vector, reason_text=screening.reason_text)
-        return Finished({"type": "held", "message_id": str(turn.answer_id)}, fact)
-    _best_effort(review_item_screen, message_id=turn.answer_id, confidence=confidence, cited=len(sources),
-                 question=vector)
+        services.answer_hold(message_id=turn.answer_id, text=answer.text, facts=stored, expires=expires)
+    else:
+        services.answer_complete(message_id=turn.answer_id, text=answer.text, facts=stored)
+
+
+def _signals_after_sent(
+    turn: Turn, route: Route, vector: QueryVector | None, context: Context, generation: Generation,
+    screening: Screening, answer: GeneratedAnswer,
+) -> None:
+    """An answer that is sent: queued for review when unsure, then when flagged; cached when shareable."""
+    _best_effort(review_item_screen, message_id=turn.answer_id, confidence=answer.confidence,
+                 cited=len(answer.sources), question=vector)
     if screening.flags:  # after the confidence signals: the flag is the reason a trainer reads first
         _best_effort(_flags_queue, turn=turn, screening=screening, vector=vector)
     # An answer composed because a budget is spent says so: it is nobody else's answer.
     shareable = not generation.budget_spent and screening.cacheable
     if vector is not None and shareable and cacheable(had_history=context.had_history,
-                                                      injection_suspected=turn.injection_suspected, text=text):
-        _cache(turn, route, vector, context, generation, text=text, sources=sources, confidence=confidence,
-               cost=facts["cost"])
-    return Finished(_end_frame(turn.answer_id, sources, confidence, Message.Reuse.NONE, facts["latency_ms"]), fact)
+                                                      injection_suspected=turn.injection_suspected, text=answer.text):
+        _cache(turn, route, vector, context, generation, text=answer.text, sources=answer.sources,
+               confidence=answer.confidence, cost=answer.facts["cost"])
 
 
 def _generated_facts(turn: Turn, route: Route, generation: Generation, confidence: float) -> dict[str, Any]:
@@ -161,7 +195,8 @@ def finish_refused(*, turn: Turn, route: Route, vector: QueryVector | None, scre
         "model": "", "prompt_version_id": route.prompt.prompt_version_id, "tokens_in": 0, "tokens_out": 0,
         "latency_ms": latency_ms, "ttft_ms": latency_ms, "confidence": 0.0, "timings": dict(timer.steps),
     }
-    services.answer_complete(message_id=turn.answer_id, text=screening.refusal, facts={**facts, "sources": []})
+    services.answer_complete(message_id=turn.answer_id, text=screening.refusal,
+                             facts={**facts, "sources": [], "refused": True})
     _best_effort(_flags_queue, turn=turn, screening=screening, vector=vector)
     fact = dict(message_id=turn.answer_id, conversation_id=turn.conversation_id, status="complete",
                 **_question_facts(turn, route, vector), **facts)
@@ -175,9 +210,11 @@ def _flags_queue(*, turn: Turn, screening: Screening, vector: QueryVector | None
 
 
 def finish_reused(
-    *, turn: Turn, route: Route, reused: Reused, vector: QueryVector, screening: Screening | None = None
+    *, turn: Turn, route: Route, reused: Reused, vector: QueryVector, searched_as: str,
+    screening: Screening | None = None,
 ) -> Finished:
-    """Store a served stored answer with what it saved, count the hit where it came from; the `end` frame."""
+    """Store a served stored answer with what it saved, count the hit where it came from; the `end` frame.
+    `searched_as`: the question as reuse read it, what the hit is recorded under."""
     timer, answer_id, conversation_id = turn.timer, turn.answer_id, turn.conversation_id
     latency_ms = timer.elapsed_ms()
     facts: dict[str, Any] = {
@@ -190,7 +227,7 @@ def finish_reused(
         **facts, "sources": reused.sources, "reuse_details": reused.details,
         "reused_entry_id": entry_id, "approved_answer_id": reused.approved_id,
     })
-    _best_effort(reuse_record, reused=reused, question=turn.question, vector=vector, scope=route.scope(vector))
+    _best_effort(reuse_record, reused=reused, question=searched_as, vector=vector, scope=route.scope(vector))
     if screening is not None and screening.flags:
         _best_effort(_flags_queue, turn=turn, screening=screening, vector=vector)
     fact = dict(message_id=answer_id, conversation_id=conversation_id, status="complete",

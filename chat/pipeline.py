@@ -15,15 +15,18 @@ until the beat job fails it (chat.tasks.fail_stale_streaming_answers).
   answer_turn         From here on nothing is lost: a failure in any step fails the answer
                       (`failed`, the partial text kept, an `error` frame with a stable code),
                       never the question.
-    3. route          prompt version and model, language, profile, summary (chat/route.py),
-                      awaited together with the full-text half of the search, the earlier turns
-                      and the query's embedding; the question's moderation beside all of it. The
-                      safety policy (chat/safety/screening.py) then refuses (a fixed sentence,
-                      nothing generated or reused), holds the answer for a trainer, or flags it.
-    4. reuse          an approved answer, then the answer cache (chat/reuse/), awaited together with
+    3. route          prompt version and model, language, profile, summary (chat/route.py), beside
+       searched as    the question as reuse and the search read it: a follow-up made to stand alone
+                      from the earlier turns (chat/standalone.py; its text kept on the question), with
+                      its embedding and the full-text half of its search; the question's moderation
+                      beside all of it. The safety policy (chat/safety/screening.py) then refuses (a
+                      fixed sentence, nothing generated or reused), holds the answer for a trainer,
+                      or flags it.
+    4. reuse          an approved answer, then the answer cache (chat/reuse/), keyed on the question
+                      as searched, awaited together with
     5. retrieve       the nearest chunks, fused with the full-text half (knowledge.selectors), those
                       in the conversation's language first where the knowledge base has them.
-                      A reused answer is served and the search dropped, failed or not.
+                      A reused or refused answer is sent whether the search failed or not.
     6. build context  chat/context.py, no I/O.
     7. generate       streamed to the sink (chat/generation.py); a reused answer streams alike. With
                       an LLM budget spent (chat/budgets.py), composed offline and said so.
@@ -38,7 +41,8 @@ Two failures are absorbed on purpose, because each only costs work, never the an
 embedding leaves full-text search alone and no reuse; a failed reuse lookup is a miss.
 
 What runs at the same time is started in three places: the embedding task in `open_turn` (the screen
-runs beside it), the moderation beside `prepare`, and the two `asyncio.gather` in `prepare`. Database
+runs beside it), the moderation beside `prepare`, and the `asyncio.gather`s in `prepare` and `searched_as`.
+A follow-up that is rewritten drops the question's own embedding and full-text half for its rewrite's. Database
 work runs on a few database threads (`db_call`, chat/db.py). Each step's duration (ms) is stored with
 the answer in `Message.timings`.
 """
@@ -78,6 +82,7 @@ from .safety.originals import original_keep
 from .safety.policy import SafetyPolicy, asafety_policy
 from .safety.screening import Screening, answer_held_back, answer_screening, question_screening
 from .selectors import earlier_turns
+from .standalone import StandaloneQuery, standalone_full_text, standalone_query, unchanged
 from .streams import AnswerSink, NullSink
 
 logger = logging.getLogger(__name__)
@@ -131,10 +136,22 @@ class Prepared:
     """What steps 3–5 found: a stored answer to serve, or what to generate from."""
 
     route: Route
-    vector: QueryVector | None
+    query: StandaloneQuery  # what reuse and the search read: a follow-up made to stand alone
+    vector: QueryVector | None  # the query's embedding
     reused: Reused | None
     hits: list[SearchHit]
     earlier: list[Message]
+    search_failure: BaseException | None = None  # moot when the answer is reused or refused
+
+
+@dataclass(frozen=True)
+class SearchedAs:
+    """The question as reuse and the search read it, and both halves of its search input."""
+
+    earlier: list[Message]
+    query: StandaloneQuery
+    vector: QueryVector | None
+    full_text: FullTextSide | Exception  # its failure is raised by the search, when one is needed
 
 
 class PersonHolds(Exception):
@@ -222,13 +239,15 @@ async def answer_turn(turn: Turn, sink: AnswerSink) -> dict[str, Any]:
         raise ValueError("a repeated question is replayed from its stored answer, never answered again")
     streamed: list[str] = []  # the tokens sent so far: what a failure keeps
     try:
-        prepared, moderation = await asyncio.gather(prepare(turn), _moderated(turn.question))
         policy = await asafety_policy()
+        prepared, moderation = await asyncio.gather(prepare(turn), _moderated(turn.question, policy))
         screening = question_screening(injection=turn.injection, moderation=moderation, policy=policy)
         if screening.refusal:
             finished = await serve_refusal(turn, prepared, sink, streamed, screening)
         elif prepared.reused is not None and not screening.hold:
             finished = await serve_reused(turn, prepared, sink, streamed, screening)
+        elif prepared.search_failure is not None:
+            raise prepared.search_failure
         else:
             finished = await generate_answer(turn, prepared, sink, streamed, screening, policy)
     except asyncio.CancelledError as exc:  # the process is shutting down: the answer is not left streaming
@@ -245,39 +264,81 @@ async def answer_turn(turn: Turn, sink: AnswerSink) -> dict[str, Any]:
     return finished.frame
 
 
-async def _moderated(text: str) -> ModerationVerdict:
+async def _moderated(text: str, policy: SafetyPolicy) -> ModerationVerdict:
     """Moderation of a question or an answer: OpenAI's endpoint with an LLM configured, else the offline
     classifier off the event loop. Never raises (chat/safety/moderation.py)."""
-    policy = await asafety_policy()
     if llm_enabled():
         return await moderate(text, policy.moderation_threshold)
     return await asyncio.to_thread(moderate_offline, text, policy.moderation_threshold)
 
 
 async def prepare(turn: Turn) -> Prepared:
-    """Steps 3–5: route, then reuse and retrieve."""
+    """Steps 3–5: route and the question as searched, then reuse and retrieve. A search failure is
+    kept, not raised: a reused or refused answer does not need the search."""
     timer = turn.timer
-    route, full_text, earlier, vector = await asyncio.gather(
+    route, searched = await asyncio.gather(
         timer.timed("route", db_call(route_question)(
             conversation_id=turn.conversation_id, visitor_id=turn.visitor_id, question=turn.question,
             question_id=turn.question_id, opened=turn.opened,
         )),
-        timer.timed("retrieve_full_text", db_call(search_full_text)(turn.question, k=settings.KNOWLEDGE_TOP_K)),
-        _earlier_turns(turn),
-        _vector_or_none(turn),
+        searched_as(turn),
     )
+    query, vector = searched.query, searched.vector
     reused, hits = await asyncio.gather(
-        timer.timed("reuse", db_call(find_reusable)(turn, route, vector)),
-        timer.timed("retrieve", db_call(retrieve)(turn.question, vector, full_text, route.language)),
-        return_exceptions=True,  # a reused answer does not need the search, so its failure is moot
+        timer.timed("reuse", db_call(find_reusable)(turn, route, query, vector)),
+        timer.timed("retrieve", _retrieved(searched, route)),
+        return_exceptions=True,
     )
     if isinstance(reused, BaseException):
         raise reused  # find_reusable turns its own failures into a miss: this is not one of them
-    if isinstance(hits, BaseException):
-        if reused is None:
-            raise hits
-        hits = []
-    return Prepared(route=route, vector=vector, reused=reused, hits=hits, earlier=earlier)
+    failure, found = (hits, []) if isinstance(hits, BaseException) else (None, hits)
+    return Prepared(route=route, query=query, vector=vector, reused=reused, hits=found,
+                    earlier=searched.earlier, search_failure=failure)
+
+
+async def searched_as(turn: Turn) -> SearchedAs:
+    """A follow-up made to stand alone (chat/standalone.py) from the earlier turns, with its embedding
+    and full-text half. The question's own full-text half starts at once: most questions are searched
+    as they are asked, and only a rewritten one pays for a second embedding and search."""
+    timer = turn.timer
+    full_text = asyncio.ensure_future(_captured(timer.timed("retrieve_full_text", db_call(search_full_text)(
+        turn.question, k=settings.KNOWLEDGE_TOP_K))))
+    try:
+        earlier = await _earlier_turns(turn)
+        query = await timer.timed("standalone", _standalone(turn, earlier))
+    except BaseException:
+        _drop(full_text)
+        raise
+    if not query.rewritten:
+        vector, own_full_text = await asyncio.gather(_vector_or_none(turn.embedding, turn), full_text)
+        return SearchedAs(earlier, query, vector, own_full_text)
+    _drop(full_text)
+    _drop(turn.embedding)
+    vector, rewritten_full_text, _ = await asyncio.gather(
+        _vector_or_none(timer.timed("embed_standalone", aembed_query(query.text)), turn),
+        _captured(timer.timed("retrieve_full_text", db_call(standalone_full_text)(query, k=settings.KNOWLEDGE_TOP_K))),
+        db_call(services.question_searched_as)(message_id=turn.question_id, text=query.text),
+    )
+    return SearchedAs(earlier, query, vector, rewritten_full_text)
+
+
+async def _retrieved(searched: SearchedAs, route: Route) -> list[SearchHit]:
+    if isinstance(searched.full_text, Exception):
+        raise searched.full_text
+    return await db_call(retrieve)(searched.query.text, searched.vector, searched.full_text, route.language)
+
+
+async def _captured(work: Awaitable[T]) -> T | Exception:
+    try:
+        return await work
+    except Exception as exc:
+        return exc
+
+
+async def _standalone(turn: Turn, earlier: list[Message]) -> StandaloneQuery:
+    if not any(m.role == Message.Role.USER for m in earlier):  # an opening question stands alone
+        return unchanged(turn.question)
+    return await standalone_query(question=turn.question, earlier=earlier)
 
 
 async def _earlier_turns(turn: Turn) -> list[Message]:
@@ -290,10 +351,10 @@ async def _earlier_turns(turn: Turn) -> list[Message]:
 EMBEDDING_WAIT_SECONDS = 10.0
 
 
-async def _vector_or_none(turn: Turn) -> QueryVector | None:
+async def _vector_or_none(embedding: Awaitable[QueryVector], turn: Turn) -> QueryVector | None:
     """None when embedding failed or hung: the answer is then made from a full-text search alone."""
     try:
-        return await asyncio.wait_for(turn.embedding, EMBEDDING_WAIT_SECONDS)
+        return await asyncio.wait_for(embedding, EMBEDDING_WAIT_SECONDS)
     except NoActiveSpace:
         logger.info("nothing ingested yet: the question of %s is answered without its embedding", turn.answer_id)
         return None
@@ -308,18 +369,19 @@ def _drop(task: asyncio.Task[Any]) -> None:
     task.add_done_callback(lambda done: done.cancelled() or done.exception())
 
 
-def find_reusable(turn: Turn, route: Route, vector: QueryVector | None) -> Reused | None:
-    """Step 4, on a database thread: a read; the hit is counted when the answer is served."""
+def find_reusable(turn: Turn, route: Route, query: StandaloneQuery, vector: QueryVector | None) -> Reused | None:
+    """Step 4, on a database thread: a read, keyed on the question as searched ("How many sets?" after
+    squats is not "How many sets?" after bench presses); the hit is counted when the answer is served."""
     if vector is None:
         return None
-    query = ReuseQuery(
-        question=turn.question, vector=vector, scope=route.scope(vector), prompt_name=route.prompt.name,
+    reuse_query = ReuseQuery(
+        question=query.text, vector=vector, scope=route.scope(vector), prompt_name=route.prompt.name,
         visitor_id=turn.visitor_id,
         model=(route.prompt.model or settings.LLM_MODEL) if llm_enabled() else "",
         system_prompt=route.prompt.system_prompt,
     )
     try:
-        return reuse_find(query)
+        return reuse_find(reuse_query)
     except Exception:
         logger.exception("reuse lookup for %s failed; answering normally", turn.answer_id)
         return None
@@ -341,7 +403,7 @@ async def serve_reused(
     with turn.timer.step("finish"):
         return await db_call(finish_reused)(
             turn=turn, route=prepared.route, reused=reused, vector=cast(QueryVector, prepared.vector),
-            screening=screening,
+            searched_as=prepared.query.text, screening=screening,
         )
 
 
@@ -375,7 +437,7 @@ async def generate_answer(
             options=prepared.route.generation_options, budget_spent=prepared.route.budget_spent,
         )
     with turn.timer.step("moderate_answer"):
-        moderation = await _moderated(generation.text) if generation.text else None
+        moderation = await _moderated(generation.text, policy) if generation.text else None
     screening = answer_screening(screening, moderation=moderation, leaked=generation.leaked, policy=policy)
     if screening.refusal and held_back:  # the answer was never sent: the refusal goes instead
         await stream_stored(screening.refusal, sink, streamed)

@@ -181,6 +181,11 @@ def _message_pair(
     return question, answer
 
 
+def question_searched_as(*, message_id: uuid.UUID, text: str) -> None:
+    """Keep the standalone form a follow-up was searched with, for trainers and approved answers."""
+    Message.objects.filter(pk=message_id, role=Message.Role.USER).update(standalone_query=text)
+
+
 def answer_complete(*, message_id: uuid.UUID, text: str, facts: dict[str, Any]) -> bool:
     updated = Message.objects.filter(pk=message_id, status=Message.Status.STREAMING).update(
         text=text, status=Message.Status.COMPLETE, completed_at=timezone.now(), **facts
