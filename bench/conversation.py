@@ -2,17 +2,19 @@
 
 TREC CAsT 2021 topics: every turn's canonical passage goes into a fresh knowledge base, through the
 project's own ingestion, beside the exercise database and the XQuAD passages as distractors. Each
-topic is then asked turn by turn as one conversation through the real search in offline mode, three
-ways: the raw utterance alone (what search saw before standalone queries), Spotter's standalone
-query (chat.standalone, offline: no generation; the earlier turns are the raw utterances and the
-offline answers to their standalone queries, with the sources those cited), and the assessors' manual rewrite
-(the upper bound). A turn is found at k when a chunk of its canonical passage is among the top k.
+topic is then asked turn by turn, three ways: Spotter's standalone query, as one conversation through
+the real pipeline in offline mode (chat.pipeline: each question stored, prepared, answered and stored,
+so the next turn reads the stored conversation: the questions, the offline answers and the sources
+they cited); the raw utterance alone (what search saw before standalone queries) and the assessors'
+manual rewrite (the upper bound), both as plain searches. A turn is found at k when a chunk of its
+canonical passage is among the top k.
 
     make bench                                       # runs this under the embedded Postgres
     python bench/conversation.py [--cast DIR_OR_FILE] [--topics N] [--distractors N]
     python bench/conversation.py --smoke             # tiny sizes: checks that it runs, measures nothing
 
-Runs in its own database (spotter_bench_conversation, dropped afterwards). Prints its tables and ends with
+Runs in its own database (spotter_bench_conversation, dropped afterwards; `--keep-db` keeps it and
+`--reuse-db` runs again on it without ingesting, about a minute). Prints its tables and ends with
 `RESULT raw_hit5=… contextual_hit5=… manual_hit5=… gap_closed=…`, gap_closed being
 (contextual - raw) / (manual - raw) at hit@5.
 """
@@ -20,13 +22,15 @@ Runs in its own database (spotter_bench_conversation, dropped afterwards). Print
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import ROOT, parse_args, pct, run_in_bench_database
+from common import ROOT, parse_args, pct, run_in_bench_database, with_database
 from retrieval import DEFAULT_SQUAD, ingest_corpus, ingest_distractors, load_squad
 
 DEFAULT_CAST = ROOT.parent / "shared" / "data" / "trec-cast-2021-a"
@@ -66,10 +70,13 @@ def load_cast(path: Path, topics: int | None) -> tuple[list[dict], list[list[Tur
 # --- one conversation -----------------------------------------------------------------------------
 
 
+RANKED = 10  # hits ranked per query: hit@1, hit@5 and MRR@10 read them
+
+
 def search_ranked(text: str, vector, full_text=None) -> list:
     from knowledge.selectors import search
 
-    return search(query=text, vector=vector, k=10, min_score=0.0, full_text=full_text)
+    return search(query=text, vector=vector, k=RANKED, min_score=0.0, full_text=full_text)
 
 
 def rank_of(hits, passage_id: str, external_ids: dict[int, str]) -> int | None:
@@ -79,51 +86,68 @@ def rank_of(hits, passage_id: str, external_ids: dict[int, str]) -> int | None:
     return None
 
 
-def answer_message(question: str, hits):
-    """The offline answer as the pipeline stores it: its text, and as sources the hits it cited."""
-    from django.conf import settings
-
-    from chat.llm.offline import compose_answer
-    from chat.models import Message
-
-    hits = hits[: settings.KNOWLEDGE_TOP_K]
-    answer = compose_answer(question, hits)
-    cited = [hits[n - 1] for n in answer.cited]
-    sources = [{"title": h.title, "url": h.url, "chunk_id": h.chunk_id, "score": h.score} for h in cited]
-    return Message(role=Message.Role.ASSISTANT, text=answer.text, sources=sources)
-
-
 @dataclass
 class Measured:
     ranks: dict[str, list[int | None]]
     standalone_ms: list[float]
-    embed_ms: list[float]
+    embed_ms: list[float]  # a rewritten query's own embedding
     left_alone: list[tuple[bool, bool]]  # (Spotter left it as it was, the assessors did)
 
 
-def run_conversations(conversations: list[list[Turn]], external_ids: dict[int, str]) -> Measured:
-    from chat.models import Message
-    from chat.standalone import standalone_full_text, standalone_offline
-    from knowledge.embeddings import embed_query
+async def run_conversations(conversations: list[list[Turn]], external_ids: dict[int, str]) -> Measured:
+    from chat.db import db_call
 
     measured = Measured({"raw": [], "contextual": [], "manual": []}, [], [], [])
-    for turns in conversations:
-        earlier: list[Message] = []
+    for number, turns in enumerate(conversations):
+        conversation_id = None
         for turn in turns:
-            began = time.perf_counter()
-            standalone = standalone_offline(question=turn.raw, earlier=earlier)
-            measured.standalone_ms.append((time.perf_counter() - began) * 1000)
-            began = time.perf_counter()
-            vector = embed_query(standalone.text)
-            measured.embed_ms.append((time.perf_counter() - began) * 1000)
-            hits = search_ranked(standalone.text, vector, standalone_full_text(standalone, k=10))
-            measured.ranks["contextual"].append(rank_of(hits, turn.passage_id, external_ids))
+            ranked, query, conversation_id = await ask_in_conversation(
+                turn.raw, conversation_id, visitor=f"cast-{number}")
+            measured.ranks["contextual"].append(rank_of(ranked.hits, turn.passage_id, external_ids))
+            measured.standalone_ms.append(ranked.steps.get("standalone", 0.0))
+            if "embed_standalone" in ranked.steps:
+                measured.embed_ms.append(ranked.steps["embed_standalone"])
             for label, text in (("raw", turn.raw), ("manual", turn.manual)):
-                found = search_ranked(text, embed_query(text))
+                found = await db_call(search_alone)(text)
                 measured.ranks[label].append(rank_of(found, turn.passage_id, external_ids))
-            measured.left_alone.append((not standalone.rewritten, _same(turn.raw, turn.manual)))
-            earlier += [Message(role=Message.Role.USER, text=turn.raw), answer_message(standalone.text, hits)]
+            measured.left_alone.append((not query.rewritten, _same(turn.raw, turn.manual)))
     return measured
+
+
+@dataclass
+class Ranked:
+    hits: list
+    steps: dict[str, float]  # the pipeline's step timings, ms
+
+
+async def ask_in_conversation(question: str, conversation_id, *, visitor: str):
+    """One turn through the pipeline, offline: the question stored, prepared (the follow-up made to stand
+    alone from the stored conversation, then searched) for its top RANKED hits, then answered and stored,
+    so the next turn reads it. Returns (ranked hits, the standalone query, the conversation)."""
+    from dataclasses import replace
+
+    from django.test import override_settings
+
+    from chat import pipeline
+    from chat.models import Conversation
+    from chat.streams import NullSink
+    from knowledge.embeddings import aembed_query
+
+    turn = await pipeline.open_turn(visitor_id=visitor, conversation_id=conversation_id, text=question,
+                                    client_msg_id="", channel=Conversation.Channel.API)
+    with override_settings(KNOWLEDGE_TOP_K=RANKED):
+        prepared = await pipeline.prepare(turn)
+    # prepare() took the turn's embedding (or dropped it for the standalone one's): answering prepares again.
+    again = replace(turn, embedding=asyncio.ensure_future(aembed_query(turn.question)))
+    await pipeline.answer_turn(again, NullSink())
+    return Ranked(prepared.hits, dict(turn.timer.steps)), prepared.query, turn.conversation_id
+
+
+def search_alone(text: str) -> list:
+    """A plain search for `text` alone, as the pipeline's retrieval runs it at k=RANKED."""
+    from knowledge.embeddings import embed_query
+
+    return search_ranked(text, embed_query(text))
 
 
 def _same(a: str, b: str) -> bool:
@@ -175,13 +199,52 @@ def main() -> int:
                         help="only the first N exercises as distractors (default: all)")
     parser.add_argument("--squad", type=Path, default=DEFAULT_SQUAD, help="SQuAD-format passages as distractors")
     parser.add_argument("--squad-articles", type=int, default=None)
-    parser.add_argument("--keep-db", action="store_true")
+    parser.add_argument("--keep-db", action="store_true", help="keep its database for --reuse-db")
+    parser.add_argument("--reuse-db", action="store_true",
+                        help="run again on the database a --keep-db run left (no ingestion: for tuning)")
+    parser.add_argument("--mask-names", action="store_true",
+                        help="let the PII guard mask names and places in the pipeline's questions (see below)")
     args = parse_args(parser, SMOKE)
+    if not args.mask_names:
+        # CAsT passages have no titles, so no name or place in them is public to the guard: it would mask
+        # "Nigeria" or "Ziegler" in the pipeline's question and in none of the plain searches it is compared
+        # with. Patterns (emails, phones) still run.
+        os.environ.setdefault("PII_NER", "false")
+        os.environ.setdefault("PII_NAME_LISTS", "false")
+    if args.reuse_db:
+        return run_in_kept_database(lambda: run(args))
     return run_in_bench_database(lambda: run(args), name=BENCH_DB, keep_db=args.keep_db)
+
+
+def run_in_kept_database(run_it) -> int:
+    """Django against the database a --keep-db run left, its conversations and answer cache emptied
+    (a cached answer from the last run would stand in for this run's)."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import psycopg
+
+    url = with_database(os.environ["DATABASE_URL"], BENCH_DB)
+    try:
+        psycopg.connect(url).close()
+    except psycopg.OperationalError:
+        print(f"no kept database {BENCH_DB}: run with --keep-db first (any run without it drops the database)")
+        return 2
+    os.environ["DATABASE_URL"] = url
+    import django
+
+    django.setup()
+    from chat.models import CacheEntry, Conversation
+
+    CacheEntry.objects.all().delete()
+    Conversation.objects.all().delete()
+    return run_it()
 
 
 def ingest(args) -> list[list[Turn]]:
     passages, conversations = load_cast(args.cast, args.topics)
+    if args.reuse_db:
+        print(f"{cast_file(args.cast).name}: {len(conversations)} topics, kept database (not ingested again)")
+        return conversations
     squad_passages = load_squad(args.squad, args.squad_articles)[0]
     print(f"{cast_file(args.cast).name}: {len(conversations)} topics, {sum(map(len, conversations))} turns, "
           f"{len(passages)} passages; distractors: {len(squad_passages)} XQuAD passages and the exercise database")
@@ -198,7 +261,7 @@ def run(args) -> int:
 
     conversations = ingest(args)
     external_ids = dict(Document.objects.filter(source__name="cast-passages").values_list("pk", "external_id"))
-    measured = run_conversations(conversations, external_ids)
+    measured = asyncio.run(run_conversations(conversations, external_ids))
     table = print_table(measured, Chunk.objects.count())
     print_decisions(measured)
     raw, contextual, manual = (table[label]["hit5"] for label in ("raw", "contextual", "manual"))

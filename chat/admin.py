@@ -39,8 +39,8 @@ class MessageInline(TypedOriginalMixin, admin.TabularInline):
     model = Message
     fk_name = "conversation"
     fields = (
-        "sequence", "role", "text", "searched_as", "status", "reuse_link", "model", "confidence", "latency_ms", "ttft_ms", "cost",
-        "cost_avoided", "context_tokens", "sources_links",
+        "sequence", "role", "text", "searched_as", "status", "reuse_link", "model", "confidence", "latency_ms",
+        "ttft_ms", "cost", "cost_avoided", "context_tokens", "sources_links",
     )
     readonly_fields = fields
     extra = 0

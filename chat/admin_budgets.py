@@ -6,32 +6,19 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import admin
-from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.urls import reverse
+from django.http import HttpRequest
 from django.utils.html import format_html
+
+from config.admin import SingletonAdmin
 
 from .budgets import budget_limits, forget_budget_limits, spend_today
 from .models import LLMBudget
 
 
 @admin.register(LLMBudget)
-class LLMBudgetAdmin(admin.ModelAdmin):
+class LLMBudgetAdmin(SingletonAdmin):
     fields = ["in_force", "daily_spend_cap_usd", "visitor_daily_tokens"]
     readonly_fields = ["in_force"]
-
-    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
-        """There is one budget: the list is its page."""
-        if not self.has_view_or_change_permission(request):
-            raise PermissionDenied
-        budget = LLMBudget.objects.first() or LLMBudget.objects.create()
-        return HttpResponseRedirect(reverse("admin:chat_llmbudget_change", args=[budget.pk]))
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.display(description="today")
     def in_force(self, obj: LLMBudget) -> str:

@@ -19,6 +19,8 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
+from config.admin import ReadOnlyAdminMixin
+
 from . import privacy
 from .models import Conversation, ErasureRecord, VisitorProfile
 
@@ -28,7 +30,7 @@ ERASE = "chat.erase_visitor_data"
 
 
 @admin.register(ErasureRecord)
-class ErasureRecordAdmin(admin.ModelAdmin):
+class ErasureRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["at", "requested_by", "staff_user", "visitor", "deleted"]
     list_filter = ["requested_by"]
     list_select_related = ["staff_user"]
@@ -42,15 +44,6 @@ class ErasureRecordAdmin(admin.ModelAdmin):
     @admin.display(description="rows deleted")
     def deleted(self, record: ErasureRecord) -> str:
         return ", ".join(f"{kind}: {n}" for kind, n in record.counts.items())
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return super().has_view_permission(request, obj) or _may_handle(request)

@@ -6,33 +6,20 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import admin
-from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.urls import reverse
+from django.http import HttpRequest
 from django.utils.html import format_html
+
+from config.admin import SingletonAdmin
 
 from .models import ContentSafetyPolicy
 from .safety.policy import forget_safety_policy, safety_policy
 
 
 @admin.register(ContentSafetyPolicy)
-class ContentSafetyPolicyAdmin(admin.ModelAdmin):
+class ContentSafetyPolicyAdmin(SingletonAdmin):
     fields = ["in_force", "injection", "question_moderation", "answer_moderation",
               "injection_threshold", "moderation_threshold"]
     readonly_fields = ["in_force"]
-
-    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
-        """There is one policy: the list is its page."""
-        if not self.has_view_or_change_permission(request):
-            raise PermissionDenied
-        policy = ContentSafetyPolicy.objects.first() or ContentSafetyPolicy.objects.create()
-        return HttpResponseRedirect(reverse("admin:chat_contentsafetypolicy_change", args=[policy.pk]))
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.display(description="in force")
     def in_force(self, obj: ContentSafetyPolicy) -> str:

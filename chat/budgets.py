@@ -18,7 +18,6 @@ a visitor is not refused an answer because a counter cannot be read.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal
 from functools import lru_cache
@@ -28,6 +27,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from .models import LLMBudget
+from .process_cache import ProcessCache
 
 logger = logging.getLogger(__name__)
 
@@ -56,29 +56,26 @@ class Limits:
         return bool(self.spend_cap_usd or self.visitor_tokens)
 
 
-_cached: tuple[float, Limits] | None = None
-
-
-def budget_limits() -> Limits:
-    """The limits in force: admin's where set, else the settings'."""
-    global _cached
-    now = time.monotonic()
-    if _cached is not None and now - _cached[0] < LIMITS_CACHE_SECONDS:
-        return _cached[1]
+def _limits_read() -> Limits:
     row = LLMBudget.objects.first()
-    limits = Limits(
+    return Limits(
         spend_cap_usd=Decimal(str(settings.LLM_DAILY_SPEND_CAP_USD)) if row is None or row.daily_spend_cap_usd is None
         else row.daily_spend_cap_usd,
         visitor_tokens=settings.LLM_VISITOR_DAILY_TOKENS if row is None or row.visitor_daily_tokens is None
         else row.visitor_daily_tokens,
     )
-    _cached = (now, limits)
-    return limits
+
+
+_limits = ProcessCache(_limits_read, seconds=LIMITS_CACHE_SECONDS)
+
+
+def budget_limits() -> Limits:
+    """The limits in force: admin's where set, else the settings'."""
+    return _limits.get()
 
 
 def forget_budget_limits() -> None:
-    global _cached
-    _cached = None
+    _limits.forget()
 
 
 @lru_cache(maxsize=1)

@@ -53,7 +53,7 @@ async def generate(
         deltas: AsyncIterator[Delta] = get_gateway().stream(context.messages, model=model, options=options)
         extractive = None
     else:
-        extractive = offline.compose_answer(question, context.hits)
+        extractive = offline.compose_answer(question, context.hits, language=context.language)
         if budget_spent:
             extractive = replace(extractive, text=f"{NOTICES[budget_spent]}\n\n{extractive.text}")
         deltas = offline.stream_answer(extractive, context.tokens)

@@ -22,3 +22,9 @@ def detect_language(text: str, fallback: str) -> str:
         return fallback
     language, probability = _identifier().classify(text)
     return language if probability >= MIN_PROBABILITY else fallback
+
+
+def confident_language(text: str) -> str | None:
+    """The language the identifier is sure of, however short the text; None when it is not sure."""
+    language, probability = _identifier().classify(text)
+    return language if probability >= MIN_PROBABILITY else None

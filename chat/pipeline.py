@@ -77,7 +77,7 @@ from .models import Conversation, Message
 from .reuse.selectors import Reused, ReuseQuery, reuse_find
 from .route import Route, route_question
 from .safety.injection import InjectionVerdict, injection_check
-from .safety.moderation import ModerationVerdict, moderate, moderate_offline
+from .safety.moderation import ModerationVerdict, moderate
 from .safety.originals import original_keep
 from .safety.policy import SafetyPolicy, asafety_policy
 from .safety.screening import Screening, answer_held_back, answer_screening, question_screening
@@ -265,11 +265,9 @@ async def answer_turn(turn: Turn, sink: AnswerSink) -> dict[str, Any]:
 
 
 async def _moderated(text: str, policy: SafetyPolicy) -> ModerationVerdict:
-    """Moderation of a question or an answer: OpenAI's endpoint with an LLM configured, else the offline
-    classifier off the event loop. Never raises (chat/safety/moderation.py)."""
-    if llm_enabled():
-        return await moderate(text, policy.moderation_threshold)
-    return await asyncio.to_thread(moderate_offline, text, policy.moderation_threshold)
+    """Moderation of a question or an answer, by the provider SAFETY_MODERATION_PROVIDER names. Never
+    raises (chat/safety/moderation.py)."""
+    return await moderate(text, policy.moderation_threshold)
 
 
 async def prepare(turn: Turn) -> Prepared:

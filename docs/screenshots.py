@@ -1,7 +1,7 @@
 """Take the README's screenshots in headless Chromium against a running `make run`.
 
     CHAT_VISITOR_MESSAGE_LIMIT=100 CHAT_SOCKET_MESSAGE_LIMIT=100 make run &   # wait until it prints the URLs
-    .venv/bin/python docs/screenshots.py [http://127.0.0.1:8000]
+    .venv/bin/python docs/screenshots.py [http://127.0.0.1:8000 [widget admin ...]]   # all, or the ones named
 
 The dashboard's thirty questions come from one visitor on one socket within a minute: more than one person
 is let ask (20 a minute per visitor, 10 per socket), hence the higher limits for this run.
@@ -29,12 +29,14 @@ def admin_page(browser, username="admin"):
 
 
 def widget(browser) -> None:
-    page = browser.new_page(viewport={"width": 1100, "height": 760})
+    """Two turns: the follow-up names no exercise and is answered from the squat all the same."""
+    page = browser.new_page(viewport={"width": 1100, "height": 900})
     page.goto(BASE + "/")
     box = page.get_by_label("Your message")
-    box.fill("How do I do a barbell squat?")
-    box.press("Enter")
-    page.locator(".msg.assistant .confidence").wait_for(timeout=30000)
+    for turn, question in enumerate(["How do I do a barbell squat?", "What muscles does it work?"], start=1):
+        box.fill(question)
+        box.press("Enter")
+        page.locator(".msg.assistant .confidence").nth(turn - 1).wait_for(timeout=30000)
     page.screenshot(path=OUT / "widget.png")
 
 
@@ -136,13 +138,12 @@ def budget(browser) -> None:
     page.screenshot(path=OUT / "admin-llm-budget.png", full_page=False)
 
 
+SHOTS = [widget, admin, reuse, review_queue, dashboard, budget]
+CHOSEN = [shot for shot in SHOTS if shot.__name__ in sys.argv[2:]] or SHOTS
+
 with sync_playwright() as p:
     chromium = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=ARGS)
-    widget(chromium)
-    admin(chromium)
-    reuse(chromium)
-    review_queue(chromium)
-    dashboard(chromium)
-    budget(chromium)
+    for shot in CHOSEN:
+        shot(chromium)
     chromium.close()
 print("wrote the screenshots in", OUT)

@@ -18,6 +18,8 @@ from django.utils.decorators import method_decorator
 from django.utils.html import format_html_join
 from django.views.decorators.http import require_POST
 
+from config.admin import ReadOnlyAdminMixin
+
 from . import admin_experiments  # noqa: F401  (registers the experiment admin)
 from .gate import GateRefused, evaluations_of, production_gate
 from .models import PRODUCTION, STAGING, PromptLabelMove, PromptVersion
@@ -173,19 +175,9 @@ def _copy_query(version: PromptVersion) -> str:
 
 
 @admin.register(PromptLabelMove)
-class PromptLabelMoveAdmin(admin.ModelAdmin):
+class PromptLabelMoveAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """The deploy history: read only."""
 
     list_display = ["moved_at", "prompt_name", "label", "from_version", "to_version", "moved_by", "reason"]
     list_filter = ["prompt_name", "label"]
     list_select_related = ["from_version", "to_version", "moved_by"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-

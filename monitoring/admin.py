@@ -1,4 +1,3 @@
-from typing import Any
 
 from django.contrib import admin
 from django.http import HttpRequest
@@ -6,6 +5,8 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
+
+from config.admin import NoAddOrChangeAdminMixin
 
 from . import admin_alerts, admin_drift, admin_schedules  # noqa: F401  (registers their model admins)
 from .models import AnswerFact, ConfidenceModel
@@ -43,18 +44,12 @@ class AnswerFactAdmin(admin.ModelAdmin):
 
 
 @admin.register(ConfidenceModel)
-class ConfidenceModelAdmin(admin.ModelAdmin):
+class ConfidenceModelAdmin(NoAddOrChangeAdminMixin, admin.ModelAdmin):
     """Trained by the beat job only; here to judge how well its probabilities match outcomes."""
 
     list_display = ["trained_at", "labels", "positives", "brier", "ece"]
     readonly_fields = ["trained_at", "labels", "positives", "brier", "ece", "reliability_table", "feature_weights"]
     fields = list(readonly_fields)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.display(description="reliability (out-of-fold)")
     def reliability_table(self, obj: ConfidenceModel) -> SafeString:

@@ -17,6 +17,8 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from config.admin import NoAddOrChangeAdminMixin
+
 from .alerts import alert_acknowledge, alert_channel_test, alert_resolve
 from .models_alerts import Alert, AlertChannel, AlertDelivery
 
@@ -48,7 +50,9 @@ class AlertDeliveryInline(admin.TabularInline):
 
 
 @admin.register(Alert)
-class AlertAdmin(admin.ModelAdmin):
+class AlertAdmin(NoAddOrChangeAdminMixin, admin.ModelAdmin):
+    """Read-only: an alert's state moves through the buttons and actions."""
+
     list_display = ["title", "severity_badge", "status", "kind", "count", "first_seen", "last_seen",
                     "acknowledged_by"]
     list_filter = ["severity", "status", "kind"]
@@ -70,12 +74,6 @@ class AlertAdmin(admin.ModelAdmin):
     @admin.display(description="data")
     def data_pretty(self, alert: Alert) -> SafeString:
         return format_html("<pre>{}</pre>", json.dumps(alert.data, indent=2, sort_keys=True, default=str))
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False  # the page is read-only; its state moves through the buttons and actions
 
     def has_acknowledge_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(CHANGE)
@@ -194,16 +192,10 @@ class AlertChannelAdmin(admin.ModelAdmin):
 
 
 @admin.register(AlertDelivery)
-class AlertDeliveryAdmin(admin.ModelAdmin):
+class AlertDeliveryAdmin(NoAddOrChangeAdminMixin, admin.ModelAdmin):
     """Every attempt to hand an alert to a channel (written by the delivery tasks only)."""
 
     list_display = ["at", "alert", "channel", "attempt", "ok", "status_code", "duration_ms", "error"]
     list_filter = ["ok", "channel"]
     list_select_related = ["alert", "channel"]
     ordering = ["-at"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

@@ -4,7 +4,6 @@ statistic against its threshold with its history, and the new-topic clusters wit
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.auth.models import User
@@ -17,6 +16,8 @@ from django.urls import URLPattern, path
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.views.decorators.http import require_POST
+
+from config.admin import NoAddOrChangeAdminMixin
 
 from .models_drift import DriftCheck, TopicCluster
 from .selectors_drift import drift_report
@@ -47,7 +48,7 @@ def _decide(action: str, cluster: TopicCluster, user: User) -> tuple[bool, str]:
 
 
 @admin.register(DriftCheck)
-class DriftCheckAdmin(admin.ModelAdmin):
+class DriftCheckAdmin(NoAddOrChangeAdminMixin, admin.ModelAdmin):
     """Written by the beat job only; the report page (`drift report` link) is where staff work from."""
 
     list_display = ["window_start", "kind", "value_shown", "statistic_shown", "evidence_shown", "alarm_badge",
@@ -56,12 +57,6 @@ class DriftCheckAdmin(admin.ModelAdmin):
     change_list_template = "admin/monitoring/driftcheck/change_list.html"
     date_hierarchy = "window_start"
     readonly_fields = [f.name for f in DriftCheck._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.display(description="window / reference")
     def value_shown(self, check: DriftCheck) -> str:

@@ -18,6 +18,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
 from chat.safety.pii import pii_mask_structured  # a leaf module: none of chat's models or services
+from config.admin import ReadOnlyAdminMixin
 from knowledge.links import url_for_storage
 
 from . import selectors, services
@@ -205,21 +206,12 @@ class ApprovedAnswerAdmin(admin.ModelAdmin):
 
 
 @admin.register(ReviewDecision)
-class ReviewDecisionAdmin(admin.ModelAdmin):
+class ReviewDecisionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """The audit trail: read, never written by hand."""
 
     list_display = ["item", "action", "user", "at", "note"]
     list_filter = ["action"]
     list_select_related = ["item", "user"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: ReviewDecision | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: ReviewDecision | None = None) -> bool:
-        return False
 
 
 # Evaluation sets and runs, fine-tuning runs and promotions, handoffs and support hours: their own modules.

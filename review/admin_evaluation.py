@@ -19,6 +19,7 @@ from django.utils.html import format_html
 from django.utils.text import Truncator
 from django.views.decorators.http import require_POST
 
+from config.admin import NoAddOrChangeAdminMixin
 from experiments.models import PromptVersion
 
 from . import evaluation, tasks
@@ -189,7 +190,9 @@ def compare_url(runs: list[EvaluationRun]) -> str:
 
 
 @admin.register(EvaluationRun)
-class EvaluationRunAdmin(admin.ModelAdmin):
+class EvaluationRunAdmin(NoAddOrChangeAdminMixin, admin.ModelAdmin):
+    """Runs start from an evaluation set's "Run evaluation", and what a run measured is never edited."""
+
     list_display = ["run", "evaluation_set", "model_name", "prompt_version", "progress", "similarity", "faithfulness",
                     "judge", "overall", "failed", "created_at"]
     list_display_links = None  # a run's page is its comparison page, linked from the first column
@@ -199,12 +202,6 @@ class EvaluationRunAdmin(admin.ModelAdmin):
                        "error", "created_by", "created_at", "started_at", "finished_at"]
     actions = ["compare_selected"]
     change_list_template = "admin/review/evaluation_runs.html"
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # runs start from an evaluation set's "Run evaluation"
-
-    def has_change_permission(self, request: HttpRequest, obj: EvaluationRun | None = None) -> bool:
-        return False  # what a run measured is never edited
 
     def has_delete_permission(self, request: HttpRequest, obj: EvaluationRun | None = None) -> bool:
         """Not a run that is queued or running (its worker writes to it), nor one a fine-tuning run's gate

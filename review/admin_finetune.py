@@ -19,6 +19,8 @@ from django.urls import NoReverseMatch, URLPattern, path, reverse
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
+from config.admin import ReadOnlyAdminMixin
+
 from . import finetune, tasks
 from .admin_queue import trainer_of
 from .models import EvaluationRun, FineTuneRun, ModelPromotion
@@ -86,21 +88,15 @@ def _evaluation_link(run: EvaluationRun | None) -> str:
 
 
 @admin.register(FineTuneRun)
-class FineTuneRunAdmin(admin.ModelAdmin):
+class FineTuneRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """A run starts with the button, which exports and creates the job; its state changes only through the
+    buttons' guarded services."""
+
     list_display = ["created_at", "trigger", "status", "models", "example_counts", "job_status", "baseline",
                     "candidate", "outcome", "buttons"]
     list_filter = ["status", "trigger"]
     list_select_related = ["baseline_run", "candidate_run"]
     change_list_template = "admin/review/finetunerun_change_list.html"
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # a run starts with the button, which exports and creates the job
-
-    def has_change_permission(self, request: HttpRequest, obj: FineTuneRun | None = None) -> bool:
-        return False  # its state changes only through the buttons' guarded services
-
-    def has_delete_permission(self, request: HttpRequest, obj: FineTuneRun | None = None) -> bool:
-        return False
 
     @admin.display(description="model")
     def models(self, run: FineTuneRun) -> str:
@@ -176,7 +172,7 @@ class FineTuneRunAdmin(admin.ModelAdmin):
 
 
 @admin.register(ModelPromotion)
-class ModelPromotionAdmin(admin.ModelAdmin):
+class ModelPromotionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """The served model's history: written by promotions and rollbacks only."""
 
     list_display = ["at", "action", "change", "run", "user", "note"]
@@ -186,12 +182,3 @@ class ModelPromotionAdmin(admin.ModelAdmin):
     @admin.display(description="served model")
     def change(self, promotion: ModelPromotion) -> str:
         return format_html("{} → {}", served_label(promotion.model_before), served_label(promotion.model_after))
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: ModelPromotion | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: ModelPromotion | None = None) -> bool:
-        return False

@@ -15,6 +15,8 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
+from config.admin import ReadOnlyAdminMixin
+
 from . import hours
 from .models import Handoff, SupportHours
 from .selectors_handoff import HandoffMeasures, handoff_measures
@@ -54,7 +56,9 @@ class SupportHoursAdmin(admin.ModelAdmin):
 
 
 @admin.register(Handoff)
-class HandoffAdmin(admin.ModelAdmin):
+class HandoffAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """A visitor opens a handoff; trainers work it on the live conversations page."""
+
     list_display = ["requested_at", "conversation_link", "reason", "said", "status", "waited", "first_reply",
                     "taken_by", "resolved"]
     list_filter = ["reason", "status", "resolved"]
@@ -62,15 +66,6 @@ class HandoffAdmin(admin.ModelAdmin):
     date_hierarchy = "requested_at"
     ordering = ["-requested_at", "-pk"]
     change_list_template = "admin/review/handoff_change_list.html"
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # a visitor opens a handoff; trainers work it on the live conversations page
-
-    def has_change_permission(self, request: HttpRequest, obj: Handoff | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Handoff | None = None) -> bool:
-        return False
 
     @admin.display(description="conversation", ordering="conversation_id")
     def conversation_link(self, handoff: Handoff) -> str:

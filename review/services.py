@@ -10,7 +10,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from celery import current_app
@@ -40,7 +40,7 @@ COMPLAINTS = frozenset({Reason.THUMBS_DOWN, Reason.HANDOFF})
 class ReviewConflict(Exception):
     """The item's state does not allow the action; `code` is stable for the admin to act on:
     `claimed_by_other`, `claim_lapsed`, `not_claimed`, `already_decided`, `no_question`, `empty_answer`,
-    `not_in_group`, `grouped`."""
+    `refused`, `not_in_group`, `grouped`."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -218,7 +218,9 @@ def review_item_reject(*, item: ReviewItem, reviewer: User, reason: str) -> Revi
 
 def review_item_approve(*, item: ReviewItem, reviewer: User, text: str | None = None) -> ApprovedAnswer:
     """Approve the answer as it is, or edited (`text`, kept with a diff to the original). Served to the
-    next paraphrase of its question at once; only by the trainer whose claim is live."""
+    next paraphrase of its question at once; only by the trainer whose claim is live. Matched on the question
+    as search read it: a follow-up's standalone form ("How many sets of squats?", not "How many sets?").
+    A refusal of the safety policy is never approved (nor, so, reused or exported): it can be rejected."""
     item = ReviewItem.objects.select_related("message__reply_to", "message__conversation").get(pk=item.pk)
     answer = _approved_answer(item, reviewer, text)
     covering = _covering_answers(item, answer)
@@ -271,7 +273,7 @@ def _covering_answers(item: ReviewItem, answer: ApprovedAnswer) -> dict[int, App
     asked = {_normalised(answer.question)}
     covering: dict[int, ApprovedAnswer] = {}
     for member in members:
-        question = member.message.reply_to.text.strip() if member.message.reply_to else ""
+        question = _question_as_searched(member.message.reply_to)
         if question and _normalised(question) not in asked:
             asked.add(_normalised(question))
             # source_message: the answer it was approved from (the export renumbers citations by it)
@@ -304,9 +306,26 @@ def _normalised(question: str) -> str:
     return " ".join(question.casefold().split())
 
 
+class _Question(Protocol):
+    """A visitor's question as chat stores it (review does not import chat)."""
+
+    text: str
+    standalone_query: str
+
+
+def _question_as_searched(question: _Question | None) -> str:
+    """A follow-up's standalone form when it had one (empty when the question stood alone)."""
+    if question is None:
+        return ""
+    return (question.standalone_query or question.text).strip()
+
+
 def _approved_answer(item: ReviewItem, reviewer: User, text: str | None) -> ApprovedAnswer:
     message = item.message
-    question = message.reply_to.text.strip() if message.reply_to else ""
+    if message.refused:
+        raise ReviewConflict("refused", "This answer is the safety policy's refusal, not an answer to the "
+                                        "question: it cannot be approved or edited. Reject it or skip it.")
+    question = _question_as_searched(message.reply_to)
     if not question:
         raise ReviewConflict("no_question", "This answer has no question to approve it for.")
     if text is not None and not text.strip():

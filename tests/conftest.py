@@ -4,29 +4,35 @@ that `make test` starts (config.stack); only the LLM is a local fake server, spo
 from __future__ import annotations
 
 import json
+import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import redis
 import uvicorn
 from django.conf import settings as django_settings
+from django.test.utils import override_settings
+from playwright.sync_api import Browser, sync_playwright
 
 from chat.budgets import forget_budget_limits
 from chat.llm import gateway
 from chat.safety.pii import pii_public_terms_forget
 from chat.safety.policy import forget_safety_policy
 from experiments.selectors import forget_active_prompt
-from knowledge.embeddings import forget_active_space
+from knowledge import services as knowledge_services
+from knowledge.embeddings import ModelSpec, configured_spec, forget_active_space
 from knowledge.models import Source
 from knowledge.parsers import DocumentDraft, records_to_drafts
 from knowledge.selectors import kb_version
 from knowledge.services import documents_sync, lexeme_stats_refresh
 from monitoring.confidence import forget_confidence_model
 from review.finetune import forget_served_model
+from tests.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.llm_server import LLMServer
 from tests.webhooks import receiver_with  # noqa: F401  (a real webhook endpoint, for any test)
 
@@ -46,11 +52,46 @@ def exercise_drafts() -> list[DocumentDraft]:
     return records_to_drafts([records[i] for i in KB_EXERCISE_IDS if i in records], mapping)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _fast_password_hashing() -> Iterator[None]:
+    """Django's hasher spends about half a second on a password by design, and the suite creates and signs in
+    hundreds of staff users: tests hash with MD5, as Django's documentation advises for test runs."""
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+        yield
+
+
+@pytest.fixture(scope="session")
+def _kb_vectors() -> dict[tuple[ModelSpec, str], list[float]]:
+    return {}
+
+
+@contextmanager
+def _local_vectors_remembered(memo: dict[tuple[ModelSpec, str], list[float]]) -> Iterator[None]:
+    """Ingestion's embeddings, computed once per text in the session: the local model gives a text the same
+    vector every time, and embedding is most of what building the knowledge base costs a test."""
+    embed = knowledge_services.embed_texts
+
+    def remembered(texts: Sequence[str], spec: ModelSpec | None = None) -> list[list[float]]:
+        spec = spec or configured_spec()
+        if spec.backend != "local":
+            return embed(texts, spec)
+        missing = [text for text in dict.fromkeys(texts) if (spec, text) not in memo]
+        memo.update(zip([(spec, text) for text in missing], embed(missing, spec) if missing else [], strict=True))
+        return [memo[(spec, text)] for text in texts]
+
+    knowledge_services.embed_texts = remembered
+    try:
+        yield
+    finally:
+        knowledge_services.embed_texts = embed
+
+
 @pytest.fixture
-def kb(db, exercise_drafts):
+def kb(db, exercise_drafts, _kb_vectors):
     """A small real knowledge base, embedded with the local model."""
     source = Source.objects.create(name="exercises", status=Source.Status.READY)
-    documents_sync(source=source, drafts=exercise_drafts)
+    with _local_vectors_remembered(_kb_vectors):
+        documents_sync(source=source, drafts=exercise_drafts)
     lexeme_stats_refresh()
     return source
 
@@ -154,6 +195,19 @@ def live_asgi(transactional_db) -> Iterator[_LiveASGI]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def browser(live_asgi) -> Iterator[Browser]:
+    """Headless Chromium driven by Playwright, for a test against the live ASGI server (mark the test
+    tests.browser.needs_chromium). One per test, not per session: between its calls Playwright's sync API
+    leaves its event loop marked as running in this thread, where a later async test or fixture could not
+    run its own."""
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # the test's ORM calls, made beside that loop
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
 
 
 @pytest.fixture(scope="session", autouse=True)

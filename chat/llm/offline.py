@@ -1,6 +1,8 @@
 """The offline provider: with no LLM configured (or a budget spent), answer in a short paragraph of the
 retrieved sentences that answer the question, each cited, streamed like a model's answer. Honest and
-free, never creative: it selects, it does not write."""
+free, never creative: it selects, it does not write, and so it cannot translate: an answer from excerpts
+in another language than the conversation's says so first, in the visitor's language when it is one of
+CHAT_LANGUAGES and this module has the sentence in it (else in English)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from django.conf import settings
 
@@ -21,6 +23,25 @@ from .types import Delta
 
 OFFLINE_MODEL = "offline"
 NOT_FOUND = "I could not find an answer to that in the knowledge base."
+CANNOT_TRANSLATE = "I cannot translate: this is the knowledge base's text as it is written."
+# The two sentences the provider writes itself, per language (ISO 639-1).
+_PHRASES: dict[str, tuple[str, str]] = {
+    "en": (NOT_FOUND, CANNOT_TRANSLATE),
+    "de": ("Dazu habe ich in der Wissensdatenbank keine Antwort gefunden.",
+           "Ich kann nicht übersetzen: Dies ist der Text der Wissensdatenbank, wie er geschrieben ist."),
+    "fr": ("Je n'ai pas trouvé de réponse à cette question dans la base de connaissances.",
+           "Je ne peux pas traduire : voici le texte de la base de connaissances tel qu'il est écrit."),
+    "es": ("No he encontrado una respuesta a eso en la base de conocimientos.",
+           "No puedo traducir: este es el texto de la base de conocimientos tal como está escrito."),
+    "it": ("Non ho trovato una risposta a questa domanda nella base di conoscenza.",
+           "Non posso tradurre: questo è il testo della base di conoscenza così come è scritto."),
+    "nl": ("Ik heb daar geen antwoord op gevonden in de kennisbank.",
+           "Ik kan niet vertalen: dit is de tekst van de kennisbank zoals die geschreven is."),
+    "pt": ("Não encontrei uma resposta para isso na base de conhecimento.",
+           "Não consigo traduzir: este é o texto da base de conhecimento tal como está escrito."),
+    "sv": ("Jag hittade inget svar på det i kunskapsbasen.",
+           "Jag kan inte översätta: det här är kunskapsbasens text som den är skriven."),
+}
 # Below this cosine similarity the best chunk is about something else.
 MIN_SCORE = 0.30
 # Documents below the best one's dense score by more than this are about something else.
@@ -133,7 +154,20 @@ def _paragraph(chosen: list[_Sentence]) -> str:
     return " ".join(parts)
 
 
-def compose_answer(question: str, hits: Sequence[SearchHit]) -> ExtractiveAnswer:
+def compose_answer(question: str, hits: Sequence[SearchHit], language: str = "") -> ExtractiveAnswer:
+    """`language`: the conversation's (ISO code); empty: the answer's language is not checked."""
+    answer = _selected(question, hits)
+    if not language:
+        return answer
+    not_found, cannot_translate = _phrases(language)
+    if not answer.cited:
+        return replace(answer, text=not_found)
+    if any(_base(hits[n - 1].language or settings.KNOWLEDGE_DEFAULT_LANGUAGE) != _base(language) for n in answer.cited):
+        return replace(answer, text=f"{cannot_translate}\n\n{answer.text}")
+    return answer
+
+
+def _selected(question: str, hits: Sequence[SearchHit]) -> ExtractiveAnswer:
     if not hits or hits[0].dense_score < MIN_SCORE:
         return ExtractiveAnswer(NOT_FOUND, ())
     close = [(n, h) for n, h in enumerate(hits, start=1)
@@ -144,6 +178,17 @@ def compose_answer(question: str, hits: Sequence[SearchHit]) -> ExtractiveAnswer
         return ExtractiveAnswer(NOT_FOUND, ())
     chosen = _chosen(sentences, _scores(question_terms, sentences), sentence_count())
     return ExtractiveAnswer(_paragraph(chosen), tuple(sorted({s.number for s in chosen})))
+
+
+def _base(language: str) -> str:
+    return language.lower().split("-")[0]
+
+
+def _phrases(language: str) -> tuple[str, str]:
+    """Not found, cannot translate: in the visitor's language when it is a configured one, else English."""
+    base = _base(language)
+    configured = {_base(code) for code in settings.CHAT_LANGUAGES}
+    return _PHRASES[base] if base in configured and base in _PHRASES else _PHRASES["en"]
 
 
 async def stream_answer(answer: ExtractiveAnswer, prompt_tokens: int) -> AsyncIterator[Delta]:

@@ -1,14 +1,19 @@
-"""Moderation of questions and answers: OpenAI's moderation endpoint when an LLM is configured,
-an offline classifier (chat/safety/trained/moderation.*) otherwise or when the endpoint fails.
-Never raises: moderation must not be why a visitor gets no answer."""
+"""Moderation of questions and answers: OpenAI's moderation endpoint or an offline classifier
+(chat/safety/trained/moderation.*), as SAFETY_MODERATION_PROVIDER says ("auto": the endpoint when an LLM
+is configured). When the endpoint fails the classifier decides, and the endpoint at that URL is left alone
+for SAFETY_MODERATION_RETRY_SECONDS: a server without /v1/moderations (vLLM, Ollama, llama.cpp) costs one
+failed call that often, not two a turn. Never raises: moderation must not be why a visitor gets no answer."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+import numpy as np
 from django.conf import settings
 
 from ..llm.gateway import get_gateway, llm_enabled
@@ -30,16 +35,31 @@ class ModerationVerdict:
         return ", ".join(self.categories) or "unspecified"
 
 
+@dataclass(frozen=True)
+class _Classifier:
+    model: LinearTextModel
+    weights: np.ndarray  # (features, outputs), a row per feature
+
+    def probabilities(self, text: str) -> dict[str, float]:
+        """As LinearTextModel.probabilities, reading only the weights of the text's own features (a sparse
+        product with the transposed weights would copy all of them for every text)."""
+        x = self.model.vectors([text])
+        logits = x.data @ self.weights[x.indices] + self.model.intercept
+        return dict(zip(self.model.outputs, (float(p) for p in 1.0 / (1.0 + np.exp(-logits))), strict=True))
+
+
 @lru_cache(maxsize=1)
-def _model() -> LinearTextModel:
-    return LinearTextModel.load(TRAINED / "moderation")
+def _classifier() -> _Classifier:
+    model = LinearTextModel.load(TRAINED / "moderation")
+    return _Classifier(model, np.ascontiguousarray(model.coef.T))
 
 
 def moderate_offline(text: str, threshold: float | None = None) -> ModerationVerdict:
     """`threshold`: the policy's (chat.safety.policy); by default SAFETY_MODERATION_THRESHOLD when set,
     else the one chosen in training."""
-    model = _model()
-    probabilities = model.probabilities(text)
+    classifier = _classifier()
+    model = classifier.model
+    probabilities = classifier.probabilities(text)
     limit = threshold or settings.SAFETY_MODERATION_THRESHOLD or model.thresholds["flagged"]
     if probabilities.pop("flagged") < limit:
         return ModerationVerdict(False, (), "offline")
@@ -48,14 +68,45 @@ def moderate_offline(text: str, threshold: float | None = None) -> ModerationVer
 
 
 async def moderate(text: str, threshold: float | None = None) -> ModerationVerdict:
-    """`threshold` applies to the offline classifier only."""
-    if not llm_enabled():
-        return moderate_offline(text, threshold)
+    """`threshold` applies to the offline classifier only, which runs off the event loop."""
+    endpoint = settings.OPENAI_BASE_URL
+    if not _endpoint_moderates() or not _endpoint_allowed(endpoint):
+        return await asyncio.to_thread(moderate_offline, text, threshold)
     try:
-        return await _moderate_openai(text)
+        verdict = await _moderate_openai(text)
     except Exception:
-        logger.warning("moderation endpoint failed; the offline classifier decides", exc_info=True)
-        return moderate_offline(text, threshold)
+        _pause_endpoint(endpoint)
+        logger.warning("moderation endpoint failed; the offline classifier decides for %ss",
+                       settings.SAFETY_MODERATION_RETRY_SECONDS, exc_info=True)
+        return await asyncio.to_thread(moderate_offline, text, threshold)
+    _endpoint_down_until.pop(endpoint, None)
+    return verdict
+
+
+def _endpoint_moderates() -> bool:
+    provider = settings.SAFETY_MODERATION_PROVIDER
+    return provider == "openai" or (provider == "auto" and llm_enabled())
+
+
+# Per process, by base URL: until when (time.monotonic()) the endpoint there is not asked.
+_endpoint_down_until: dict[str, float] = {}
+
+
+def _endpoint_allowed(endpoint: str) -> bool:
+    """Whether to ask the endpoint now. Once its pause is over, one call asks again (the others keep to
+    the classifier until it succeeds or fails)."""
+    until = _endpoint_down_until.get(endpoint)
+    now = time.monotonic()
+    if until is None:
+        return True
+    if now < until:
+        return False
+    _pause_endpoint(endpoint)  # this call probes; the rest wait for its outcome
+    return True
+
+
+def _pause_endpoint(endpoint: str) -> None:
+    _endpoint_down_until[endpoint] = time.monotonic() + settings.SAFETY_MODERATION_RETRY_SECONDS
 
 
 async def _moderate_openai(text: str) -> ModerationVerdict:

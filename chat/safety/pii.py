@@ -45,6 +45,9 @@ from presidio_anonymizer import AnonymizerEngine
 from presidio_anonymizer.entities import OperatorConfig, RecognizerResult
 from spacy.lang.en.stop_words import STOP_WORDS
 
+from chat.language import confident_language
+from chat.safety.pii_names import NameListRecognizer, NameLists
+
 # Presidio's entity type -> the placeholder stored and shown (the names the guard has always used).
 PLACEHOLDERS = {
     "EMAIL_ADDRESS": "EMAIL",
@@ -58,6 +61,7 @@ PLACEHOLDERS = {
     "LOCATION": "LOCATION",
 }
 NER_ENTITIES = ("PERSON", "LOCATION")
+NAMES_LANGUAGE = "en"  # of the NER model (PII_SPACY_MODEL) and of the name lists
 _PLACES_AND_NAMES = frozenset({"PERSON", "LOCATION", "STREET_ADDRESS"})  # public when the knowledge says them
 STRUCTURED_ENTITIES = tuple(e for e in PLACEHOLDERS if e not in NER_ENTITIES)
 # spaCy's labels kept; dates, organisations, nationalities ("Romanian deadlift") are no personal data here.
@@ -234,7 +238,9 @@ def _names() -> tuple[EntityRecognizer, ...]:
     given = _GivenNameRecognizer()
     cue = PatternRecognizer("PERSON", name="name_cue", patterns=[Pattern("name", _NAME_CUE, 0.7)],
                             global_regex_flags=_CASE_SENSITIVE)
-    return given, cue
+    if not settings.PII_NAME_LISTS:
+        return given, cue
+    return given, cue, NameListRecognizer(NameLists(settings.PII_SPACY_MODEL, _given_names(), _NAME_WORDS))
 
 
 @functools.cache
@@ -381,6 +387,10 @@ def _run(recognisers: Iterable[EntityRecognizer], text: str) -> list[PresidioRes
 
 
 def _name_results(text: str) -> list[PresidioResult]:
+    if confident_language(text) not in (None, NAMES_LANGUAGE):
+        # The NER model and the name lists are English: over German or Spanish they take nouns and verbs
+        # for names ("[PERSON] mache ich [PERSON]"), and the question loses what it asks.
+        return []
     results = _run(_names(), text)
     ner = _ner()
     public = _public_words()

@@ -5,27 +5,18 @@ import os
 
 import pytest
 from django.contrib.auth.models import Permission
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from chat.management.commands.demo_setup import Command as DemoSetup
 from chat.models import LLMBudget
-from tests.chat.test_widget import ARGS, CHROMIUM
+from tests.browser import needs_chromium
 from tests.factories import OperatorFactory
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not os.path.exists(CHROMIUM) and not os.environ.get("CI"), reason="no chromium"),
+    needs_chromium,
 ]
 SHOTS = os.environ.get("AUDIT_SHOTS_DIR", "/tmp")
-
-
-@pytest.fixture
-def browser(live_asgi):
-    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API runs a loop here
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield browser
-        browser.close()
 
 
 def signed_in_page(browser, url, username):

@@ -132,7 +132,7 @@ async def test_when_embedding_the_question_fails_it_answers_from_the_full_text_s
     answer = await in_db(Message.objects.get)(pk=turn.answer_id)
     assert end["type"] == "end" and answer.status == Message.Status.COMPLETE
     assert "Squat" in end["sources"][0]["title"]  # the question's words found the excerpts
-    assert "Squat" in online.script.requests[-1]["messages"][-2]["content"]  # the excerpts, as user-role data
+    assert "Squat" in online.script.requests[-1]["messages"][-1]["content"]  # the excerpts, as user-role data
     assert f"embedding the question of {turn.answer_id} failed" in caplog.text
 
 
@@ -154,9 +154,12 @@ async def test_it_sends_the_prompt_excerpts_and_history_to_the_llm(kb, online):
 
     messages = online.script.requests[-1]["messages"]
     assert messages[0]["role"] == "system"
-    data = messages[-2]  # the excerpts: user-role data just before the question, never in the system role
-    assert data["role"] == "user" and "<knowledge_excerpts>" in data["content"] and "[1]" in data["content"]
-    assert [m["content"] for m in messages[1:-2] + messages[-1:]] == [
+    # The excerpts, user-role data before the question in one message (never in the system role): roles
+    # alternate, as the chat templates of Mistral or Gemma models require.
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
+    data, question = messages[-1]["content"].split("</reference_data>\n\n")
+    assert data.startswith("<reference_data>") and "<knowledge_excerpts>" in data and "[1]" in data
+    assert [m["content"] for m in messages[1:-1]] + [question] == [
         "How do I do a barbell squat?", "Squat deep [1].", "How many sets?"]
     assert len(end["sources"]) == 1  # only what the answer cited
 

@@ -2,7 +2,6 @@
 the widget, the trainer's live page shows them without a reload, the trainer replies, and the
 visitor's widget shows the reply as a person's."""
 
-import os
 import threading
 
 import pytest
@@ -11,17 +10,17 @@ from playwright.sync_api import expect
 
 from review.models import Handoff, ReviewItem
 from review.services import review_item_approve, review_item_claim
-from tests.chat.test_widget import CHROMIUM
+from tests.browser import needs_chromium
 from tests.factories import TrainerFactory
-from tests.review.test_trainer_flow import SHOTS, browser, trainer_page, visitor_asks  # noqa: F401 (fixture)
+from tests.review.test_trainer_flow import SHOTS, trainer_page, visitor_asks
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not os.path.exists(CHROMIUM) and not os.environ.get("CI"), reason="no chromium"),
+    needs_chromium,
 ]
 
 
-def test_the_live_page_shows_a_waiting_visitor_live_and_the_reply_reaches_the_widget(browser, live_asgi, kb):  # noqa: F811
+def test_the_live_page_shows_a_waiting_visitor_live_and_the_reply_reaches_the_widget(browser, live_asgi, kb):
     trainer = trainer_page(browser, live_asgi.url)
     trainer.goto(live_asgi.url + "/admin/chat/conversation/live/")
     expect(trainer.locator("#handoffs")).to_contain_text("Nobody is waiting")
@@ -46,7 +45,7 @@ def test_the_live_page_shows_a_waiting_visitor_live_and_the_reply_reaches_the_wi
     assert Handoff.objects.get().status == Handoff.Status.TAKEN
 
 
-def test_a_held_answer_shows_a_person_is_checking_then_the_approved_answer(browser, live_asgi, kb, settings):  # noqa: F811
+def test_a_held_answer_shows_a_person_is_checking_then_the_approved_answer(browser, live_asgi, kb, settings):
     settings.REVIEW_HOLD_BELOW = 1.01  # every generated answer is held
     visitor = browser.new_page(viewport={"width": 1100, "height": 760})
     visitor.goto(live_asgi.url + "/")

@@ -1,47 +1,37 @@
 """The widget in a real headless Chromium against the real ASGI server (HTTP + websocket)."""
 
-import os
-import shutil
 import time
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from chat.models import Feedback, Message
+from tests.browser import needs_chromium
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not os.path.exists(CHROMIUM) and not os.environ.get("CI"), reason="no chromium"),
+    needs_chromium,
 ]
-# The probe-tested flags: no sandbox as root, and no background calls to a closed network.
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
 
 
 @pytest.fixture
-def page(live_asgi):
-    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API runs a loop here
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        context = browser.new_context(viewport={"width": 1100, "height": 760})
-        page = context.new_page()
-        page.add_init_script("""
-            window.__frames = [];
-            window.__sockets = [];
-            const Native = window.WebSocket;
-            window.WebSocket = function (url, protocols) {
-              const ws = new Native(url, protocols);
-              window.__sockets.push(ws);
-              ws.addEventListener('message', (e) => window.__frames.push(JSON.parse(e.data)));
-              return ws;
-            };
-            window.WebSocket.prototype = Native.prototype;
-            window.WebSocket.OPEN = Native.OPEN;
-        """)
-        page.goto(live_asgi.url + "/")
-        yield page
-        browser.close()
+def page(browser, live_asgi):
+    page = browser.new_page(viewport={"width": 1100, "height": 760})
+    page.add_init_script("""
+        window.__frames = [];
+        window.__sockets = [];
+        const Native = window.WebSocket;
+        window.WebSocket = function (url, protocols) {
+          const ws = new Native(url, protocols);
+          window.__sockets.push(ws);
+          ws.addEventListener('message', (e) => window.__frames.push(JSON.parse(e.data)));
+          return ws;
+        };
+        window.WebSocket.prototype = Native.prototype;
+        window.WebSocket.OPEN = Native.OPEN;
+    """)
+    page.goto(live_asgi.url + "/")
+    return page
 
 
 def ask(page, text):

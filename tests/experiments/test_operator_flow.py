@@ -9,33 +9,24 @@ from datetime import timedelta
 import pytest
 from django.contrib.auth.models import Group
 from django.utils import timezone
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from chat.management.commands.demo_setup import Command as DemoSetup
 from experiments.models import PRODUCTION, Experiment
 from experiments.services import prompt_version_create
-from tests.chat.test_widget import ARGS, CHROMIUM
+from tests.browser import needs_chromium
 from tests.experiments.test_results import answers
 from tests.factories import TrainerFactory
 from tests.review.test_trainer_flow import visitor_asks
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not os.path.exists(CHROMIUM) and not os.environ.get("CI"), reason="no chromium"),
+    needs_chromium,
 ]
 SHOTS = os.environ.get("REVIEW_SHOTS_DIR", "/tmp")
 COACH = "You are a strength coach. Answer from the excerpts and cite them like [1].\nKeep answers short."
 TERSE = ("You are a strength coach. Answer from the excerpts and cite them like [1].\n"
          "Answer in {language}, in three sentences at most.\nEnd with one safety tip.")
-
-
-@pytest.fixture
-def browser(live_asgi):
-    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API runs a loop here
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -1,3 +1,2 @@
-# Shared by the browser tests: the headless Chromium, and the drift tests' embedded questions and reference.
+# The drift tests' embedded questions and reference, shared with the dashboard's browser tests.
 from tests.monitoring.test_drift import embedded, reference  # noqa: F401
-from tests.review.test_trainer_flow import browser  # noqa: F401

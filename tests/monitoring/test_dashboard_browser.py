@@ -12,7 +12,7 @@ from chat.management.commands.demo_setup import Command as DemoSetup
 from monitoring.alerts import alert_raise
 from monitoring.drift import drift_check_run, drift_span
 from monitoring.models import TopicCluster
-from tests.chat.test_widget import CHROMIUM
+from tests.browser import needs_chromium
 from tests.factories import TrainerFactory
 from tests.monitoring.test_alerts import webhook
 from tests.monitoring.test_drift import CANCELLING, NOW, fitness, questions_at
@@ -20,7 +20,7 @@ from tests.review.test_trainer_flow import visitor_asks
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not os.path.exists(CHROMIUM) and not os.environ.get("CI"), reason="no chromium"),
+    needs_chromium,
 ]
 SHOTS = os.environ.get("REVIEW_SHOTS_DIR", "/tmp")
 

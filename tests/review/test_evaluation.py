@@ -14,7 +14,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from chat.evaluation import JudgeError, answer_case, parse_judgement
 from chat.management.commands.demo_setup import Command as DemoSetup
@@ -44,7 +44,7 @@ from review.models import (
     FineTuneRun,
     ModelPromotion,
 )
-from tests.chat.test_widget import ARGS, CHROMIUM
+from tests.browser import needs_chromium
 from tests.factories import ApprovedAnswerFactory, PromptVersionFactory, TrainerFactory
 
 pytestmark = pytest.mark.django_db
@@ -421,37 +421,33 @@ def test_the_runs_list_shows_a_running_runs_progress_and_compares_selected_runs(
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.skipif(not os.path.exists(CHROMIUM) and not os.environ.get("CI"), reason="no chromium")
-def test_a_running_runs_progress_bar_moves_and_its_scores_appear_when_it_ends(live_asgi, kb):
-    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API runs a loop here
+@needs_chromium
+def test_a_running_runs_progress_bar_moves_and_its_scores_appear_when_it_ends(browser, live_asgi, kb):
     DemoSetup()._groups()
     TrainerFactory.create(username="coach")
     evaluation_set = new_set(cases={SQUAT: "Hold the kettlebell at your chest and sit down between the knees.",
                                     PLANK: "Elbows under the shoulders, a straight line from head to heels."})
     finished = [run_now(evaluation_set), run_now(evaluation_set)]
     run = EvaluationRun.objects.create(evaluation_set=evaluation_set, status=Status.RUNNING, total=2, done=0)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        page = browser.new_page(viewport={"width": 1500, "height": 900})
-        page.goto(live_asgi.url + "/admin/login/")
-        page.fill("#id_username", "coach")
-        page.fill("#id_password", "trainer-password")
-        page.click("input[type=submit]")
-        page.goto(live_asgi.url + reverse("admin:review_evaluationrun_changelist"))
-        bar = page.locator(f'progress[data-run="{run.pk}"]')
-        expect(bar).to_have_js_property("value", 0)
+    page = browser.new_page(viewport={"width": 1500, "height": 900})
+    page.goto(live_asgi.url + "/admin/login/")
+    page.fill("#id_username", "coach")
+    page.fill("#id_password", "trainer-password")
+    page.click("input[type=submit]")
+    page.goto(live_asgi.url + reverse("admin:review_evaluationrun_changelist"))
+    bar = page.locator(f'progress[data-run="{run.pk}"]')
+    expect(bar).to_have_js_property("value", 0)
 
-        EvaluationRun.objects.filter(pk=run.pk).update(done=1)
-        expect(bar).to_have_js_property("value", 1, timeout=8000)
-        expect(page.locator(f'[data-run-count="{run.pk}"]')).to_have_text("1 / 2")
-        page.screenshot(path=f"{SHOTS}/admin-evaluation-runs.png")
-        EvaluationRun.objects.filter(pk=run.pk).update(done=2, status=Status.DONE, scores={"overall": 0.4321})
-        expect(page.locator("#result_list")).to_contain_text("0.43", timeout=8000)
+    EvaluationRun.objects.filter(pk=run.pk).update(done=1)
+    expect(bar).to_have_js_property("value", 1, timeout=8000)
+    expect(page.locator(f'[data-run-count="{run.pk}"]')).to_have_text("1 / 2")
+    page.screenshot(path=f"{SHOTS}/admin-evaluation-runs.png")
+    EvaluationRun.objects.filter(pk=run.pk).update(done=2, status=Status.DONE, scores={"overall": 0.4321})
+    expect(page.locator("#result_list")).to_contain_text("0.43", timeout=8000)
 
-        page.goto(live_asgi.url + evaluation_compare_url(finished))
-        expect(page.locator("#evaluation-cases")).to_contain_text("Hold the kettlebell at your chest")
-        page.screenshot(path=f"{SHOTS}/admin-evaluation-compare.png", full_page=True)
-        browser.close()
+    page.goto(live_asgi.url + evaluation_compare_url(finished))
+    expect(page.locator("#evaluation-cases")).to_contain_text("Hold the kettlebell at your chest")
+    page.screenshot(path=f"{SHOTS}/admin-evaluation-compare.png", full_page=True)
 
 
 def evaluation_compare_url(runs: list[EvaluationRun]) -> str:

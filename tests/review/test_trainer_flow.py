@@ -6,31 +6,22 @@ import os
 import time
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from chat.management.commands.demo_setup import Command as DemoSetup
 from chat.models import Message
 from review.learning import learning_values_recompute
 from review.models import ReviewItem
-from tests.chat.test_widget import ARGS, CHROMIUM
+from tests.browser import needs_chromium
 from tests.factories import TrainerFactory
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not os.path.exists(CHROMIUM) and not os.environ.get("CI"), reason="no chromium"),
+    needs_chromium,
 ]
 EDITED = "Hold a plank for 3 sets of 20-30 seconds, a straight line from head to heels. (checked by a trainer)"
 PLANK_QUESTIONS = ["How do I do a plank?", "How do I hold a plank?", "how to do a plank"]
 SHOTS = os.environ.get("REVIEW_SHOTS_DIR", "/tmp")  # where the queue and item screenshots are left
-
-
-@pytest.fixture
-def browser(live_asgi):
-    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API runs a loop here
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield browser
-        browser.close()
 
 
 def visitor_asks(browser, url, text):
