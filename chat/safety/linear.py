@@ -92,9 +92,16 @@ class LinearTextModel:
         raw = compact(counts(texts, self._hashers), self.index)
         return features(raw, self.idf, self._block_of, len(self.blocks))
 
+    @cached_property
+    def _weight_rows(self) -> np.ndarray:
+        """(features, outputs): a text picks the rows of its own few features; a sparse product with
+        `coef.T` would copy every weight for each text."""
+        return np.ascontiguousarray(self.coef.T)
+
     def probabilities(self, text: str) -> dict[str, float]:
-        logits = self.vectors([text]) @ self.coef.T + self.intercept
-        probs = 1.0 / (1.0 + np.exp(-np.asarray(logits).ravel()))
+        x = self.vectors([text])
+        logits = x.data @ self._weight_rows[x.indices] + self.intercept
+        probs = 1.0 / (1.0 + np.exp(-logits))
         return dict(zip(self.outputs, (float(p) for p in probs), strict=True))
 
     def save(self, path: Path) -> None:

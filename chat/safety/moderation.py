@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-import numpy as np
 from django.conf import settings
 
 from ..llm.gateway import get_gateway, llm_enabled
@@ -35,31 +34,16 @@ class ModerationVerdict:
         return ", ".join(self.categories) or "unspecified"
 
 
-@dataclass(frozen=True)
-class _Classifier:
-    model: LinearTextModel
-    weights: np.ndarray  # (features, outputs), a row per feature
-
-    def probabilities(self, text: str) -> dict[str, float]:
-        """As LinearTextModel.probabilities, reading only the weights of the text's own features (a sparse
-        product with the transposed weights would copy all of them for every text)."""
-        x = self.model.vectors([text])
-        logits = x.data @ self.weights[x.indices] + self.model.intercept
-        return dict(zip(self.model.outputs, (float(p) for p in 1.0 / (1.0 + np.exp(-logits))), strict=True))
-
-
 @lru_cache(maxsize=1)
-def _classifier() -> _Classifier:
-    model = LinearTextModel.load(TRAINED / "moderation")
-    return _Classifier(model, np.ascontiguousarray(model.coef.T))
+def _model() -> LinearTextModel:
+    return LinearTextModel.load(TRAINED / "moderation")
 
 
 def moderate_offline(text: str, threshold: float | None = None) -> ModerationVerdict:
     """`threshold`: the policy's (chat.safety.policy); by default SAFETY_MODERATION_THRESHOLD when set,
     else the one chosen in training."""
-    classifier = _classifier()
-    model = classifier.model
-    probabilities = classifier.probabilities(text)
+    model = _model()
+    probabilities = model.probabilities(text)
     limit = threshold or settings.SAFETY_MODERATION_THRESHOLD or model.thresholds["flagged"]
     if probabilities.pop("flagged") < limit:
         return ModerationVerdict(False, (), "offline")

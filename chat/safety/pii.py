@@ -387,16 +387,20 @@ def _run(recognisers: Iterable[EntityRecognizer], text: str) -> list[PresidioRes
 
 
 def _name_results(text: str) -> list[PresidioResult]:
-    if confident_language(text) not in (None, NAMES_LANGUAGE):
-        # The NER model and the name lists are English: over German or Spanish they take nouns and verbs
-        # for names ("[PERSON] mache ich [PERSON]"), and the question loses what it asks.
-        return []
     results = _run(_names(), text)
-    ner = _ner()
-    public = _public_words()
-    if ner is not None and _may_name(text, public):
+    ner, public = _ner(), _public_words()
+    may_name = ner is not None and _may_name(text, public)
+    if (results or may_name) and _in_another_language(text):
+        return []
+    if ner is not None and may_name:
         results += ner.analyze(text, language="en", entities=list(NER_ENTITIES))
     return [r for r in results if not _is_public(text[r.start:r.end], public)]
+
+
+def _in_another_language(text: str) -> bool:
+    """The NER model and the name lists are English: over German or Spanish they take nouns and verbs for
+    names ("[PERSON] mache ich [PERSON]"), and the question loses what it asks."""
+    return confident_language(text) not in (None, NAMES_LANGUAGE)
 
 
 def _may_name(text: str, public: frozenset[str]) -> bool:
