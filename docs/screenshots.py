@@ -42,10 +42,14 @@ def widget(browser) -> None:
 
 def admin(browser) -> None:
     page = admin_page(browser)
+    page.set_viewport_size({"width": 1700, "height": 820})
     page.goto(BASE + "/admin/chat/conversation/")
     page.locator("#result_list tbody th a").first.click()
-    page.locator(".inline-group").first.wait_for()
+    page.locator("#toggle-nav-sidebar").click()  # the messages need the width
+    page.locator(".inline-group").first.scroll_into_view_if_needed()
+    page.evaluate("document.querySelector('.inline-group').scrollIntoView()")
     page.screenshot(path=OUT / "admin-conversation.png", full_page=False)
+    page.set_viewport_size({"width": 1300, "height": 800})
     page.goto(BASE + "/admin/knowledge/source/retrieval-test/?q=how+do+I+do+a+barbell+squat&k=5")
     page.screenshot(path=OUT / "retrieval-test.png", full_page=False)
 
