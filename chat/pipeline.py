@@ -41,7 +41,8 @@ Two failures are absorbed on purpose, because each only costs work, never the an
 embedding leaves full-text search alone and no reuse; a failed reuse lookup is a miss.
 
 What runs at the same time is started in three places: the embedding task in `open_turn` (the screen
-runs beside it), the moderation beside `prepare`, and the `asyncio.gather`s in `prepare` and `searched_as`.
+runs beside it), the moderation beside `prepare`, and the `asyncio.gather`s in `prepare` and `searched_as`
+(chat/searched.py).
 A follow-up that is rewritten drops the question's own embedding and full-text half for its rewrite's. Database
 work runs on a few database threads (`db_call`, chat/db.py). Each step's duration (ms) is stored with
 the answer in `Message.timings`.
@@ -61,8 +62,8 @@ from typing import Any, TypeVar, cast
 from django.conf import settings
 
 from config.logging import bind
-from knowledge.embeddings import NoActiveSpace, QueryVector, aembed_query
-from knowledge.selectors import FullTextSide, SearchHit, search, search_full_text
+from knowledge.embeddings import QueryVector, aembed_query
+from knowledge.selectors import FullTextSide, SearchHit, search
 
 from . import services
 from .context import Context, build_context
@@ -81,8 +82,8 @@ from .safety.moderation import ModerationVerdict, moderate
 from .safety.originals import original_keep
 from .safety.policy import SafetyPolicy, asafety_policy
 from .safety.screening import Screening, answer_held_back, answer_screening, question_screening
-from .selectors import earlier_turns
-from .standalone import StandaloneQuery, standalone_full_text, standalone_query, unchanged
+from .searched import SearchedAs, searched_as, task_drop
+from .standalone import StandaloneQuery
 from .streams import AnswerSink, NullSink
 
 logger = logging.getLogger(__name__)
@@ -144,16 +145,6 @@ class Prepared:
     search_failure: BaseException | None = None  # moot when the answer is reused or refused
 
 
-@dataclass(frozen=True)
-class SearchedAs:
-    """The question as reuse and the search read it, and both halves of its search input."""
-
-    earlier: list[Message]
-    query: StandaloneQuery
-    vector: QueryVector | None
-    full_text: FullTextSide | Exception  # its failure is raised by the search, when one is needed
-
-
 class PersonHolds(Exception):
     """The question is stored and goes to the trainer who holds (or will take) the conversation: the
     assistant does not answer while a person is in it."""
@@ -186,10 +177,10 @@ async def open_turn(
                 client_msg_id=client_msg_id,
             )
     except BaseException:
-        _drop(embedding)
+        task_drop(embedding)
         raise
     if records.repeated or records.answer is None:
-        _drop(embedding)
+        task_drop(embedding)
     if records.answer is None:
         raise PersonHolds(records.conversation_id, records.question.pk)
     return Turn(
@@ -294,77 +285,10 @@ async def prepare(turn: Turn) -> Prepared:
                     earlier=searched.earlier, search_failure=failure)
 
 
-async def searched_as(turn: Turn) -> SearchedAs:
-    """A follow-up made to stand alone (chat/standalone.py) from the earlier turns, with its embedding
-    and full-text half. The question's own full-text half starts at once: most questions are searched
-    as they are asked, and only a rewritten one pays for a second embedding and search."""
-    timer = turn.timer
-    full_text = asyncio.ensure_future(_captured(timer.timed("retrieve_full_text", db_call(search_full_text)(
-        turn.question, k=settings.KNOWLEDGE_TOP_K))))
-    try:
-        earlier = await _earlier_turns(turn)
-        query = await timer.timed("standalone", _standalone(turn, earlier))
-    except BaseException:
-        _drop(full_text)
-        raise
-    if not query.rewritten:
-        vector, own_full_text = await asyncio.gather(_vector_or_none(turn.embedding, turn), full_text)
-        return SearchedAs(earlier, query, vector, own_full_text)
-    _drop(full_text)
-    _drop(turn.embedding)
-    vector, rewritten_full_text, _ = await asyncio.gather(
-        _vector_or_none(timer.timed("embed_standalone", aembed_query(query.text)), turn),
-        _captured(timer.timed("retrieve_full_text", db_call(standalone_full_text)(query, k=settings.KNOWLEDGE_TOP_K))),
-        db_call(services.question_searched_as)(message_id=turn.question_id, text=query.text),
-    )
-    return SearchedAs(earlier, query, vector, rewritten_full_text)
-
-
 async def _retrieved(searched: SearchedAs, route: Route) -> list[SearchHit]:
     if isinstance(searched.full_text, Exception):
         raise searched.full_text
     return await db_call(retrieve)(searched.query.text, searched.vector, searched.full_text, route.language)
-
-
-async def _captured(work: Awaitable[T]) -> T | Exception:
-    try:
-        return await work
-    except Exception as exc:
-        return exc
-
-
-async def _standalone(turn: Turn, earlier: list[Message]) -> StandaloneQuery:
-    if not any(m.role == Message.Role.USER for m in earlier):  # an opening question stands alone
-        return unchanged(turn.question)
-    return await standalone_query(question=turn.question, earlier=earlier)
-
-
-async def _earlier_turns(turn: Turn) -> list[Message]:
-    if turn.opened is not None:  # an opening question has no history
-        return []
-    return await db_call(earlier_turns)(conversation_id=turn.conversation_id, before_sequence=turn.question_sequence)
-
-
-# An answer never waits longer for its question's embedding.
-EMBEDDING_WAIT_SECONDS = 10.0
-
-
-async def _vector_or_none(embedding: Awaitable[QueryVector], turn: Turn) -> QueryVector | None:
-    """None when embedding failed or hung: the answer is then made from a full-text search alone."""
-    try:
-        return await asyncio.wait_for(embedding, EMBEDDING_WAIT_SECONDS)
-    except NoActiveSpace:
-        logger.info("nothing ingested yet: the question of %s is answered without its embedding", turn.answer_id)
-        return None
-    except Exception:
-        logger.exception("embedding the question of %s failed; full-text search only", turn.answer_id)
-        return None
-
-
-def _drop(task: asyncio.Task[Any]) -> None:
-    """Cancel a task whose result nobody will read, and read its failure so none goes unreported."""
-    task.cancel()
-    task.add_done_callback(lambda done: done.cancelled() or done.exception())
 
 
 def find_reusable(turn: Turn, route: Route, query: StandaloneQuery, vector: QueryVector | None) -> Reused | None:
