@@ -130,6 +130,7 @@ async def ask_in_conversation(question: str, conversation_id, *, visitor: str):
 
     from chat import pipeline
     from chat.models import Conversation
+    from chat.searched import full_text_started
     from chat.streams import NullSink
     from knowledge.embeddings import aembed_query
 
@@ -137,8 +138,10 @@ async def ask_in_conversation(question: str, conversation_id, *, visitor: str):
                                     client_msg_id="", channel=Conversation.Channel.API)
     with override_settings(KNOWLEDGE_TOP_K=RANKED):
         prepared = await pipeline.prepare(turn)
-    # prepare() took the turn's embedding (or dropped it for the standalone one's): answering prepares again.
-    again = replace(turn, embedding=asyncio.ensure_future(aembed_query(turn.question)))
+    # prepare() took the turn's embedding and full-text half (or dropped them for the standalone query's):
+    # answering prepares again.
+    again = replace(turn, embedding=asyncio.ensure_future(aembed_query(turn.question)),
+                    full_text=full_text_started(turn.question, turn.timer))
     await pipeline.answer_turn(again, NullSink())
     return Ranked(prepared.hits, dict(turn.timer.steps)), prepared.query, turn.conversation_id
 

@@ -19,9 +19,9 @@ until the beat job fails it (chat.tasks.fail_stale_streaming_answers).
        searched as    the question as reuse and the search read it: a follow-up made to stand alone
                       from the earlier turns (chat/standalone.py; its text kept on the question), with
                       its embedding and the full-text half of its search; the question's moderation
-                      beside all of it. The safety policy (chat/safety/screening.py) then refuses (a
-                      fixed sentence, nothing generated or reused), holds the answer for a trainer,
-                      or flags it.
+                      beside all of it when the policy lets it refuse or hold. The safety policy
+                      (chat/safety/screening.py) then refuses (a fixed sentence, nothing generated or
+                      reused), holds the answer for a trainer, or flags it.
     4. reuse          an approved answer, then the answer cache (chat/reuse/), keyed on the question
                       as searched, awaited together with
     5. retrieve       the nearest chunks, fused with the full-text half (knowledge.selectors), those
@@ -31,20 +31,21 @@ until the beat job fails it (chat.tasks.fail_stale_streaming_answers).
     7. generate       streamed to the sink (chat/generation.py); a reused answer streams alike. With
                       an LLM budget spent (chat/budgets.py), composed offline and said so.
     8. finish         the answer moderated (after streaming, or before when the policy may refuse or
-                      hold answers); citations, confidence, cost; the answer stored with personal
-                      data masked, then cached, queued for review when unsure or flagged, a reuse
-                      counted (chat/finish.py); what follows the stored answer
-                      may fail without failing it. Its monitoring fact is recorded after the `end`
-                      frame is sent: the visitor never waits for it.
+                      hold answers), beside the question when its moderation only flags; citations,
+                      confidence, cost; the answer stored with personal data masked, then cached,
+                      queued for review when unsure or flagged, a reuse counted (chat/finish.py); what
+                      follows the stored answer may fail without failing it. Its monitoring fact is
+                      recorded after the `end` frame is sent: the visitor never waits for it.
 
 Two failures are absorbed on purpose, because each only costs work, never the answer: a failed
 embedding leaves full-text search alone and no reuse; a failed reuse lookup is a miss.
 
-What runs at the same time is started in three places: the embedding task in `open_turn` (the screen
-runs beside it), the moderation beside `prepare`, and the `asyncio.gather`s in `prepare` and `searched_as`
-(chat/searched.py).
-A follow-up that is rewritten drops the question's own embedding and full-text half for its rewrite's. Database
-work runs on a few database threads (`db_call`, chat/db.py). Each step's duration (ms) is stored with
+What runs at the same time is started in three places: in `open_turn` the embedding task (the screen
+runs beside it) and the full-text half (beside storing the question); the `asyncio.gather`s in
+`answer_turn` (the question's moderation beside `prepare`, or beside the answer's); those in `prepare`
+and `searched_as` (chat/searched.py). A follow-up that is rewritten drops the question's own embedding
+and full-text half for its rewrite's. Database work runs on a few database threads (`db_call`,
+chat/db.py). Each step's duration (ms) is stored with
 the answer in `Message.timings`.
 """
 
@@ -81,8 +82,15 @@ from .safety.injection import InjectionVerdict, injection_check
 from .safety.moderation import ModerationVerdict, moderate
 from .safety.originals import original_keep
 from .safety.policy import SafetyPolicy, asafety_policy
-from .safety.screening import Screening, answer_held_back, answer_screening, question_screening
-from .searched import SearchedAs, searched_as, task_drop
+from .safety.screening import (
+    Screening,
+    answer_held_back,
+    answer_screening,
+    question_moderated,
+    question_moderation_decides,
+    question_screening,
+)
+from .searched import SearchedAs, full_text_started, searched_as, task_drop
 from .standalone import StandaloneQuery
 from .streams import AnswerSink, NullSink
 
@@ -125,6 +133,7 @@ class Turn:
     repeated: bool  # the client re-sent a question already stored: replay its answer, never rerun it
     opened: Conversation | None  # the conversation this turn created (what it holds is known)
     embedding: asyncio.Task[QueryVector]
+    full_text: asyncio.Task[FullTextSide | Exception]  # the question's own full-text half (chat/searched.py)
     timer: StepTimer
 
     @property
@@ -166,28 +175,33 @@ async def open_turn(
     with timer.step("guard"):
         fast = await _guarded_fast(text)
     embedding = asyncio.ensure_future(timer.timed("embed", aembed_query(fast.text)))
+    started: list[asyncio.Task[Any]] = [embedding]
     try:
         with timer.step("screen"):  # names, places and the injection detector, beside the embedding
             policy = await asafety_policy()
             # On a database thread: the NER pass reads the knowledge base's public words now and then.
             guarded, injection = await db_call(_screen)(fast, policy.injection_threshold)
+        full_text = full_text_started(guarded.text, timer)
+        started.append(full_text)
         with timer.step("store"):
             records = await db_call(_store)(
                 visitor_id=visitor_id, conversation_id=conversation_id, channel=channel, guarded=guarded,
                 client_msg_id=client_msg_id,
             )
     except BaseException:
-        task_drop(embedding)
+        for task in started:
+            task_drop(task)
         raise
     if records.repeated or records.answer is None:
-        task_drop(embedding)
+        for task in started:
+            task_drop(task)
     if records.answer is None:
         raise PersonHolds(records.conversation_id, records.question.pk)
     return Turn(
         visitor_id=visitor_id, conversation_id=records.conversation_id, question_id=records.question.pk,
         question_sequence=records.question.sequence, answer_id=records.answer.pk, question=records.question.text,
         injection=injection, repeated=records.repeated, opened=records.opened,
-        embedding=embedding, timer=timer,
+        embedding=embedding, full_text=full_text, timer=timer,
     )
 
 
@@ -231,12 +245,15 @@ async def answer_turn(turn: Turn, sink: AnswerSink) -> dict[str, Any]:
     streamed: list[str] = []  # the tokens sent so far: what a failure keeps
     try:
         policy = await asafety_policy()
-        prepared, moderation = await asyncio.gather(prepare(turn), _moderated(turn.question, policy))
+        if question_moderation_decides(policy):  # nothing may be sent before its verdict
+            prepared, moderation = await asyncio.gather(prepare(turn), _moderated(turn.question, policy))
+        else:  # it only marks the answer: asked once the answer is written (`_question_marked`)
+            prepared, moderation = await prepare(turn), None
         screening = question_screening(injection=turn.injection, moderation=moderation, policy=policy)
         if screening.refusal:
-            finished = await serve_refusal(turn, prepared, sink, streamed, screening)
+            finished = await serve_refusal(turn, prepared, sink, streamed, screening, policy)
         elif prepared.reused is not None and not screening.hold:
-            finished = await serve_reused(turn, prepared, sink, streamed, screening)
+            finished = await serve_reused(turn, prepared, sink, streamed, screening, policy)
         elif prepared.search_failure is not None:
             raise prepared.search_failure
         else:
@@ -259,6 +276,18 @@ async def _moderated(text: str, policy: SafetyPolicy) -> ModerationVerdict:
     """Moderation of a question or an answer, by the provider SAFETY_MODERATION_PROVIDER names. Never
     raises (chat/safety/moderation.py)."""
     return await moderate(text, policy.moderation_threshold)
+
+
+async def _question_marked(turn: Turn, screening: Screening, policy: SafetyPolicy) -> Screening:
+    """The screening with the question's moderation when it was left until the answer was written (under
+    `flag` it marks the answer for a trainer and never changes what is sent); as it is otherwise."""
+    if question_moderation_decides(policy):
+        return screening
+    return question_moderated(screening, await _moderated(turn.question, policy), policy)
+
+
+async def _answer_moderated(text: str, policy: SafetyPolicy) -> ModerationVerdict | None:
+    return await _moderated(text, policy) if text else None
 
 
 async def prepare(turn: Turn) -> Prepared:
@@ -316,12 +345,14 @@ def retrieve(question: str, vector: QueryVector | None, full_text: FullTextSide,
 
 
 async def serve_reused(
-    turn: Turn, prepared: Prepared, sink: AnswerSink, streamed: list[str], screening: Screening
+    turn: Turn, prepared: Prepared, sink: AnswerSink, streamed: list[str], screening: Screening,
+    policy: SafetyPolicy,
 ) -> Finished:
     """Steps 7–8 for a stored answer."""
     reused = cast(Reused, prepared.reused)
     with turn.timer.step("generate"):
         await stream_stored(reused.text, sink, streamed)
+    screening = await _question_marked(turn, screening, policy)
     with turn.timer.step("finish"):
         return await db_call(finish_reused)(
             turn=turn, route=prepared.route, reused=reused, vector=cast(QueryVector, prepared.vector),
@@ -330,11 +361,13 @@ async def serve_reused(
 
 
 async def serve_refusal(
-    turn: Turn, prepared: Prepared, sink: AnswerSink, streamed: list[str], screening: Screening
+    turn: Turn, prepared: Prepared, sink: AnswerSink, streamed: list[str], screening: Screening,
+    policy: SafetyPolicy,
 ) -> Finished:
     """Steps 7–8 for a question the safety policy refuses: its fixed sentence, nothing generated or reused."""
     with turn.timer.step("generate"):
         await stream_stored(screening.refusal, sink, streamed)
+    screening = await _question_marked(turn, screening, policy)
     with turn.timer.step("finish"):
         return await db_call(finish_refused)(turn=turn, route=prepared.route, vector=prepared.vector,
                                              screening=screening)
@@ -358,8 +391,9 @@ async def generate_answer(
             sink=NullSink() if held_back else sink, streamed=[] if held_back else streamed,
             options=prepared.route.generation_options, budget_spent=prepared.route.budget_spent,
         )
-    with turn.timer.step("moderate_answer"):
-        moderation = await _moderated(generation.text, policy) if generation.text else None
+    with turn.timer.step("moderate_answer"):  # the question's too when it was left until now
+        moderation, screening = await asyncio.gather(
+            _answer_moderated(generation.text, policy), _question_marked(turn, screening, policy))
     screening = answer_screening(screening, moderation=moderation, leaked=generation.leaked, policy=policy)
     if screening.refusal and held_back:  # the answer was never sent: the refusal goes instead
         await stream_stored(screening.refusal, sink, streamed)

@@ -22,7 +22,7 @@ from .selectors import earlier_turns
 from .standalone import StandaloneQuery, standalone_full_text, standalone_query, unchanged
 
 if TYPE_CHECKING:
-    from .pipeline import Turn
+    from .pipeline import StepTimer, Turn
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -38,13 +38,18 @@ class SearchedAs:
     full_text: FullTextSide | Exception  # its failure is raised by the search, when one is needed
 
 
+def full_text_started(question: str, timer: StepTimer) -> asyncio.Task[FullTextSide | Exception]:
+    """The question's own full-text half, started as soon as the question as stored (masked) is known, beside
+    storing it: most questions are searched as they are asked, and only a rewritten one pays for a second
+    embedding and search."""
+    return asyncio.ensure_future(_captured(timer.timed("retrieve_full_text", db_call(search_full_text)(
+        question, k=settings.KNOWLEDGE_TOP_K))))
+
+
 async def searched_as(turn: Turn) -> SearchedAs:
     """A follow-up made to stand alone (chat/standalone.py) from the earlier turns, with its embedding
-    and full-text half. The question's own full-text half starts at once: most questions are searched
-    as they are asked, and only a rewritten one pays for a second embedding and search."""
-    timer = turn.timer
-    full_text = asyncio.ensure_future(_captured(timer.timed("retrieve_full_text", db_call(search_full_text)(
-        turn.question, k=settings.KNOWLEDGE_TOP_K))))
+    and full-text half (`turn.full_text`, the question's own, is already under way)."""
+    timer, full_text = turn.timer, turn.full_text
     try:
         earlier = await _earlier_turns(turn)
         query = await timer.timed("standalone", _standalone(turn, earlier))

@@ -152,6 +152,7 @@ class Script:
     flag_words: dict[str, list[str]] = field(default_factory=dict)
     moderation_faults: deque[str] = field(default_factory=deque)
     moderation_requests: list[dict[str, Any]] = field(default_factory=list)
+    arrivals: list[str] = field(default_factory=list)  # "chat" and "moderation" requests, in the order they came
     fine_tune_default: FineTuneOutcome = field(default_factory=FineTuneOutcome)
     files: dict[str, StoredFile] = field(default_factory=dict)
     fine_tune_jobs: dict[str, FineTuneJob] = field(default_factory=dict)
@@ -615,6 +616,7 @@ class _App:
         self.script.clients.append(request.client)
         payload = request.json()
         self.script.requests.append(payload)
+        self.script.arrivals.append("chat")
         model = payload.get("model", "fake-model")
         fault = self.script.next_fault(model)
         if fault == "429":
@@ -694,6 +696,7 @@ class _App:
     async def _moderations(self, send, request: _Request) -> None:
         payload = request.json()
         self.script.moderation_requests.append(payload)
+        self.script.arrivals.append("moderation")
         fault = self.script.moderation_faults.popleft() if self.script.moderation_faults else None
         if fault == "timeout":
             await asyncio.sleep(3600)

@@ -47,18 +47,30 @@ class Screening:
 
 
 def question_screening(
-    *, injection: InjectionVerdict, moderation: ModerationVerdict, policy: SafetyPolicy
+    *, injection: InjectionVerdict, moderation: ModerationVerdict | None, policy: SafetyPolicy
 ) -> Screening:
+    """`moderation`: None while the question's moderation cannot change what is sent
+    (`question_moderation_decides`); `question_moderated` adds its verdict before the answer is stored."""
     screening = Screening()
     if injection.suspected:
         screening = _acted(screening, policy.injection, Reason.INJECTION,
                            f"suspected prompt injection (score {injection.score:.2f})")
         if policy.injection == Injection.REMINDER:
             screening = replace(screening, reminder=True)
-    if moderation.flagged:
+    return question_moderated(screening, moderation, policy)
+
+
+def question_moderated(screening: Screening, moderation: ModerationVerdict | None, policy: SafetyPolicy) -> Screening:
+    if moderation is not None and moderation.flagged:
         screening = _acted(screening, policy.question_moderation, Reason.MODERATION,
                            f"question flagged by moderation: {moderation.category_text}")
     return screening
+
+
+def question_moderation_decides(policy: SafetyPolicy) -> bool:
+    """Whether the question's moderation can refuse or hold its answer, so that nothing may be sent before
+    its verdict; under `flag` it only marks the answer, and is asked after the answer is written."""
+    return policy.question_moderation in (Moderation.REFUSE, Moderation.REVIEW)
 
 
 def answer_screening(

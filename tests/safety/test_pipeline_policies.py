@@ -75,14 +75,43 @@ async def test_a_question_moderation_flags_is_refused_with_its_category(kb, onli
     assert item.reason == "question flagged by moderation: violence"
 
 
-async def test_a_flagged_question_is_answered_and_queued_by_default(kb, online):
+async def test_a_question_moderation_holds_is_decided_before_the_model_is_asked(kb, online, settings):
+    settings.SAFETY_QUESTION_MODERATION_POLICY = "review"
     online.script.flag_words = {"punch": ["violence"]}
 
     turn, end = await ask(ANGRY)
 
+    assert end["type"] == "held"
+    assert online.script.arrivals[0] == "moderation" and online.script.moderation_requests[0]["input"] == ANGRY
+
+
+async def test_a_flagged_question_is_answered_and_queued_by_default(kb, online):
+    online.script.flag_words = {"punch": ["violence"]}
+    sink = RecordingSink()
+
+    turn, end = await ask(ANGRY, sink)
+
     answer, item = await outcome(turn)
     assert end["type"] == "end" and answer.text not in REFUSALS.values() and online.script.requests
+    assert "".join(t for _, t in sink.tokens) == answer.text
     assert ReviewItem.Reason.MODERATION in item.reasons
+    assert item.reason.startswith("question flagged by moderation: violence")
+    # Its verdict only marks the answer, so the first token never waits for it: it is asked after the model.
+    assert online.script.arrivals[0] == "chat"
+    assert ANGRY in [r["input"] for r in online.script.moderation_requests]
+
+
+
+async def test_a_flagged_question_served_a_cached_answer_is_still_marked_for_a_trainer(kb, online):
+    online.script.answers.append("Keep your chest up and squat deep [1].")
+    await ask("How do I do a barbell squat?", visitor="alice")
+    online.script.flag_words = {"squat": ["violence"]}
+
+    turn, end = await ask("How do I do a barbell squat?", visitor="bob")
+
+    answer, item = await outcome(turn)
+    assert end["reuse"] == "cache" and answer.text == "Keep your chest up and squat deep [1]."
+    assert item.reason == "question flagged by moderation: violence"
 
 
 async def test_a_flagged_answer_is_streamed_then_queued_and_not_cached_by_default(kb, online):
