@@ -56,8 +56,10 @@ class StandaloneQuery:
 # Words that point back to something said before.
 _POINTERS = frozenset(
     "it its itself they them their theirs themselves this that these those he him his she her hers "
-    "there one ones such same former latter other others another else also too".split()
+    "there one ones such same former latter other others another else also too both".split()
 )
+# "the two types", "the three of them": a number after "the" counts what was said before.
+_COUNTED_BACK = re.compile(r"\bthe (two|three|four|both)\b", re.I)
 # Openings that continue the previous question with a new ending.
 _CONTINUATIONS = re.compile(r"^\s*(and|or|but|so|also|what about|how about|what else|why|why not|how come)\b", re.I)
 # Words of talk, not of a subject: rare in any knowledge base, so their IDF would rank them first.
@@ -90,7 +92,8 @@ def unchanged(question: str) -> StandaloneQuery:
 
 def points_back(question: str) -> bool:
     lowered = [_CLITIC.sub("", w).lower() for w in _WORD.findall(question)]
-    return bool(_CONTINUATIONS.match(question)) or any(w in _POINTERS for w in lowered)
+    return (bool(_CONTINUATIONS.match(question)) or bool(_COUNTED_BACK.search(question))
+            or any(w in _POINTERS for w in lowered))
 
 
 def stands_alone(question: str, own: Sequence[WordWeight]) -> bool:
@@ -133,6 +136,18 @@ def _context_sources(earlier: Sequence[Message]) -> list[tuple[float, list[str]]
     return sources
 
 
+def _parallel_raised(
+    own: Sequence[WordWeight], sources: list[tuple[float, list[str]]], weights: dict[str, list[WordWeight]]
+) -> list[tuple[float, list[str]]]:
+    """An earlier question that shares a word with this one ("What about the causes in Asia?" after "What are
+    the causes of stigma in Africa?") asked the same of another subject: its words weigh as much as the last
+    turn's (STANDALONE_PARALLEL_WEIGHT), whatever its age."""
+    have = {w.lexeme for w in own if w.chunks > 0}
+    raised = settings.STANDALONE_PARALLEL_WEIGHT
+    return [(max(weight, raised) if have & {w.lexeme for word in text_words for w in weights.get(word, [])} else weight,
+             text_words) for weight, text_words in sources]
+
+
 def context_words(
     own: Sequence[WordWeight], sources: Sequence[tuple[float, list[str]]], weights: dict[str, list[WordWeight]]
 ) -> dict[str, str]:
@@ -164,7 +179,7 @@ def standalone_offline(*, question: str, earlier: Sequence[Message], language: s
     own = [w for word in dict.fromkeys(words(question)) for w in weights.get(word, [])]
     if stands_alone(question, own):
         return unchanged(question)
-    added = context_words(own, sources, weights)
+    added = context_words(own, _parallel_raised(own, sources, weights), weights)
     if not added:
         return unchanged(question)
     written = tuple(dict.fromkeys(added.values()))

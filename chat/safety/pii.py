@@ -47,6 +47,7 @@ from spacy.lang.en.stop_words import STOP_WORDS
 
 from chat.language import confident_language
 from chat.safety.pii_names import NameListRecognizer, NameLists
+from chat.safety.places import coarse_place
 
 # Presidio's entity type -> the placeholder stored and shown (the names the guard has always used).
 PLACEHOLDERS = {
@@ -233,10 +234,13 @@ def _given_names() -> frozenset[str]:
     return frozenset(Detector().names) - {w.capitalize() for w in STOP_WORDS}
 
 
+_CUE_RECOGNISER = "name_cue"
+
+
 @functools.cache
 def _names() -> tuple[EntityRecognizer, ...]:
     given = _GivenNameRecognizer()
-    cue = PatternRecognizer("PERSON", name="name_cue", patterns=[Pattern("name", _NAME_CUE, 0.7)],
+    cue = PatternRecognizer("PERSON", name=_CUE_RECOGNISER, patterns=[Pattern("name", _NAME_CUE, 0.7)],
                             global_regex_flags=_CASE_SENSITIVE)
     if not settings.PII_NAME_LISTS:
         return given, cue
@@ -394,7 +398,14 @@ def _name_results(text: str) -> list[PresidioResult]:
         return []
     if ner is not None and may_name:
         results += ner.analyze(text, language="en", entities=list(NER_ENTITIES))
-    return [r for r in results if not _is_public(text[r.start:r.end], public)]
+    return [r for r in results if not _is_public(text[r.start:r.end], public) and not _a_place(r, text)]
+
+
+def _a_place(result: PresidioResult, text: str) -> bool:
+    """A country, a continent or a state (chat/safety/places.py), unless a cue says it is someone ("my name is
+    Jordan", "my daughter Georgia")."""
+    cued = (result.recognition_metadata or {}).get(PresidioResult.RECOGNIZER_NAME_KEY) == _CUE_RECOGNISER
+    return not cued and coarse_place(text[result.start:result.end], entity=result.entity_type)
 
 
 def _in_another_language(text: str) -> bool:

@@ -78,6 +78,15 @@ async def test_how_many_sets_after_squats_and_after_bench_presses_are_different_
     assert "squat" in squats.text.lower() and "bench" in bench.text.lower()
 
 
+async def test_the_two_points_back_to_what_was_asked_before(kb):
+    squat, _ = await in_db(cited_answer)("How do I do a barbell squat?")
+    bench, _ = await in_db(cited_answer)("How do I do a barbell bench press?")
+
+    query = await standalone_query(question="What is the difference between the two?", earlier=squat + bench)
+
+    assert query.rewritten and "bench" in query.text.lower()
+
+
 async def test_a_question_that_stands_alone_is_left_as_it_is(kb):
     earlier, _ = await in_db(cited_answer)("How do I do a barbell squat?")
 
