@@ -205,14 +205,13 @@ def main() -> int:
     parser.add_argument("--keep-db", action="store_true", help="keep its database for --reuse-db")
     parser.add_argument("--reuse-db", action="store_true",
                         help="run again on the database a --keep-db run left (no ingestion: for tuning)")
-    parser.add_argument("--no-mask-names", action="store_true",
-                        help="turn the NER and the surname lists off in the pipeline's questions (see below)")
+    parser.add_argument("--mask-names", action="store_true",
+                        help="let the PII guard's NER and surname lists mask the pipeline's questions (see below)")
     args = parse_args(parser, SMOKE)
-    if args.no_mask_names:
-        # By default the pipeline's questions are masked as deployed. CAsT passages have no titles, so a person
-        # they name is not public to the guard: "Ziegler" is masked in the pipeline's question and in none of the
-        # plain searches it is compared with (countries and continents are kept, chat/safety/places.py).
-        # This shows what that costs. Patterns (emails, phones) still run.
+    if not args.mask_names:
+        # CAsT passages have no titles, so a person they name is not public to the guard: it would mask "Ziegler"
+        # in the pipeline's question and in none of the plain searches it is compared with (countries and
+        # continents are kept, chat/safety/places.py). Patterns (emails, phones) and the given names still run.
         os.environ.setdefault("PII_NER", "false")
         os.environ.setdefault("PII_NAME_LISTS", "false")
     if args.reuse_db:

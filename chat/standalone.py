@@ -139,10 +139,11 @@ def _context_sources(earlier: Sequence[Message]) -> list[tuple[float, list[str]]
 def _parallel_raised(
     own: Sequence[WordWeight], sources: list[tuple[float, list[str]]], weights: dict[str, list[WordWeight]]
 ) -> list[tuple[float, list[str]]]:
-    """An earlier question that shares a word with this one ("What about the causes in Asia?" after "What are
-    the causes of stigma in Africa?") asked the same of another subject: its words weigh as much as the last
-    turn's (STANDALONE_PARALLEL_WEIGHT), whatever its age."""
-    have = {w.lexeme for w in own if w.chunks > 0}
+    """An earlier question that shares a telling word with this one ("What about the causes in Asia?" after
+    "What are the causes of stigma in Africa?") asked the same of another subject: its words weigh as much as
+    the last turn's (STANDALONE_PARALLEL_WEIGHT), whatever its age. A word counts when it names documents
+    (STANDALONE_NAMING_MIN_IDF): over "set" or "use" every earlier question would count as the last."""
+    have = {w.lexeme for w in own if w.chunks > 0 and w.idf >= settings.STANDALONE_NAMING_MIN_IDF}
     raised = settings.STANDALONE_PARALLEL_WEIGHT
     return [(max(weight, raised) if have & {w.lexeme for word in text_words for w in weights.get(word, [])} else weight,
              text_words) for weight, text_words in sources]

@@ -731,8 +731,9 @@ STANDALONE_CONTEXT_WORDS = env.int("STANDALONE_CONTEXT_WORDS", default=4)
 STANDALONE_MIN_IDF = env.float("STANDALONE_MIN_IDF", default=0.0)
 STANDALONE_RECENCY_DECAY = env.float("STANDALONE_RECENCY_DECAY", default=0.85)
 STANDALONE_OPENING_WEIGHT = env.float("STANDALONE_OPENING_WEIGHT", default=0.7)
-# An earlier question sharing a word with the follow-up ("the causes in Asia" after "the causes of stigma in
-# Africa") weighs at least this, whatever its age (bench/conversation.py: 0.85 and 1.0 alike, 1.5 worse).
+# An earlier question sharing a word that names documents (IDF >= STANDALONE_NAMING_MIN_IDF) with the follow-up
+# ("the causes in Asia" after "the causes of stigma in Africa") weighs at least this, whatever its age
+# (bench/conversation.py: 0.85 and 1.0 alike, 1.5 worse).
 STANDALONE_PARALLEL_WEIGHT = env.float("STANDALONE_PARALLEL_WEIGHT", default=1.0)
 STANDALONE_TITLE_WEIGHT = env.float("STANDALONE_TITLE_WEIGHT", default=0.8)
 STANDALONE_CITED_TITLES = env.int("STANDALONE_CITED_TITLES", default=1)

@@ -19,8 +19,10 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from chat.safety.pii import pii_mask, pii_mask_answer, pii_mask_structured
+from experiments.layout import language_instruction, question_with_data
 from experiments.models import PromptVersion
 from experiments.selectors import DEFAULT_SYSTEM_PROMPT
+from experiments.templating import template_render
 from knowledge.models import Chunk
 
 from .models import ApprovedAnswer
@@ -131,15 +133,19 @@ def _excerpt_parts(chunk_ids: set[int]) -> dict[int, tuple[str, str, str]]:
 
 
 def _example(row: dict[str, Any], prompts: dict[int, str], chunks: dict[int, tuple[str, str, str]]) -> _Example:
-    system = _system_prompt(row["prompt_version_id"], prompts)
-    excerpts = _excerpts(row["chunk_ids"], chunks)
-    # Laid out as chat/context.py sends it (excerpts after the system prompt), so that a model is trained
-    # on what it will be given; a conversation's profile, summary and earlier turns are left out.
-    system += "\n\nKnowledge excerpts:\n\n" + ("\n\n".join(excerpts) or "(none found)")
-    answer = pii_scrub(text=_renumbered(row["answer"], given=row["given"] or row["answer"]).strip(), public=system)
+    # Laid out as the pipeline sends it (experiments/layout.py: the language line in the system message, the
+    # excerpts before the question), so that a model is trained on what it will be given; a conversation's
+    # profile, summary and earlier turns are left out.
+    language = row["language"] or ""
+    system = template_render(_system_prompt(row["prompt_version_id"], prompts), {"language": language})
+    system += language_instruction(language)
+    excerpts = [pii_mask_structured(excerpt).text for excerpt in _excerpts(row["chunk_ids"], chunks)]
+    answer = pii_scrub(text=_renumbered(row["answer"], given=row["given"] or row["answer"]).strip(),
+                       public="\n\n".join([system, *excerpts]))
     question = pii_scrub(text=row["question"].strip())
     _citations_check(answer, len(excerpts))
-    messages = [("system", pii_mask_structured(system).text), ("user", question), ("assistant", answer)]
+    user = question_with_data(question, excerpts=excerpts)
+    messages = [("system", pii_mask_structured(system).text), ("user", user), ("assistant", answer)]
     line = {"messages": [{"role": role, "content": content} for role, content in messages]}
     training_line_check(line=line)
     return _Example(row["pk"], row["language"], question, answer, line)

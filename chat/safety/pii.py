@@ -402,10 +402,10 @@ def _name_results(text: str) -> list[PresidioResult]:
 
 
 def _a_place(result: PresidioResult, text: str) -> bool:
-    """A country, a continent or a state (chat/safety/places.py), unless a cue says it is someone ("my name is
-    Jordan", "my daughter Georgia")."""
+    """A country or a continent (chat/safety/places.py), unless a cue says it is someone ("my name is Jordan",
+    "my daughter Georgia")."""
     cued = (result.recognition_metadata or {}).get(PresidioResult.RECOGNIZER_NAME_KEY) == _CUE_RECOGNISER
-    return not cued and coarse_place(text[result.start:result.end], entity=result.entity_type)
+    return not cued and coarse_place(text[result.start:result.end])
 
 
 def _in_another_language(text: str) -> bool:

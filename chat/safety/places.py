@@ -1,10 +1,10 @@
-"""Places too coarse to say who anyone is: countries, their regions (states, provinces) and continents.
+"""Places too coarse to say who anyone is: countries and continents.
 
 The NER tags "North America" and "Nigeria" as locations, and the given-name list holds "America" and
 "Jordan": masked, "What are the causes of stigma in North America?" loses what it asks, in storage, in
-search and for the model, while a country or a state identifies nobody. Cities, streets and addresses stay
-personal data. The countries and their first divisions are ISO 3166's (pycountry); the continents and world
-regions, which no standard lists, are below.
+search and for the model, while a country identifies nobody. Regions within a country stay masked with cities,
+streets and addresses: many are a single city ("Berlin", "Hamburg", "Tokyo" are states). The countries are
+ISO 3166's (pycountry); the continents and world regions, which no standard lists, are below.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def _folded(name: str) -> str:
 
 
 @functools.cache
-def _countries() -> frozenset[str]:
+def _places() -> frozenset[str]:
     names = set(_REGIONS)
     for country in pycountry.countries:
         for attribute in ("name", "common_name", "official_name"):
@@ -40,28 +40,7 @@ def _countries() -> frozenset[str]:
     return frozenset(names)
 
 
-# A country's first division only, of the kinds that hold millions (a state, a province, a Land): counties,
-# districts and municipalities are small enough to help single someone out.
-_FIRST_DIVISIONS = frozenset({
-    "State", "Province", "Land", "Region", "Autonomous community", "Autonomous region", "Republic", "Territory",
-    "Union territory", "Prefecture", "Canton", "Voivodship", "Oblast", "Emirate", "Regional state",
-    "Federal territory", "Capital territory", "Country", "Administrative region",
-})
-
-
-@functools.cache
-def _regions_of_countries() -> frozenset[str]:
-    return frozenset(_folded(subdivision.name) for subdivision in pycountry.subdivisions
-                     if subdivision.parent_code is None and subdivision.type in _FIRST_DIVISIONS)
-
-
-def coarse_place(text: str, *, entity: str) -> bool:
-    """Whether a finding is a country, a continent or a world region (and, for a LOCATION, a country's
-    state or province). A PERSON finding counts only as a country or a continent: many regions are also
-    given names ("Victoria", "Georgia" the state)."""
+def coarse_place(text: str) -> bool:
+    """Whether a finding (a PERSON or a LOCATION) is a country, a continent or a world region."""
     folded = _folded(text).strip(" .,;:!?'\"’")
-    bare = _DIRECTION.sub("", folded)
-    for name in {folded, bare, folded.removeprefix("the ")}:
-        if name in _countries() or entity == "LOCATION" and name in _regions_of_countries():
-            return True
-    return False
+    return any(name in _places() for name in {folded, _DIRECTION.sub("", folded), folded.removeprefix("the ")})

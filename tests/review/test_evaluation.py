@@ -18,6 +18,7 @@ from playwright.sync_api import expect
 
 from chat.evaluation import JudgeError, answer_case, parse_judgement
 from chat.management.commands.demo_setup import Command as DemoSetup
+from experiments.layout import QUESTION_SEPARATOR
 from knowledge.chunking import split_sentences
 from knowledge.embeddings import embed_query
 from knowledge.selectors import search
@@ -91,7 +92,8 @@ def test_the_held_out_set_holds_exactly_what_the_training_export_holds_out():
     for n in range(40):
         ApprovedAnswerFactory.create(question=f"How many sets of exercise {n}?", answer=f"Do {n + 2} sets.")
     held_out = {line["question"] for line in training_data_build().evaluation}
-    trained_on = {line["messages"][1]["content"].split("\n")[0] for line in training_data_build().train}
+    trained_on = {line["messages"][1]["content"].rpartition(QUESTION_SEPARATOR)[2]
+                  for line in training_data_build().train}
     assert held_out, "the export holds some questions out"
 
     evaluation_set = held_out_set()

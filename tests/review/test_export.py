@@ -11,6 +11,7 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.utils import timezone
 
+from experiments.layout import question_with_data
 from experiments.selectors import DEFAULT_SYSTEM_PROMPT
 from review.export import TrainingExport, jsonl_lines, training_data_build, training_line_check
 from tests.factories import (
@@ -56,12 +57,16 @@ def test_it_exports_an_approved_answer_with_its_prompt_version_excerpts_and_renu
 
     export = training_data_build(validation_share=0)
 
-    assert contents(export.train[0]) == [
-        "You are Spotter, a coach.\n\nKnowledge excerpts:\n\n"
-        "[1] Plank\nHold 30 seconds.\n\n[2] Plank › Form\nElbows under shoulders.",
-        "How long do I hold a plank?",
-        "Hold it for 30 seconds [1], elbows down [2].",
-    ]
+    # Laid out as the pipeline sends it: the language line in the system message, the excerpts before the question.
+    system, user, assistant = contents(export.train[0])
+    assert system == "You are Spotter, a coach.\n\nAnswer in English, the language of this conversation, even when " \
+                     "the excerpts are in another one."
+    assert "<knowledge_excerpts>\n[1] Plank\nHold 30 seconds.\n\n[2] Plank › Form\nElbows under shoulders.\n" \
+           "</knowledge_excerpts>" in user
+    assert user.endswith("</reference_data>\n\nHow long do I hold a plank?")
+    excerpts = ["[1] Plank\nHold 30 seconds.", "[2] Plank › Form\nElbows under shoulders."]
+    assert user == question_with_data("How long do I hold a plank?", excerpts=excerpts)
+    assert assistant == "Hold it for 30 seconds [1], elbows down [2]."
     assert (export.validation, export.evaluation, export.skipped) == ([], [], [])
 
 
@@ -74,7 +79,7 @@ def test_an_edited_answer_is_exported_as_edited_under_the_default_prompt_when_no
 
     system, user, assistant = contents(line)
     assert system.startswith(DEFAULT_SYSTEM_PROMPT) and assistant == "No: keep a neutral spine throughout [1]."
-    assert system.endswith("Keep a neutral spine.") and user == "Should my back round in a deadlift?"
+    assert "Keep a neutral spine." in user and user.endswith("\n\nShould my back round in a deadlift?")
     assert "round it" not in json.dumps(line)
 
 

@@ -74,12 +74,13 @@ def test_an_english_question_with_a_foreign_name_is_still_masked():
 @pytest.mark.parametrize(("text", "expected"), [
     ("What are the causes of stigma in North America?", "What are the causes of stigma in North America?"),
     ("Is it common in Nigeria and the United States?", "Is it common in Nigeria and the United States?"),
-    ("We moved from Texas to southern Europe.", "We moved from Texas to southern Europe."),
+    ("We moved from Nigeria to southern Europe.", "We moved from Nigeria to southern Europe."),
     ("I run every morning in Manchester.", "I run every morning in [LOCATION]."),
+    ("I live in Berlin.", "I live in [LOCATION]."),
     ("My name is Jordan", "My name is [PERSON]"),
     ("My daughter Georgia has asthma", "My daughter [PERSON] has asthma"),
 ])
-def test_countries_states_and_continents_are_kept_cities_and_cued_names_are_not(text, expected):
-    """A place this coarse names nobody, and masked, the question loses what it asks; a city can help single
-    someone out, and a name cue says a country's name is someone's."""
+def test_countries_and_continents_are_kept_cities_and_cued_names_are_not(text, expected):
+    """A place this coarse names nobody, and masked, the question loses what it asks; a city (Berlin is a state
+    too) can help single someone out, and a name cue says a country's name is someone's."""
     assert pii_mask(text).text == expected
