@@ -59,7 +59,7 @@ _POINTERS = frozenset(
     "there one ones such same former latter other others another else also too both".split()
 )
 # "the two types", "the three of them": a number after "the" counts what was said before.
-_COUNTED_BACK = re.compile(r"\bthe (two|three|four|both)\b", re.I)
+_COUNTED_BACK = re.compile(r"\bthe (two|three|four)\b", re.I)
 # Openings that continue the previous question with a new ending.
 _CONTINUATIONS = re.compile(r"^\s*(and|or|but|so|also|what about|how about|what else|why|why not|how come)\b", re.I)
 # Words of talk, not of a subject: rare in any knowledge base, so their IDF would rank them first.
