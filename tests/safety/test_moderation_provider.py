@@ -58,7 +58,9 @@ async def test_while_the_classifier_decides_the_event_loop_keeps_running(online,
     running = asyncio.create_task(ticker())
     await asyncio.gather(*(moderate(f"{THREAT} {n}") for n in range(20)))
     running.cancel()
-    assert ticks > 100  # the loop ran between and beside the classifier's calls: they ran on threads
+    # On the loop, the twenty calls would run back to back with the ticker waiting (a tick or two); on threads
+    # the loop turns while each one runs. How many times depends on the machine's load: more than the calls.
+    assert ticks > 20
 
 
 @pytest.mark.django_db(transaction=True)
