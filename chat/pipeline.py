@@ -40,7 +40,7 @@ until the beat job fails it (chat.tasks.fail_stale_streaming_answers).
 Two failures are absorbed on purpose, because each only costs work, never the answer: a failed
 embedding leaves full-text search alone and no reuse; a failed reuse lookup is a miss.
 
-What runs at the same time is started in three places: in `open_turn` the embedding task (the screen
+What runs at the same time is started in these places: in `open_turn` the embedding task (the screen
 runs beside it) and the full-text half (beside storing the question); the `asyncio.gather`s in
 `answer_turn` (the question's moderation beside `prepare`, or beside the answer's); those in `prepare`
 and `searched_as` (chat/searched.py). A follow-up that is rewritten drops the question's own embedding

